@@ -1,0 +1,1 @@
+"""FastAPI + Jinja2 web app: the orchestrator and the only owner of user state."""

@@ -1,0 +1,94 @@
+"""What the web pages read from the workspace catalog (read-only; ingest is the writer)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.errors import AppError, NotFound
+from modescope.catalog import Catalog, ImageRow
+from modescope.errors import WorkspaceError
+from modescope.workspace import Workspace, WorkspaceConfig
+
+
+class WorkspaceMissing(AppError):
+    status = 503
+    title = "Workspace not ready"
+
+
+@dataclass(frozen=True)
+class GridPage:
+    images: list[ImageRow]
+    page: int
+    pages: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Overview:
+    workspace: str
+    config: WorkspaceConfig
+    counts: dict[str, int]
+    reasons: list[tuple[str, int]]
+    rejected: list[ImageRow]
+    rejected_more: int
+    last_ingest: dict[str, object] | None
+    grid: GridPage
+
+
+class CatalogView:
+    """Opens the catalog read-only per call: cheap, thread-safe, and sees new ingests at once."""
+
+    REJECTED_SHOWN = 200
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+
+    def _open(self) -> Catalog:
+        if not self.workspace.catalog_path.is_file():
+            raise WorkspaceMissing(
+                f"{self.workspace.root} has no catalog yet; run "
+                f"`modescope ingest DIR --workspace {self.workspace.root}`"
+            )
+        return Catalog.open(self.workspace.catalog_path, readonly=True)
+
+    def overview(self, page: int, page_size: int) -> Overview:
+        try:
+            config = self.workspace.read_config()
+        except WorkspaceError as exc:
+            raise WorkspaceMissing(str(exc)) from None
+        catalog = self._open()
+        try:
+            counts = catalog.counts()
+            pages = max(1, math.ceil(counts["ok"] / page_size))
+            page = min(max(1, page), pages)
+            grid = GridPage(
+                catalog.images("ok", limit=page_size, offset=(page - 1) * page_size),
+                page, pages, counts["ok"],
+            )
+            return Overview(
+                workspace=str(self.workspace.root), config=config, counts=counts,
+                reasons=catalog.reasons(),
+                rejected=catalog.images("rejected", limit=self.REJECTED_SHOWN),
+                rejected_more=max(0, counts["rejected"] - self.REJECTED_SHOWN),
+                last_ingest=catalog.last_ingest(), grid=grid,
+            )
+        finally:
+            catalog.close()
+
+    def image_file(self, image_id: int) -> Path:
+        """The normalised PNG of a training image, found by id (never by a path from a URL)."""
+        catalog = self._open()
+        try:
+            row = catalog.image(image_id)
+        finally:
+            catalog.close()
+        if row is None or row.file is None:
+            raise NotFound(f"no training image with id {image_id}")
+        path = self.workspace.root / row.file
+        if not path.is_file():
+            raise NotFound(
+                f"image {image_id}'s normalised file is missing; rerun `modescope ingest`"
+            )
+        return path

@@ -1,0 +1,46 @@
+"""``create_app(settings)``: the FastAPI app. Nothing happens at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from app.catalog_view import CatalogView
+from app.errors import AppError, render_error
+from app.routes import overview
+from app.settings import Settings
+from modescope import __version__
+from modescope.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = ROOT / "templates"
+STATIC_DIR = ROOT / "static"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    templates = Jinja2Templates(directory=TEMPLATES_DIR)
+    templates.env.globals["version"] = __version__
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.view = CatalogView(Workspace(settings.workspace))
+        yield
+
+    app = FastAPI(title="modescope", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.templates = templates
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(overview.router)
+
+    @app.exception_handler(AppError)
+    async def on_app_error(request: Request, exc: AppError) -> Response:
+        return render_error(request, templates, exc)
+
+    return app

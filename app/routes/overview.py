@@ -1,0 +1,93 @@
+"""The overview page, its JSON twin, thumbnails by id, and the health check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import BaseModel
+
+from app.catalog_view import CatalogView, Overview
+from modescope import __version__
+
+router = APIRouter()
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    workspace: str
+    catalog: bool
+
+
+class ImageOut(BaseModel):
+    id: int
+    path: str
+    label: str | None
+    url: str | None
+
+
+class RejectedOut(BaseModel):
+    id: int
+    path: str
+    reason: str | None
+
+
+class OverviewOut(BaseModel):
+    workspace: str
+    image_size: int
+    fit: str
+    counts: dict[str, int]
+    rejected_by_reason: dict[str, int]
+    rejected: list[RejectedOut]
+    page: int
+    pages: int
+    images: list[ImageOut]
+
+
+def _view(request: Request) -> CatalogView:
+    view: CatalogView = request.app.state.view
+    return view
+
+
+@router.get("/health", response_model=Health)
+def health(request: Request) -> Health:
+    view = _view(request)
+    return Health(
+        status="ok", version=__version__, workspace=str(view.workspace.root),
+        catalog=view.workspace.catalog_path.is_file(),
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview_page(request: Request, page: int = Query(1, ge=1)) -> HTMLResponse:
+    data = _view(request).overview(page, request.app.state.settings.page_size)
+    return request.app.state.templates.TemplateResponse(
+        request, "overview.html", {"o": data, "title": "Overview"}
+    )
+
+
+@router.get("/api/overview", response_model=OverviewOut)
+def overview_json(request: Request, page: int = Query(1, ge=1)) -> OverviewOut:
+    o: Overview = _view(request).overview(page, request.app.state.settings.page_size)
+    return OverviewOut(
+        workspace=o.workspace, image_size=o.config.image_size, fit=o.config.fit,
+        counts=o.counts, rejected_by_reason=dict(o.reasons),
+        rejected=[RejectedOut(id=r.id, path=r.path, reason=r.reason) for r in o.rejected],
+        page=o.grid.page, pages=o.grid.pages,
+        images=[_image_out(request, r) for r in o.grid.images],
+    )
+
+
+def _image_out(request: Request, row: Any) -> ImageOut:
+    url = str(request.url_for("train_image", image_id=row.id)) if row.file else None
+    return ImageOut(id=row.id, path=row.path, label=row.label, url=url)
+
+
+@router.get("/images/train/{image_id}.png", name="train_image")
+def train_image(request: Request, image_id: int) -> FileResponse:
+    return FileResponse(
+        _view(request).image_file(image_id), media_type="image/png",
+        headers={"Cache-Control": "private, max-age=86400"},
+    )

@@ -1,0 +1,275 @@
+"""The SQLite catalog: one row per source file ever ingested (docs/workspace.md).
+
+One writer at a time (ingest holds the workspace's ingest lock); readers (the web app) use WAL
+and never block it. Every multi-row change is one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+Status = Literal["ok", "duplicate", "rejected"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    id           INTEGER PRIMARY KEY,
+    path         TEXT NOT NULL UNIQUE,
+    label        TEXT,
+    sha256       TEXT,
+    status       TEXT NOT NULL CHECK (status IN ('ok', 'duplicate', 'rejected')),
+    reason       TEXT,
+    warning      TEXT,
+    duplicate_of INTEGER REFERENCES images(id),
+    width        INTEGER,
+    height       INTEGER,
+    format       TEXT,
+    mode         TEXT,
+    file         TEXT,
+    file_size    INTEGER,
+    mtime_ns     INTEGER,
+    ingested_at  TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS images_one_ok_per_content
+    ON images(sha256) WHERE status = 'ok';
+CREATE INDEX IF NOT EXISTS images_status ON images(status, id);
+CREATE TABLE IF NOT EXISTS ingests (
+    id          INTEGER PRIMARY KEY,
+    root        TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    ok          INTEGER NOT NULL DEFAULT 0,
+    duplicate   INTEGER NOT NULL DEFAULT 0,
+    rejected    INTEGER NOT NULL DEFAULT 0,
+    unchanged   INTEGER NOT NULL DEFAULT 0,
+    skipped     INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What ingest learned about one source file (a row of ``images`` before it has an id)."""
+
+    path: str
+    label: str | None
+    status: Status
+    sha256: str | None = None
+    reason: str | None = None
+    warning: str | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    mode: str | None = None
+    file: str | None = None
+    file_size: int | None = None
+    mtime_ns: int | None = None
+    duplicate_of: int | None = None  # set by Catalog.record
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    id: int
+    path: str
+    label: str | None
+    sha256: str | None
+    status: Status
+    reason: str | None
+    warning: str | None
+    duplicate_of: int | None
+    width: int | None
+    height: int | None
+    file: str | None
+
+
+_ROW_COLUMNS = "id, path, label, sha256, status, reason, warning, duplicate_of, width, height, file"
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the catalog; the writer creates the schema, readers never write."""
+    if readonly:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.row_factory = sqlite3.Row
+    if not readonly:
+        with conn:
+            conn.executescript(SCHEMA)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    return conn
+
+
+class Catalog:
+    """Typed access to the catalog tables; callers never write SQL."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    @classmethod
+    def open(cls, path: Path, *, readonly: bool = False) -> Catalog:
+        return cls(connect(path, readonly=readonly))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self.conn:
+            yield self.conn
+
+    # -- ingest side -------------------------------------------------------------------------
+
+    def known_files(self) -> dict[str, tuple[int | None, int | None, Status]]:
+        """path -> (file_size, mtime_ns, status) of every file already in the catalog."""
+        rows = self.conn.execute("SELECT path, file_size, mtime_ns, status FROM images")
+        return {r["path"]: (r["file_size"], r["mtime_ns"], r["status"]) for r in rows}
+
+    def record(self, records: Iterable[FileRecord]) -> list[FileRecord]:
+        """Insert or update rows in one transaction; return each record's final status.
+
+        A readable image whose content an ``ok`` row already holds becomes a duplicate of it.
+        """
+        stamp = now()
+        final: list[FileRecord] = []
+        with self.conn:
+            for rec in records:
+                final.append(self._record_one(rec, stamp))
+        return final
+
+    def _record_one(self, rec: FileRecord, stamp: str) -> FileRecord:
+        c = self.conn
+        old = c.execute(
+            "SELECT id, sha256, status FROM images WHERE path = ?", (rec.path,)
+        ).fetchone()
+        old_id = old["id"] if old else None
+        duplicate_of = None
+        if rec.status == "ok":
+            hit = c.execute(
+                "SELECT id FROM images WHERE sha256 = ? AND status = 'ok' AND id IS NOT ?",
+                (rec.sha256, old_id),
+            ).fetchone()
+            if hit:
+                duplicate_of = hit["id"]
+                rec = replace(rec, status="duplicate", file=None, duplicate_of=duplicate_of)
+        values = (
+            rec.label, rec.sha256, rec.status, rec.reason, rec.warning, duplicate_of, rec.width,
+            rec.height, rec.format, rec.mode, rec.file, rec.file_size, rec.mtime_ns, stamp,
+        )
+        if old is None:
+            c.execute(
+                "INSERT INTO images (label, sha256, status, reason, warning, duplicate_of, width,"
+                " height, format, mode, file, file_size, mtime_ns, ingested_at, path)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*values, rec.path),
+            )
+            return rec
+        if old["status"] == "ok" and old["sha256"] != rec.sha256:
+            self._promote_duplicate(old["id"], old["sha256"])
+        c.execute(
+            "UPDATE images SET label = ?, sha256 = ?, status = ?, reason = ?, warning = ?,"
+            " duplicate_of = ?, width = ?, height = ?, format = ?, mode = ?, file = ?,"
+            " file_size = ?, mtime_ns = ?, ingested_at = ? WHERE id = ?",
+            (*values, old_id),
+        )
+        return rec
+
+    def _promote_duplicate(self, old_id: int, sha256: str) -> None:
+        """The ok copy of some content changed: its first duplicate takes over as the ok row."""
+        c = self.conn
+        heir = c.execute(
+            "SELECT id FROM images WHERE duplicate_of = ? AND sha256 = ? ORDER BY id LIMIT 1",
+            (old_id, sha256),
+        ).fetchone()
+        if heir is None:
+            return
+        file = c.execute("SELECT file FROM images WHERE id = ?", (old_id,)).fetchone()["file"]
+        # free the content's one-ok slot before the heir takes it; the caller rewrites old_id
+        c.execute("UPDATE images SET sha256 = NULL WHERE id = ?", (old_id,))
+        c.execute(
+            "UPDATE images SET status = 'ok', duplicate_of = NULL, file = ? WHERE id = ?",
+            (file, heir["id"]),
+        )
+        c.execute(
+            "UPDATE images SET duplicate_of = ? WHERE duplicate_of = ? AND sha256 = ?",
+            (heir["id"], old_id, sha256),
+        )
+
+    def start_ingest(self, root: str) -> int:
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO ingests (root, started_at) VALUES (?, ?)", (root, now())
+            )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def finish_ingest(self, ingest_id: int, counts: dict[str, int]) -> None:
+        with self.conn:
+            self.conn.execute(
+                "UPDATE ingests SET finished_at = ?, ok = ?, duplicate = ?, rejected = ?,"
+                " unchanged = ?, skipped = ? WHERE id = ?",
+                (
+                    now(), counts["ok"], counts["duplicate"], counts["rejected"],
+                    counts["unchanged"], counts["skipped"], ingest_id,
+                ),
+            )
+
+    # -- read side ---------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        out = {"ok": 0, "duplicate": 0, "rejected": 0}
+        for r in self.conn.execute("SELECT status, COUNT(*) AS n FROM images GROUP BY status"):
+            out[r["status"]] = r["n"]
+        out["total"] = sum(out.values())
+        return out
+
+    def path_of(self, image_id: int) -> str | None:
+        r = self.conn.execute("SELECT path FROM images WHERE id = ?", (image_id,)).fetchone()
+        return r["path"] if r else None
+
+    def images(self, status: Status, *, limit: int, offset: int = 0) -> list[ImageRow]:
+        rows = self.conn.execute(
+            f"SELECT {_ROW_COLUMNS} FROM images WHERE status = ? ORDER BY id LIMIT ? OFFSET ?",
+            (status, limit, offset),
+        )
+        return [ImageRow(**dict(r)) for r in rows]
+
+    def image(self, image_id: int) -> ImageRow | None:
+        r = self.conn.execute(
+            f"SELECT {_ROW_COLUMNS} FROM images WHERE id = ?", (image_id,)
+        ).fetchone()
+        return ImageRow(**dict(r)) if r else None
+
+    def reasons(self) -> list[tuple[str, int]]:
+        """Rejections counted by kind (a reason's text before its first colon), most first."""
+        kinds: dict[str, int] = {}
+        for r in self.conn.execute("SELECT reason FROM images WHERE status = 'rejected'"):
+            kind = (r["reason"] or "unknown").split(":", 1)[0]
+            kinds[kind] = kinds.get(kind, 0) + 1
+        return sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    def rejected_under(self, root: str) -> int:
+        """Rejected rows whose source path lies under the folder ``root``."""
+        prefix = root.rstrip("/") + "/"
+        r = self.conn.execute(
+            "SELECT COUNT(*) FROM images WHERE status = 'rejected' AND substr(path, 1, ?) = ?",
+            (len(prefix), prefix),
+        ).fetchone()
+        return int(r[0])
+
+    def last_ingest(self) -> dict[str, Any] | None:
+        r = self.conn.execute("SELECT * FROM ingests ORDER BY id DESC LIMIT 1").fetchone()
+        return dict(r) if r else None

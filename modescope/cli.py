@@ -1,0 +1,224 @@
+"""The ``modescope`` command line: text for people, ``--json`` for programs, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from modescope.errors import ModescopeError
+from modescope.workspace import DEFAULT_WORKSPACE, WORKSPACE_ENV, Workspace
+
+cli = typer.Typer(
+    name="modescope",
+    help="Curate a GAN's training images and inspect its modes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+WorkspaceOpt = Annotated[
+    Path,
+    typer.Option(
+        "--workspace", "-w", envvar=WORKSPACE_ENV, help="Workspace folder.",
+        show_default=True,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
+
+
+def _emit_json(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+
+@cli.command()
+def ingest(
+    folder: Annotated[Path, typer.Argument(help="Folder of images; subfolders become labels.")],
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    size: Annotated[
+        int | None,
+        typer.Option(help="Training size in px: 32, 64, 128 or 256 [default: 64, or the "
+                          "workspace's]"),
+    ] = None,
+    fit: Annotated[
+        str | None,
+        typer.Option(help="crop: centre-crop to a square; pad: fit inside it on white "
+                          "[default: crop, or the workspace's]"),
+    ] = None,
+    max_pixels: Annotated[
+        int | None, typer.Option(help="Reject images with more pixels (decompression bombs) "
+                                      "[default: Pillow's 89,478,485]"),
+    ] = None,
+    max_aspect: Annotated[
+        float, typer.Option(help="Reject images whose long side exceeds this many short sides.")
+    ] = 4.0,
+    workers: Annotated[
+        int | None, typer.Option(help="Decoding processes [default: one per core].")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Exit 1 when any file in the folder is rejected.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Decode, normalise and catalog every image under FOLDER (safe to rerun)."""
+    from modescope.ingest import ingest as run_ingest
+    from modescope.normalise import DEFAULT_MAX_PIXELS
+
+    if fit not in (None, "crop", "pad"):
+        raise ModescopeError(f"--fit {fit!r} is not supported; use crop or pad")
+    fit_value: Literal["crop", "pad"] | None = fit  # type: ignore[assignment]
+    with _progress("ingesting") as progress:
+        report = run_ingest(
+            folder, Workspace(workspace), size=size, fit=fit_value,
+            max_pixels=max_pixels or DEFAULT_MAX_PIXELS, max_aspect=max_aspect,
+            workers=workers, progress=progress,
+        )
+    if as_json:
+        _emit_json(report.as_json())
+    else:
+        for item in report.rejected_files:
+            typer.echo(f"rejected: {item['path']}: {item['reason']}", err=True)
+        typer.echo(report.summary())
+    if report.nothing_readable:
+        typer.echo(f"modescope: error: no readable image in {folder}", err=True)
+        raise typer.Exit(1)
+    if strict and (report.rejected or _rejected_in(workspace, report.root)):
+        raise typer.Exit(1)
+
+
+def _rejected_in(workspace: Path, root: str) -> int:
+    from modescope.catalog import Catalog
+
+    catalog = Catalog.open(Workspace(workspace).catalog_path, readonly=True)
+    try:
+        return catalog.rejected_under(root)
+    finally:
+        catalog.close()
+
+
+@cli.command("demo-data")
+def demo_data(
+    out: Annotated[Path, typer.Argument(help="Folder to write (created; must be empty).")],
+    n: Annotated[int, typer.Option("--n", help="Number of files.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Draw a synthetic mask-like data set with known modes, noise and duplicates."""
+    from modescope.demodata import write_demo_data
+
+    with _progress("drawing") as progress:
+        truth = write_demo_data(out, n=n, seed=seed, progress=progress)
+    summary = truth.summary()
+    if as_json:
+        _emit_json(summary)
+    else:
+        typer.echo(
+            f"wrote {summary['files']} files in {summary['modes']} modes to {out} "
+            f"({summary['noise']} noise, {summary['duplicates']} exact and "
+            f"{summary['near_duplicates']} near duplicates); ground truth in {out}/truth.json"
+        )
+
+
+@cli.command()
+def status(workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE), as_json: JsonOpt = False) -> None:
+    """Show what the workspace holds: image counts and rejection reasons."""
+    from modescope.catalog import Catalog
+
+    ws = Workspace(workspace)
+    config = ws.read_config()
+    catalog = Catalog.open(ws.catalog_path, readonly=True)
+    try:
+        counts, reasons, last = catalog.counts(), catalog.reasons(), catalog.last_ingest()
+    finally:
+        catalog.close()
+    if as_json:
+        _emit_json({
+            "workspace": str(ws.root), "image_size": config.image_size, "fit": config.fit,
+            "counts": counts, "rejected_by_reason": dict(reasons), "last_ingest": last,
+        })
+        return
+    typer.echo(f"workspace {ws.root} ({config.image_size} px, {config.fit})")
+    typer.echo(
+        f"{counts['ok']} ok, {counts['duplicate']} duplicate, {counts['rejected']} rejected"
+    )
+    for kind, count in reasons:
+        typer.echo(f"  {count:6d}  {kind}")
+
+
+@cli.command()
+def serve(
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the web app for a workspace."""
+    import uvicorn
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    ws = Workspace(workspace)
+    ws.read_config()  # fail here, in one line, rather than on the first request
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(
+            f"warning: serving on {host} makes this workspace readable by anyone who can "
+            "reach the port; modescope has no login yet", err=True,
+        )
+    app = create_app(Settings(workspace=ws.root))
+    typer.echo(f"modescope serving {ws.root} on http://{host}:{port}", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+class _progress:
+    """A rich progress bar on a terminal's stderr; nothing when stderr is not a terminal."""
+
+    def __init__(self, verb: str) -> None:
+        self.verb = verb
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Any:
+        if not sys.stderr.isatty():
+            return None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn(self.verb), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=True,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(self.verb, total=None)
+
+        def update(done: int, total: int) -> None:
+            self._bar.update(self._task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def main() -> None:
+    try:
+        cli()
+    except ModescopeError as exc:
+        sys.stderr.write(f"modescope: error: {exc}\n")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("modescope: interrupted; rerun the command to continue\n")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The overview page in real headless Chromium: thumbnails render, paging works."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.app.conftest import Server
+from tests.conftest import chromium_path
+
+pytestmark = pytest.mark.browser
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[Any]:
+    exe = chromium_path()
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser tests: /usr/bin/chromium is missing "
+                        "(`make test` installs it with apt-get)")
+        pytest.skip("chromium is not installed; `make browser` installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        yield pg
+        browser.close()
+
+
+def test_overview_shows_counts_and_loaded_thumbnails(page: Any, server: Server,
+                                                     tmp_path: Path) -> None:
+    page.goto(server.url + "/")
+    assert page.locator(".count[data-kind=ok] .n").inner_text() == "297"
+    imgs = page.locator("ul.grid img")
+    assert imgs.count() == 60
+    # lazy images below the fold load as they scroll in: scroll, then every one is decoded
+    page.mouse.wheel(0, 10_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('ul.grid img')].every(i => i.complete)", timeout=10_000)
+    widths = page.eval_on_selector_all("ul.grid img", "els => els.map(e => e.naturalWidth)")
+    assert widths == [64] * 60
+    shot = Path(os.environ.get("MODESCOPE_SCREENSHOTS", tmp_path)) / "overview.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_next_link_moves_to_the_second_page(page: Any, server: Server) -> None:
+    page.goto(server.url + "/")
+    first = page.locator("ul.grid img").first.get_attribute("src")
+    page.locator("a[rel=next]").first.click()
+    page.wait_for_url("**/?page=2")
+    assert "page 2 of 5" in page.locator(".pager").first.inner_text()
+    assert page.locator("ul.grid img").first.get_attribute("src") != first
