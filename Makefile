@@ -30,6 +30,11 @@ demo: $(VENV)/.installed
 		rm -rf $(DEMO_DATA) && $(BIN)/modescope demo-data $(DEMO_DATA) --n $(DEMO_N) --seed 0; \
 	fi
 	$(BIN)/modescope ingest $(DEMO_DATA) --workspace $(WORKSPACE) --size 64
+	@# ImageNet weights when Keras can download (or has cached) them; exit 3 means it cannot:
+	@# then untrained weights, with the warning that the CLI and the pages show
+	$(BIN)/modescope index --workspace $(WORKSPACE) || { rc=$$?; [ $$rc = 3 ] || exit $$rc; \
+		echo "ImageNet weights unavailable: indexing with untrained (random) VGG16 weights"; \
+		$(BIN)/modescope index --workspace $(WORKSPACE) --weights random --seed 0; }
 	$(BIN)/modescope serve --workspace $(WORKSPACE) --host $(HOST) --port $(PORT)
 
 # -- tests: lint, types, then pytest (unit, CLI subprocess, HTTP, headless Chromium) ----------
@@ -53,6 +58,7 @@ browser:
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/index_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

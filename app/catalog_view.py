@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app.errors import AppError, NotFound
+from indexer.store import index_summary
 from modescope.catalog import Catalog, ImageRow
 from modescope.errors import WorkspaceError
 from modescope.workspace import Workspace, WorkspaceConfig
@@ -35,6 +37,7 @@ class Overview:
     rejected_more: int
     last_ingest: dict[str, object] | None
     grid: GridPage
+    index: dict[str, Any] | None
 
 
 class CatalogView:
@@ -73,6 +76,7 @@ class CatalogView:
                 rejected=catalog.images("rejected", limit=self.REJECTED_SHOWN),
                 rejected_more=max(0, counts["rejected"] - self.REJECTED_SHOWN),
                 last_ingest=catalog.last_ingest(), grid=grid,
+                index=index_summary(self.workspace),
             )
         finally:
             catalog.close()

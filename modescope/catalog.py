@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 SCHEMA_VERSION = 1
 Status = Literal["ok", "duplicate", "rejected"]
+FLAG_REASONS = ("noisy", "duplicate", "off-topic", "other")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -39,6 +40,12 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE UNIQUE INDEX IF NOT EXISTS images_one_ok_per_content
     ON images(sha256) WHERE status = 'ok';
 CREATE INDEX IF NOT EXISTS images_status ON images(status, id);
+CREATE TABLE IF NOT EXISTS flags (
+    image_id   INTEGER PRIMARY KEY REFERENCES images(id),
+    reason     TEXT NOT NULL CHECK (reason IN ('noisy', 'duplicate', 'off-topic', 'other')),
+    note       TEXT,
+    flagged_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ingests (
     id          INTEGER PRIMARY KEY,
     root        TEXT NOT NULL,
@@ -240,6 +247,12 @@ class Catalog:
         r = self.conn.execute("SELECT path FROM images WHERE id = ?", (image_id,)).fetchone()
         return r["path"] if r else None
 
+    def ok_files(self) -> list[tuple[int, str, str]]:
+        """(id, sha256, normalised file) of every training image, by id."""
+        rows = self.conn.execute(
+            "SELECT id, sha256, file FROM images WHERE status = 'ok' ORDER BY id")
+        return [(r["id"], r["sha256"], r["file"]) for r in rows]
+
     def images(self, status: Status, *, limit: int, offset: int = 0) -> list[ImageRow]:
         rows = self.conn.execute(
             f"SELECT {_ROW_COLUMNS} FROM images WHERE status = ? ORDER BY id LIMIT ? OFFSET ?",
@@ -269,6 +282,50 @@ class Catalog:
             (len(prefix), prefix),
         ).fetchone()
         return int(r[0])
+
+    def ok_id_for_path(self, path: str) -> int | None:
+        r = self.conn.execute(
+            "SELECT id FROM images WHERE path = ? AND status = 'ok'", (path,)).fetchone()
+        return int(r["id"]) if r else None
+
+    # -- flags (curation): the images a user set aside; they stay in the indexes -------------
+
+    def flag(self, ids: Iterable[int], reason: str, note: str | None = None) -> list[int]:
+        """Flag ok images; returns the ids that are not training images (nothing flagged)."""
+        if reason not in FLAG_REASONS:
+            raise ValueError(f"reason must be one of {', '.join(FLAG_REASONS)}")
+        ids = list(ids)
+        stamp = now()
+        with self.conn:
+            known = self._ok_ids(ids)
+            self.conn.executemany(
+                "INSERT INTO flags (image_id, reason, note, flagged_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(image_id) DO UPDATE SET reason = excluded.reason,"
+                " note = excluded.note, flagged_at = excluded.flagged_at",
+                [(i, reason, note, stamp) for i in ids if i in known],
+            )
+        return [i for i in ids if i not in known]
+
+    def unflag(self, ids: Iterable[int]) -> int:
+        with self.conn:
+            cur = self.conn.executemany("DELETE FROM flags WHERE image_id = ?",
+                                        [(i,) for i in ids])
+        return cur.rowcount
+
+    def flagged_ids(self) -> set[int]:
+        try:
+            return {r[0] for r in self.conn.execute("SELECT image_id FROM flags")}
+        except sqlite3.OperationalError:  # a catalog from before flags existed
+            return set()
+
+    def _ok_ids(self, ids: list[int]) -> set[int]:
+        out: set[int] = set()
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            marks = ",".join("?" * len(part))
+            out |= {r[0] for r in self.conn.execute(
+                f"SELECT id FROM images WHERE status = 'ok' AND id IN ({marks})", part)}
+        return out
 
     def last_ingest(self) -> dict[str, Any] | None:
         r = self.conn.execute("SELECT * FROM ingests ORDER BY id DESC LIMIT 1").fetchone()

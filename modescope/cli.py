@@ -134,10 +134,14 @@ def status(workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE), as_json: JsonOpt =
         counts, reasons, last = catalog.counts(), catalog.reasons(), catalog.last_ingest()
     finally:
         catalog.close()
+    from indexer.store import index_summary
+
+    idx = index_summary(ws)
     if as_json:
         _emit_json({
             "workspace": str(ws.root), "image_size": config.image_size, "fit": config.fit,
             "counts": counts, "rejected_by_reason": dict(reasons), "last_ingest": last,
+            "index": idx,
         })
         return
     typer.echo(f"workspace {ws.root} ({config.image_size} px, {config.fit})")
@@ -146,6 +150,14 @@ def status(workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE), as_json: JsonOpt =
     )
     for kind, count in reasons:
         typer.echo(f"  {count:6d}  {kind}")
+    if idx is None:
+        typer.echo("not indexed yet: run `modescope index`")
+    elif "error" in idx:
+        typer.echo(f"index: {idx['error']}")
+    else:
+        typer.echo(f"index: {idx['count']} of {counts['ok']} images, weights {idx['weights']}, "
+                   f"{idx['input_size']}-px input, {idx['index_kind']}")
+        warn(idx["warning"])
 
 
 @cli.command()
@@ -175,8 +187,9 @@ def serve(
 class _progress:
     """A rich progress bar on a terminal's stderr; nothing when stderr is not a terminal."""
 
-    def __init__(self, verb: str) -> None:
+    def __init__(self, verb: str, unit: str | None = None) -> None:
         self.verb = verb
+        self.unit = unit
         self._bar: Any = None
         self._task: Any = None
 
@@ -192,21 +205,32 @@ class _progress:
             TimeRemainingColumn,
         )
 
-        self._bar = Progress(
-            TextColumn(self.verb), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=True,
-        )
+        columns: list[Any] = [TextColumn(self.verb), BarColumn(), MofNCompleteColumn()]
+        if self.unit:
+            unit = self.unit
+            columns.append(TextColumn(
+                "{task.fields[rate]}", style="progress.data.speed"))
+        columns.append(TimeRemainingColumn())
+        self._bar = Progress(*columns, console=Console(stderr=True), transient=True)
         self._bar.start()
-        self._task = self._bar.add_task(self.verb, total=None)
+        self._task = self._bar.add_task(self.verb, total=None, rate="")
 
         def update(done: int, total: int) -> None:
             self._bar.update(self._task, completed=done, total=total)
+            speed = self._bar.tasks[0].speed
+            if self.unit and speed:
+                self._bar.update(self._task, rate=f"{speed:.1f} {unit}/s")
 
         return update
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+def warn(message: str | None) -> None:
+    if message:
+        typer.secho(f"warning: {message}", err=True, fg=typer.colors.YELLOW)
 
 
 def main() -> None:
@@ -219,6 +243,8 @@ def main() -> None:
         sys.stderr.write("modescope: interrupted; rerun the command to continue\n")
         sys.exit(130)
 
+
+from modescope import cli_index  # noqa: E402,F401  (registers index, neighbours, flag)
 
 if __name__ == "__main__":
     main()

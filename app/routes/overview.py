@@ -44,6 +44,7 @@ class OverviewOut(BaseModel):
     page: int
     pages: int
     images: list[ImageOut]
+    index: dict[str, Any] | None
 
 
 def _view(request: Request) -> CatalogView:
@@ -77,6 +78,7 @@ def overview_json(request: Request, page: int = Query(1, ge=1)) -> OverviewOut:
         rejected=[RejectedOut(id=r.id, path=r.path, reason=r.reason) for r in o.rejected],
         page=o.grid.page, pages=o.grid.pages,
         images=[_image_out(request, r) for r in o.grid.images],
+        index=o.index,
     )
 
 

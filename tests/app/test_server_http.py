@@ -88,3 +88,22 @@ def test_serve_refuses_a_missing_workspace_in_one_line(tmp_path: Path) -> None:
     res = run_cli("serve", "-w", tmp_path / "none", "--port", "1")
     assert res.code == 2 and res.err.startswith("modescope: error:")
     assert "Traceback" not in res.err
+
+
+def test_the_web_process_never_imports_tensorflow(demo_workspace: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from app.main import create_app\n"
+        "from app.settings import Settings\n"
+        f"with TestClient(create_app(Settings(workspace={str(demo_workspace)!r}))) as c:\n"
+        "    assert c.get('/').status_code == 200\n"
+        "    assert c.get('/api/overview').status_code == 200\n"
+        "bad = [m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr

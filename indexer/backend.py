@@ -1,0 +1,52 @@
+"""Importing Keras quietly, and describing the runtime for ``meta.json``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from typing import Any
+
+
+@contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence C++ start-up chatter (CUDA probing, oneDNN notices) that TensorFlow writes to fd 2
+    before any logging setting applies; Python exceptions still propagate."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def keras_module() -> Any:
+    with quiet_native_stderr():
+        import keras
+
+        keras.backend.backend()
+    return keras
+
+
+def versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for dist in ("keras", "tensorflow", "jax", "faiss-cpu", "numpy", "pillow"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    keras_backend = os.environ.get("KERAS_BACKEND")
+    out["keras_backend"] = keras_backend or "tensorflow"
+    return out

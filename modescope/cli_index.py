@@ -1,0 +1,158 @@
+"""CLI commands over the indexes and flags: ``index``, ``neighbours``, ``flag``, ``unflag``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from modescope.catalog import FLAG_REASONS, Catalog
+from modescope.cli import JsonOpt, WorkspaceOpt, _emit_json, _progress, cli, warn
+from modescope.errors import InputError
+from modescope.workspace import DEFAULT_WORKSPACE, Workspace
+
+if TYPE_CHECKING:
+    from indexer.features import FeatureSpec
+
+
+@cli.command()
+def index(
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    source: Annotated[str, typer.Option(help="train, or generated:RUN for a run's samples.")]
+    = "train",
+    weights: Annotated[
+        str | None,
+        typer.Option(help="imagenet (Keras download + cache), random, or a path to a VGG16 "
+                          "no-top weights file [default: the train index's, else imagenet]"),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for --weights random.")] = None,
+    input_size: Annotated[
+        int | None,
+        typer.Option(help="VGG16 input size in px, a multiple of 32 [default: the train "
+                          "index's, else the training size within 64..224]"),
+    ] = None,
+    batch: Annotated[int, typer.Option(help="Images per forward pass.")] = 32,
+    rebuild: Annotated[bool, typer.Option(help="Discard this source's index and re-extract.")]
+    = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Extract VGG16 descriptors of new images and update the FAISS indexes (resumable)."""
+    from indexer.build import index_source
+
+    ws = Workspace(workspace)
+    spec = _resolve_spec(ws, source, weights, seed, input_size)
+    if batch < 1 or batch > 1024:
+        raise InputError("--batch must be between 1 and 1024")
+    warn(_untrained(spec.weights))
+    with _progress("indexing", unit="img") as progress:
+        report = index_source(ws, source, spec, batch=batch, rebuild=rebuild,
+                              progress=progress)
+    if as_json:
+        _emit_json(report.as_json())
+    else:
+        typer.echo(report.summary())
+
+
+def _untrained(weights: str) -> str | None:
+    from indexer.features import untrained_warning
+
+    return untrained_warning(weights)
+
+
+def _resolve_spec(ws: Workspace, source: str, weights: str | None, seed: int | None,
+                  input_size: int | None) -> FeatureSpec:
+    """Options left out follow the train index, so every source shares one feature space."""
+    from indexer.build import spec_from_meta
+    from indexer.features import FeatureSpec, default_input_size
+    from indexer.store import IndexStore
+
+    base = None
+    meta = IndexStore(ws, "train").read_meta() if ws.exists() else None
+    if meta is not None:
+        base = spec_from_meta(meta)
+    if base is None:
+        base = FeatureSpec(weights="imagenet",
+                           input_size=default_input_size(ws.read_config().image_size))
+    chosen = weights or base.weights
+    if chosen not in ("imagenet", "random"):
+        chosen = str(Path(chosen).expanduser().absolute())
+    spec = FeatureSpec(
+        weights=chosen,
+        seed=seed if seed is not None else (base.seed if weights in (None, "random") else 0),
+        input_size=input_size or base.input_size,
+        pooling=dict(base.pooling),
+    )
+    if source != "train" and meta is not None and spec.as_json() != meta["spec"]:
+        raise InputError(
+            "generated samples must be indexed with the train index's settings so their "
+            "neighbours compare like with like; leave out --weights/--seed/--input-size")
+    return spec
+
+
+@cli.command()
+def neighbours(
+    image: Annotated[str, typer.Argument(help="A training image id, or any image file.")],
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    layer: Annotated[str, typer.Option(help="block1 (colour, texture) or block5 (shape).")]
+    = "block5",
+    k: Annotated[int, typer.Option("--k", help="How many neighbours.")] = 24,
+    source: Annotated[str, typer.Option(help="Index to search: train or generated:RUN.")]
+    = "train",
+    exclude_flagged: Annotated[
+        bool, typer.Option(help="Leave flagged training images out of the results.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The k nearest images to IMAGE by cosine similarity of VGG16 descriptors."""
+    from indexer.search import neighbours as find
+
+    result = find(Workspace(workspace), image, layer=layer, k=k, source=source,
+                  exclude_flagged=exclude_flagged)
+    warn(result["warning"])
+    if as_json:
+        _emit_json(result)
+        return
+    typer.echo(f"{len(result['neighbours'])} nearest to {image} on {layer} "
+               f"(weights {result['weights']}):")
+    for n in result["neighbours"]:
+        label = f" [{n['label']}]" if n["label"] else ""
+        typer.echo(f"  {n['similarity']:.4f}  #{n['id']}{label}  {n['path'] or ''}")
+
+
+@cli.command()
+def flag(
+    ids: Annotated[list[int], typer.Argument(help="Training image ids.")],
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    reason: Annotated[str, typer.Option(help=f"One of: {', '.join(FLAG_REASONS)}.")] = "noisy",
+    note: Annotated[str | None, typer.Option(help="Free text kept with the flag.")] = None,
+) -> None:
+    """Set training images aside: flagged images are left out of retraining."""
+    if reason not in FLAG_REASONS:
+        raise InputError(f"--reason {reason!r}: use one of {', '.join(FLAG_REASONS)}")
+    ws = Workspace(workspace)
+    ws.read_config()
+    catalog = Catalog.open(ws.catalog_path)
+    try:
+        unknown = catalog.flag(ids, reason, note)
+    finally:
+        catalog.close()
+    if unknown:
+        raise InputError(f"not training images (nothing flagged for them): "
+                         f"{', '.join(map(str, unknown))}")
+    typer.echo(f"flagged {len(ids)} image(s) as {reason}")
+
+
+@cli.command()
+def unflag(
+    ids: Annotated[list[int], typer.Argument(help="Training image ids.")],
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+) -> None:
+    """Take flags off training images."""
+    ws = Workspace(workspace)
+    ws.read_config()
+    catalog = Catalog.open(ws.catalog_path)
+    try:
+        n = catalog.unflag(ids)
+    finally:
+        catalog.close()
+    typer.echo(f"unflagged {n} image(s)")
