@@ -78,6 +78,22 @@ def conv_flops(model: Any) -> float:
     return total
 
 
+def _int8_extractor(spec: FeatureSpec, x: np.ndarray, batch: int) -> Any:
+    try:
+        from indexer.int8 import Int8Extractor
+    except ImportError:
+        return None
+    import tempfile
+
+    tmp = tempfile.mkdtemp()
+    try:
+        calib = x if len(x) >= 64 else None
+        return Int8Extractor(spec, Path(tmp) / "model", x.shape[1], calib, batch_size=batch)
+    except Exception as exc:  # report, keep benchmarking the rest
+        print(f"(int8 engine unavailable: {exc})")
+        return None
+
+
 def time_it(fn: Any, n_images: int, reps: int = 2) -> float:
     fn()  # warm up: trace / compile
     best = float("inf")
@@ -88,8 +104,25 @@ def time_it(fn: Any, n_images: int, reps: int = 2) -> float:
     return n_images / best
 
 
+def demo_images(n: int) -> list[Any]:
+    """Demo-data pictures (the int8 engine must calibrate and be checked on real images)."""
+    import tempfile
+
+    from PIL import Image
+
+    from modescope.demodata import write_demo_data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_demo_data(Path(tmp) / "d", n=n, seed=0)
+        return [Image.open(p).convert("RGB") for p in sorted((Path(tmp) / "d").rglob("*.*"))
+                if p.suffix in (".jpg", ".png")]
+
+
 def extract_part(sizes: list[int], batch: int) -> None:
+    from PIL import Image
+
     keras = keras_module()
+    pictures = demo_images(520)
     ceiling, src = gemm_ceiling(keras)
     backend = keras.backend.backend()
     print(f"\n(a) feature extraction, {backend} backend, batch {batch}; fp32 matmul ceiling "
@@ -98,8 +131,10 @@ def extract_part(sizes: list[int], batch: int) -> None:
     print("|---:|---:|---|---:|---:|---:|")
     for size in sizes:
         n = max(batch * 2, {64: 512, 128: 128, 224: 64}.get(size, 64))
+        n = min(n, len(pictures))
         n -= n % batch
-        x = np.random.default_rng(size).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+        x = np.stack([np.asarray(p.resize((size, size), Image.Resampling.BILINEAR))
+                      for p in pictures[:n]])
         spec = FeatureSpec(weights="random", seed=0, input_size=size)
         ex = Extractor(spec, batch_size=batch)
         flops = conv_flops(ex.model)
@@ -118,6 +153,9 @@ def extract_part(sizes: list[int], batch: int) -> None:
                     [o.numpy() for o in xla(tf.constant(x[s:s + batch]))]
 
             ways.append(("compiled + XLA", run_xla))
+            int8 = _int8_extractor(spec, x, batch)
+            if int8 is not None:
+                ways.append(("int8 OpenVINO (--engine int8)", lambda: int8(x)))
         for name, fn in ways:
             rate = time_it(fn, n)
             gf = rate * flops / 1e9

@@ -9,6 +9,7 @@ finishes it and produces the same index as one uninterrupted run.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -72,13 +73,14 @@ def describe(spec_json: dict[str, Any]) -> str:
     weights = spec_json["weights"]
     if weights == "random":
         weights = f"random (seed {spec_json.get('seed')})"
-    return f"weights {weights}, input {spec_json['input_size']} px, pooling {pooling}"
+    return (f"weights {weights}, input {spec_json['input_size']} px, pooling {pooling}, "
+            f"engine {spec_json.get('engine', 'fp32')}")
 
 
 def spec_from_meta(meta: dict[str, Any]) -> FeatureSpec:
     s = meta["spec"]
     return FeatureSpec(weights=s["weights"], seed=s.get("seed", 0), input_size=s["input_size"],
-                       pooling=dict(s["pooling"]))
+                       pooling=dict(s["pooling"]), engine=s.get("engine", "fp32"))
 
 
 def index_source(
@@ -100,7 +102,7 @@ def index_source(
         report.warnings.append(warning)
     with ws.lock(f"index-{store.dir.name}"):
         if rebuild and store.dir.exists():
-            shutil.rmtree(store.dir)
+            shutil.rmtree(store.dir)  # the train index's int8 model goes with it
         meta = _check_compatible(store, spec)
         items = source_items(ws, source)
         desired = {it.id: it.sha256 for it in items}
@@ -140,19 +142,20 @@ def _check_compatible(store: IndexStore, spec: FeatureSpec) -> dict[str, Any] | 
 
 
 def _spec_text(spec: FeatureSpec) -> str:
-    import json
-
     return json.dumps(spec.as_json(), sort_keys=True)
 
 
 def _extract(ws: Workspace, store: IndexStore, spec: FeatureSpec, todo: list[Item],
              batch: int, progress: ProgressFn | None) -> tuple[int, float]:
-    from indexer.features import Extractor  # imports Keras: only when there is work
-
     store.dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(store.dir / "partial.json", _spec_text(spec).encode())
-    extractor = Extractor(spec, batch_size=batch)
     size = ws.read_config().image_size
+    calibration = None
+    if spec.engine == "int8" and not int8_model_dir(ws).is_dir():
+        from indexer.int8 import CALIBRATION
+
+        calibration = np.stack([_load(it.file, size) for it in todo[:CALIBRATION]])
+    extractor = make_extractor(ws, spec, batch, calibration)
     t0 = time.perf_counter()
     done = 0
     chunk = int(os.environ.get("MODESCOPE_INDEX_CHUNK", CHUNK))
@@ -165,6 +168,24 @@ def _extract(ws: Workspace, store: IndexStore, spec: FeatureSpec, todo: list[Ite
         if progress:
             progress(done, len(todo))
     return done, time.perf_counter() - t0
+
+
+def int8_model_dir(ws: Workspace) -> Path:
+    """The quantised model lives with the train index: every source shares it."""
+    return IndexStore(ws, "train").dir / "int8-model"
+
+
+def make_extractor(ws: Workspace, spec: FeatureSpec, batch: int,
+                   calibration: np.ndarray | None = None) -> Any:
+    """The fp32 Keras extractor, or the int8 OpenVINO one (quantised on first use)."""
+    if spec.engine == "int8":
+        from indexer.int8 import Int8Extractor
+
+        return Int8Extractor(spec, int8_model_dir(ws), ws.read_config().image_size,
+                             calibration, batch_size=batch)
+    from indexer.features import Extractor  # imports Keras: only when there is work
+
+    return Extractor(spec, batch_size=batch)
 
 
 def _load(path: Path, size: int) -> np.ndarray:
@@ -184,6 +205,11 @@ def _faiss_in_step(store: IndexStore, meta: dict[str, Any], n_current: int) -> b
     except IndexCorrupt:
         return False
     return True
+
+
+def _agreement(store: IndexStore) -> dict[str, float] | None:
+    path = int8_model_dir(store.ws) / "agreement.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _write_indexes(store: IndexStore, spec: FeatureSpec, desired: dict[int, str],
@@ -208,6 +234,8 @@ def _write_indexes(store: IndexStore, spec: FeatureSpec, desired: dict[int, str]
                    for k in LAYERS},
         "count": len(ids),
         "index_kind": kinds.pop(),
+        "engine": spec.engine,
+        "int8_agreement": _agreement(store) if spec.engine == "int8" else None,
         "versions": versions(),
     }
     store.write_meta(meta)

@@ -32,6 +32,7 @@ POOLINGS: dict[str, Callable[[int], int]] = {
 # chosen by leave-one-out precision@24 on the demo data's modes (docs/features.md)
 DEFAULT_POOLING = {"block1": "grid4", "block5": "gapgmp"}
 MIN_DEFAULT_INPUT, MAX_DEFAULT_INPUT = 64, 224
+ENGINES = ("fp32", "int8")
 MAX_DIM = 2048
 WEIGHTS_FILE_HINT = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
@@ -50,8 +51,11 @@ class FeatureSpec:
     seed: int = 0  # for "random"
     input_size: int = 64
     pooling: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_POOLING))
+    engine: str = "fp32"  # "fp32" (Keras) or "int8" (OpenVINO, indexer/int8.py)
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ModescopeError(f"--engine {self.engine!r}: use {' or '.join(ENGINES)}")
         if self.input_size < 32 or self.input_size % 32:
             raise ModescopeError(
                 f"--input-size {self.input_size} must be a multiple of 32 and at least 32"
@@ -83,6 +87,8 @@ class FeatureSpec:
             out["weights_sha256"] = _sha256(Path(self.weights))
         if self.weights != "random":
             out.pop("seed")
+        if self.engine == "fp32":
+            out.pop("engine")  # fp32 specs read the same as before engines existed
         return out
 
 

@@ -66,8 +66,7 @@ def _file_of(ws: Workspace, image_id: int) -> str | None:
 
 def embed_file(path: Path, meta: dict[str, Any], ws: Workspace) -> dict[str, np.ndarray]:
     """Descriptors of one image file, normalised exactly as ingest would, on the fly."""
-    from indexer.build import spec_from_meta
-    from indexer.features import Extractor
+    from indexer.build import make_extractor, spec_from_meta
     from modescope.normalise import NormaliseOptions, Rejected, normalise
 
     config = ws.read_config()
@@ -75,7 +74,7 @@ def embed_file(path: Path, meta: dict[str, Any], ws: Workspace) -> dict[str, np.
         norm = normalise(path.read_bytes(), NormaliseOptions(config.image_size, config.fit))
     except Rejected as exc:
         raise InputError(f"{path}: {exc}") from None
-    extractor = Extractor(spec_from_meta(meta), batch_size=1)
+    extractor = make_extractor(ws, spec_from_meta(meta), batch=1)
     feats = extractor(np.asarray(norm.image, dtype=np.uint8)[None])
     return {k: v[0] for k, v in feats.items()}
 
