@@ -161,12 +161,16 @@ def _extract(ws: Workspace, store: IndexStore, spec: FeatureSpec, todo: list[Ite
     chunk = int(os.environ.get("MODESCOPE_INDEX_CHUNK", CHUNK))
     for start in range(0, len(todo), chunk):
         part = todo[start:start + chunk]
-        images = np.stack([_load(it.file, size) for it in part])
-        feats = extractor(images)
+        pieces: list[dict[str, np.ndarray]] = []
+        step = max(batch, 64)  # a progress update every few batches, not every chunk
+        for s in range(0, len(part), step):
+            images = np.stack([_load(it.file, size) for it in part[s:s + step]])
+            pieces.append(extractor(images))
+            done += len(images)
+            if progress:
+                progress(done, len(todo))
+        feats = {k: np.concatenate([p[k] for p in pieces]) for k in LAYERS}
         store.write_chunk(np.array([it.id for it in part]), [it.sha256 for it in part], feats)
-        done += len(part)
-        if progress:
-            progress(done, len(todo))
     return done, time.perf_counter() - t0
 
 

@@ -28,7 +28,7 @@ from modescope.workspace import Workspace, atomic_write_bytes
 
 META_VERSION = 1
 LAYER_KEYS = ("block1", "block5")
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # as modescope.samples.RUN_NAME
 
 
 class IndexMissing(ModescopeError):

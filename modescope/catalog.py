@@ -283,6 +283,12 @@ class Catalog:
         ).fetchone()
         return int(r[0])
 
+    def exact_duplicate_pairs(self) -> list[tuple[int, int]]:
+        """(duplicate id, id of the ok copy) for every exact duplicate ingest recorded."""
+        rows = self.conn.execute(
+            "SELECT id, duplicate_of FROM images WHERE status = 'duplicate' ORDER BY id")
+        return [(r[0], r[1]) for r in rows]
+
     def ok_id_for_path(self, path: str) -> int | None:
         r = self.conn.execute(
             "SELECT id FROM images WHERE path = ? AND status = 'ok'", (path,)).fetchone()

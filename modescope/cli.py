@@ -244,7 +244,7 @@ def main() -> None:
         sys.exit(130)
 
 
-from modescope import cli_index  # noqa: E402,F401  (registers index, neighbours, flag)
+from modescope import cli_index, cli_inspect  # noqa: E402,F401  (register their commands)
 
 if __name__ == "__main__":
     main()

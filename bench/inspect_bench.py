@@ -1,0 +1,67 @@
+"""All analyses for 10k training x 1k generated images (synthetic descriptors): seconds each.
+
+    python bench/inspect_bench.py [--train 10000] [--gen 1000]
+
+Target: everything in <= 10 s on the development machine (2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from index_bench import descriptor_like  # noqa: E402
+
+from indexer import curation, memorisation, ndb  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--train", type=int, default=10_000)
+    ap.add_argument("--gen", type=int, default=1_000)
+    args = ap.parse_args()
+    train = {"block1": descriptor_like(args.train, 1024, 1),
+             "block5": descriptor_like(args.train, 1024, 2)}
+    gen = {"block1": descriptor_like(args.gen, 1024, 3),
+           "block5": descriptor_like(args.gen, 1024, 4)}
+    tids = np.arange(args.train, dtype=np.int64)
+    gids = np.arange(args.gen, dtype=np.int64)
+    rows = []
+
+    def timed(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        fn()
+        rows.append((name, time.perf_counter() - t))
+
+    def modes() -> None:
+        white = ndb.whitener(ndb.combined(train["block1"], train["block5"]))
+        tc = white(ndb.combined(train["block1"], train["block5"]))
+        gc = white(ndb.combined(gen["block1"], gen["block5"]))
+        k = ndb.default_k(args.train)
+        c = ndb.kmeans_bins(tc, k)
+        ndb.ndb_from_bins(ndb.assign(tc, c), ndb.assign(gc, c), k)
+
+    timed("modes (whitening, k-means K=100, NDB, bootstrap 200)", modes)
+    timed("memorisation + hubness", lambda: memorisation.memorisation(train, tids, gen, gids))
+    timed("outliers (k=10, both layers)", lambda: curation.outliers(train, tids))
+    timed("near-duplicates (range search)", lambda: curation.near_duplicates(train, tids))
+    flagged = set(range(0, args.train, 500))
+    timed("suggestions (logistic regression)", lambda: curation.suggest(train, tids, flagged))
+    print(f"inspection benchmark: {args.train:,} training x {args.gen:,} generated, 1,024-d per "
+          f"layer, {os.cpu_count()} cores")
+    print("| analysis | seconds |\n|---|---:|")
+    for name, secs in rows:
+        print(f"| {name} | {secs:.2f} |")
+    print(f"| **all** | **{sum(s for _, s in rows):.2f}** |")
+
+
+if __name__ == "__main__":
+    main()

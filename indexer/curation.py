@@ -1,0 +1,195 @@
+"""Training-set curation aids: outliers, near-duplicate groups and "more like these"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from indexer.index import VectorIndex
+from indexer.ndb import combined
+
+OUTLIER_K = 10
+MAD_SCALE = 1.4826  # makes the MAD a standard deviation for normal data
+OUTLIER_Z = 3.0
+# near-duplicates: closer than this share of the median nearest-neighbour distance on *both*
+# layers (planted near-duplicates of the demo data reach 0.61; docs/inspection.md)
+NEAR_DUP_RATIO = 0.65
+MIN_FLAGS_FOR_MODEL = 5
+SUGGEST_C = 0.01
+MAX_NEGATIVES = 3000
+
+
+def knn_distance(vectors: np.ndarray, ids: np.ndarray, k: int = OUTLIER_K,
+                 rows: np.ndarray | None = None) -> np.ndarray:
+    """Mean cosine distance of each vector (or of the vectors at ``rows``) to its k nearest
+    other vectors."""
+    k = min(k, len(vectors) - 1)
+    if k < 1:
+        raise ValueError("outliers need at least 2 training images")
+    rows = np.arange(len(vectors)) if rows is None else rows
+    vi = VectorIndex.build(ids, np.ascontiguousarray(vectors), kind="flat")
+    sims, found = vi.search(np.ascontiguousarray(vectors[rows]), k + 1)
+    out = np.empty(len(rows))
+    for n, i in enumerate(rows.tolist()):
+        keep = [s for s, f in zip(sims[n], found[n], strict=True) if f != ids[i]][:k]
+        out[n] = 1.0 - float(np.mean(keep))
+    return out
+
+
+def median_nn_distance(vectors: np.ndarray, ids: np.ndarray, sample: int = 2000,
+                       seed: int = 0) -> float:
+    """Median distance to the nearest other vector, from a seeded sample of queries."""
+    rows = np.arange(len(vectors))
+    if len(rows) > sample:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, sample, replace=False))
+    return float(np.median(knn_distance(vectors, ids, 1, rows)))
+
+
+def robust_z(scores: np.ndarray) -> tuple[np.ndarray, float, float]:
+    med = float(np.median(scores))
+    mad = float(np.median(np.abs(scores - med))) * MAD_SCALE
+    return (scores - med) / max(mad, 1e-12), med, mad
+
+
+def outliers(train: dict[str, np.ndarray], ids: np.ndarray, k: int = OUTLIER_K,
+             z_threshold: float = OUTLIER_Z) -> dict[str, Any]:
+    """Per layer: kNN distance and its robust z-score; ranked by the larger of the two z."""
+    per_layer: dict[str, np.ndarray] = {}
+    thresholds = {}
+    zs = {}
+    for layer in ("block1", "block5"):
+        score = knn_distance(train[layer], ids, k)
+        z, med, mad = robust_z(score)
+        per_layer[layer], zs[layer] = score, z
+        thresholds[layer] = {"median": round(med, 6), "mad": round(mad, 6),
+                             "suggested_threshold": round(med + z_threshold * mad, 6)}
+    top = np.maximum(zs["block1"], zs["block5"])
+    order = np.argsort(-top, kind="stable")
+    ranked = [{"id": int(ids[i]), "score": round(float(top[i]), 4),
+               "block1": round(float(per_layer["block1"][i]), 6),
+               "block5": round(float(per_layer["block5"][i]), 6),
+               "z_block1": round(float(zs["block1"][i]), 3),
+               "z_block5": round(float(zs["block5"][i]), 3),
+               "suggested": bool(top[i] > z_threshold)} for i in order]
+    return {"k": k, "z_threshold": z_threshold, "thresholds": thresholds,
+            "suggested": sum(r["suggested"] for r in ranked), "ranked": ranked}
+
+
+@dataclass
+class _UnionFind:
+    parent: dict[int, int]
+
+    def find(self, a: int) -> int:
+        while self.parent.setdefault(a, a) != a:
+            self.parent[a] = self.parent[self.parent[a]]
+            a = self.parent[a]
+        return a
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def near_duplicates(train: dict[str, np.ndarray], ids: np.ndarray,
+                    exact: list[tuple[int, int]] | None = None,
+                    threshold: float | None = None,
+                    ratio: float = NEAR_DUP_RATIO) -> dict[str, Any]:
+    """Groups of near-duplicate training images, merged with the exact duplicates ingest found
+    (pairs of duplicate id, ok id).
+
+    By default a pair is near-duplicate when, on each layer, its cosine distance is under
+    ``ratio`` times that layer's median nearest-neighbour distance: the rule adapts to how
+    spread out the descriptors are (trained or untrained weights). Candidates come from one range
+    search on both layers combined. With ``threshold`` the rule is simply: combined cosine
+    similarity above it.
+    """
+    import faiss
+
+    vecs = combined(train["block1"], train["block5"])
+    limits: dict[str, float] = {}
+    if threshold is None:
+        for layer in ("block1", "block5"):
+            limits[layer] = ratio * median_nn_distance(train[layer], ids)
+        radius = 1.0 - (limits["block1"] + limits["block5"]) / 2
+    else:
+        radius = float(threshold)
+    index = faiss.IndexFlatIP(vecs.shape[1])
+    index.add(vecs)
+    lims, sims, found = index.range_search(vecs, radius)
+    uf = _UnionFind({})
+    pairs: dict[tuple[int, int], float] = {}
+    for i in range(len(vecs)):
+        for j, s in zip(found[lims[i]:lims[i + 1]], sims[lims[i]:lims[i + 1]], strict=True):
+            if j <= i:
+                continue
+            if limits and any(1.0 - float(train[layer][i] @ train[layer][j]) > lim
+                              for layer, lim in limits.items()):
+                continue
+            a, b = int(ids[i]), int(ids[j])
+            uf.union(a, b)
+            pairs[(a, b)] = float(s)
+    for dup, original in exact or []:
+        uf.union(int(dup), int(original))
+    groups: dict[int, list[int]] = {}
+    for member in list(uf.parent):
+        groups.setdefault(uf.find(member), []).append(member)
+    exact_ids = {int(d) for d, _ in exact or []}
+    out = []
+    for root, members in sorted(groups.items()):
+        if len(members) < 2:
+            continue
+        inside = [s for (a, b), s in pairs.items() if a in members and b in members]
+        out.append({"group": root, "ids": sorted(members),
+                    "exact_duplicates": sorted(m for m in members if m in exact_ids),
+                    "min_similarity": round(min(inside, default=1.0), 6)})
+    rule = ({"ratio_of_median_nn_distance": ratio,
+             "max_distance": {k: round(v, 6) for k, v in limits.items()}}
+            if limits else {"min_combined_similarity": radius})
+    return {"rule": rule, "threshold": round(radius, 6), "groups": out,
+            "near_pairs": len(pairs), "exact_pairs": len(exact or [])}
+
+
+def suggest(train: dict[str, np.ndarray], ids: np.ndarray, flagged: set[int],
+            kept: set[int] | None = None, top: int = 20, seed: int = 0) -> dict[str, Any]:
+    """Rank unflagged training images by how much they look like the flagged ones.
+
+    With at least 5 flags, a logistic regression on both layers' standardised descriptors
+    (flagged = 1; kept ids, or else all unflagged images, = 0: they are mostly good); with fewer,
+    the highest cosine similarity to any flagged image.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    vecs = combined(train["block1"], train["block5"])
+    pos = np.array([i in flagged for i in ids.tolist()])
+    if not pos.any():
+        raise ValueError("flag at least one training image to get suggestions")
+    kept = kept or set()
+    candidates = ~pos & np.array([i not in kept for i in ids.tolist()])
+    if pos.sum() >= MIN_FLAGS_FOR_MODEL:
+        neg = np.array([i in kept for i in ids.tolist()]) if kept else ~pos
+        neg_rows = np.flatnonzero(neg)
+        if len(neg_rows) > MAX_NEGATIVES:  # a seeded sample is as informative and much faster
+            neg_rows = np.random.default_rng(seed).choice(neg_rows, MAX_NEGATIVES, replace=False)
+            neg = np.zeros_like(neg)
+            neg[neg_rows] = True
+        x = np.concatenate([vecs[pos], vecs[neg]])
+        y = np.concatenate([np.ones(pos.sum()), np.zeros(neg.sum())])
+        # standardised features make C mean the same for trained and untrained descriptors;
+        # strong regularisation suits a handful of flags (docs/inspection.md has the sweep)
+        model = make_pipeline(StandardScaler(), LogisticRegression(
+            class_weight="balanced", C=SUGGEST_C, max_iter=5000, random_state=seed))
+        model.fit(x, y)
+        scores = model.predict_proba(vecs)[:, 1]
+        method = "logistic regression"
+    else:
+        scores = (vecs @ vecs[pos].T).max(axis=1)
+        method = "nearest flagged image"
+    order = [i for i in np.argsort(-scores, kind="stable") if candidates[i]][:top]
+    return {"method": method, "flagged": int(pos.sum()), "kept": len(kept),
+            "suggestions": [{"id": int(ids[i]), "score": round(float(scores[i]), 6)}
+                            for i in order]}

@@ -1,0 +1,132 @@
+"""The analyses judged against the demo data's ground truth (seeded random VGG16 weights)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from tests.conftest import run_cli
+from tests.indexer.validation import COLLAPSE_MODES, Validation, build
+
+
+@pytest.fixture(scope="module")
+def val(tmp_path_factory: pytest.TempPathFactory) -> Validation:
+    return build(tmp_path_factory.mktemp("validation"))
+
+
+def rel_of(v: Validation) -> dict[int, str]:
+    conn = sqlite3.connect(v.ws / "catalog.sqlite")
+    return {i: Path(p).relative_to(v.root / "train").as_posix()
+            for i, p in conn.execute("SELECT id, path FROM images")}
+
+
+def inspect(v: Validation, *args: str) -> dict:
+    res = run_cli("inspect", *args, "-w", v.ws, "--json")
+    assert res.code == 0, res.err
+    assert "UNTRAINED" in res.err  # the warning reaches every consumer
+    return res.json()
+
+
+def test_a_perfect_generator_has_few_different_bins(val: Validation) -> None:
+    r = inspect(val, "modes", "--run", "heldout")
+    assert r["ndb_over_k"] <= 0.15, r["ndb_over_k"]
+    assert r["ndb_over_k_ci95"][0] <= r["ndb_over_k"] <= r["ndb_over_k_ci95"][1]
+    assert r["js"] < 0.05
+
+
+def test_a_two_mode_generator_drops_exactly_the_missing_modes(val: Validation) -> None:
+    r = inspect(val, "modes", "--run", "collapsed")
+    assert r["ndb_over_k"] >= 0.5, r["ndb_over_k"]
+    rel = rel_of(val)
+    majority = {}
+    for b in r["bins"]:
+        members = [val.truth[rel[int(i)]]["mode"] or "noise"
+                   for i, bb in r["train_bin_of"].items() if bb == b["bin"]]
+        majority[b["bin"]] = Counter(members).most_common(1)[0][0]
+    dropped = {majority[b] for b in r["dropped"]}
+    missing = {m for m in (val.truth[f]["mode"] for f in val.train_files) if m} - set(
+        COLLAPSE_MODES)
+    assert missing <= dropped | {"noise"}, (missing, dropped)
+    assert not dropped & set(COLLAPSE_MODES)
+    assert {majority[b] for b in r["over_produced"]} <= set(COLLAPSE_MODES)
+
+
+def test_noise_images_are_the_outliers(val: Validation) -> None:
+    r = inspect(val, "outliers")
+    rel = rel_of(val)
+    y = [val.truth[rel[o["id"]]]["noise"] for o in r["ranked"]]
+    auroc = roc_auc_score(y, [o["score"] for o in r["ranked"]])
+    assert auroc >= 0.90, auroc
+    assert r["thresholds"]["block1"]["suggested_threshold"] > r["thresholds"]["block1"]["median"]
+
+
+def test_every_planted_duplicate_is_found(val: Validation) -> None:
+    r = inspect(val, "duplicates")
+    rel = rel_of(val)
+    grouped = [{rel[i] for i in g["ids"]} for g in r["groups"]]
+    conn = sqlite3.connect(val.ws / "catalog.sqlite")
+    dup_paths = {Path(p).relative_to(val.root / "train").as_posix() for (p,) in conn.execute(
+        "SELECT path FROM images WHERE status = 'duplicate'")}
+    planted = [(f, val.truth[f]["duplicate_of"] or val.truth[f]["near_duplicate_of"])
+               for f in val.train_files
+               if val.truth[f]["duplicate_of"] or val.truth[f]["near_duplicate_of"]]
+    assert planted
+    for f, src in planted:
+        assert any({f, src} <= g for g in grouped), (f, src)
+    assert dup_paths  # exact duplicates from ingest are merged in
+    # few false alarms: groups holding no planted pair are under 2 % of the training images
+    pairs = [{f, src} for f, src in planted]
+    spurious = [g for g in grouped if not any(p <= g for p in pairs)]
+    assert len(spurious) <= 0.02 * len(val.train_files), len(spurious)
+
+
+def test_five_flagged_noise_images_make_the_suggestions_mostly_noise(val: Validation) -> None:
+    """Through the CLI once, then over eight seeded draws of five flags (the library call):
+    the top 20 are at least 80 % noise on average and never under 60 %."""
+    from indexer.curation import suggest
+    from indexer.inspect import load_vectors
+    from modescope.workspace import Workspace
+
+    rel = rel_of(val)
+    noise = sorted(i for i, f in rel.items() if val.truth[f]["noise"])
+    assert len(noise) >= 25
+    assert run_cli("flag", *map(str, noise[:5]), "-w", val.ws, "--reason", "off-topic").code == 0
+    try:
+        r = inspect(val, "suggest", "--top", "20")
+    finally:
+        run_cli("unflag", *map(str, noise[:5]), "-w", val.ws)
+    assert r["method"] == "logistic regression" and len(r["suggestions"]) == 20
+    assert not {s["id"] for s in r["suggestions"]} & set(noise[:5])
+    shares = [sum(val.truth[rel[s["id"]]]["noise"] for s in r["suggestions"]) / 20]
+    ids, vecs, _ = load_vectors(Workspace(val.ws), "train")
+    rng = np.random.default_rng(0)
+    for _ in range(7):
+        flagged = {int(i) for i in rng.choice(noise, 5, replace=False)}
+        out = suggest(vecs, ids, flagged, top=20)["suggestions"]
+        shares.append(sum(val.truth[rel[s["id"]]]["noise"] for s in out) / 20)
+    assert np.mean(shares) >= 0.8 and min(shares) >= 0.6, shares
+
+
+def test_memorisation_finds_the_copied_training_images(val: Validation) -> None:
+    r = inspect(val, "memorisation", "--run", "copies")
+    rel = rel_of(val)
+    by_sample = {s["sample"]: s for s in r["samples"]}
+    right = sum(rel[by_sample[n]["nearest"]] == f for n, f in val.copies_of.items())
+    assert right / len(val.copies_of) >= 0.95  # the nearest image is the copied one
+    copied = {f for f in val.copies_of.values()}
+    top = [rel[h["id"]] for h in r["hubness"][:20]]
+    assert sum(t in copied for t in top) >= 18
+    held = inspect(val, "memorisation", "--run", "heldout")
+    assert np.isfinite([s["authenticity"] for s in held["samples"]]).all()
+    # copies sit far closer to their source than held-out images to theirs
+    copy_ratio = np.median([s["authenticity"] for s in r["samples"]])
+    held_ratio = np.median([s["authenticity"] for s in held["samples"]])
+    assert copy_ratio < held_ratio / 2, (copy_ratio, held_ratio)
+    assert r["copy_rate"] > 3 * held["copy_rate"]
+    # Not yet met with untrained weights (issue 4 stays open): copy recall >= 0.95 at a held-out
+    # copy rate <= 5 %; measured 0.74 at 5-7 % (docs/inspection.md).
