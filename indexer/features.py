@@ -180,7 +180,8 @@ def build_trunk(spec: FeatureSpec) -> Any:
         except Exception as exc:
             raise WeightsUnavailable(
                 f"cannot obtain ImageNet VGG16 weights ({_short(exc)}); either copy "
-                f"{WEIGHTS_FILE_HINT} here and use --weights PATH, or use --weights random "
+                f"{WEIGHTS_FILE_HINT} (Keras keeps it in ~/.keras/models on a machine with "
+                "internet) to this machine and use --weights PATH, or use --weights random "
                 "--seed S for untrained features"
             ) from None
     path = Path(spec.weights)
