@@ -12,6 +12,17 @@ from typing import Any
 
 from trainer.config import SIZES
 
+# PyTorch's BatchNorm defaults (its momentum 0.1 is Keras's 0.9): running statistics that keep
+# up within an epoch, so samples drawn in inference mode look like training-mode ones
+BN = {"momentum": 0.9, "epsilon": 1e-5}
+
+
+def _init(keras: Any) -> dict[str, Any]:
+    """DCGAN's initialisation (Radford et al.; the PyTorch example's weights_init): conv and
+    dense kernels N(0, 0.02), batch-norm scales N(1, 0.02)."""
+    return {"kernel": keras.initializers.RandomNormal(0.0, 0.02),
+            "gamma": keras.initializers.RandomNormal(1.0, 0.02)}
+
 
 def _check(size: int) -> int:
     if size not in SIZES:
@@ -31,20 +42,24 @@ def build_generator(size: int = 64, latent_dim: int = 100, filters: int = 64) ->
     from keras import layers
 
     blocks = _check(size)
+    init = _init(keras)
+    bn = {**BN, "gamma_initializer": init["gamma"]}
     z = keras.Input((latent_dim,), name="z")
     c = channels(size, 4, filters)
-    x = layers.Dense(4 * 4 * c, use_bias=False, name="g_project")(z)
+    x = layers.Dense(4 * 4 * c, use_bias=False, kernel_initializer=init["kernel"],
+                     name="g_project")(z)
     x = layers.Reshape((4, 4, c))(x)
-    x = layers.BatchNormalization(name="g_project_bn")(x)
+    x = layers.BatchNormalization(**bn, name="g_project_bn")(x)
     x = layers.ReLU()(x)
     res = 4
     for _ in range(blocks - 1):
         res *= 2
         x = layers.Conv2DTranspose(channels(size, res, filters), 4, 2, "same", use_bias=False,
-                                   name=f"g_block_{res}")(x)
-        x = layers.BatchNormalization(name=f"g_block_{res}_bn")(x)
+                                   kernel_initializer=init["kernel"], name=f"g_block_{res}")(x)
+        x = layers.BatchNormalization(**bn, name=f"g_block_{res}_bn")(x)
         x = layers.ReLU()(x)
-    x = layers.Conv2DTranspose(3, 4, 2, "same", use_bias=False, name=f"g_to_rgb_{size}")(x)
+    x = layers.Conv2DTranspose(3, 4, 2, "same", use_bias=False, kernel_initializer=init["kernel"],
+                               name=f"g_to_rgb_{size}")(x)
     out = layers.Activation("tanh", dtype="float32", name="g_tanh")(x)
     return keras.Model(z, out, name=f"generator_{size}")
 
@@ -55,16 +70,19 @@ def build_discriminator(size: int = 64, filters: int = 64) -> Any:
     from keras import layers
 
     blocks = _check(size)
+    init = _init(keras)
+    bn = {**BN, "gamma_initializer": init["gamma"]}
     img = keras.Input((size, size, 3), name="image")
     x = img
     res = size
     for i in range(blocks):
         res //= 2
         x = layers.Conv2D(channels(size, res, filters), 4, 2, "same", use_bias=False,
-                          name=f"d_block_{res}")(x)
+                          kernel_initializer=init["kernel"], name=f"d_block_{res}")(x)
         if i > 0:  # no normalisation on the first block, as in DCGAN
-            x = layers.BatchNormalization(name=f"d_block_{res}_bn")(x)
+            x = layers.BatchNormalization(**bn, name=f"d_block_{res}_bn")(x)
         x = layers.LeakyReLU(0.2)(x)
     x = layers.Flatten()(x)
-    out = layers.Dense(1, use_bias=False, dtype="float32", name="d_logit")(x)
+    out = layers.Dense(1, use_bias=False, kernel_initializer=init["kernel"], dtype="float32",
+                       name="d_logit")(x)
     return keras.Model(img, out, name=f"discriminator_{size}")
