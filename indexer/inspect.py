@@ -40,11 +40,8 @@ def _curated(ws: Workspace, ids: np.ndarray, vecs: dict[str, np.ndarray],
              include_flagged: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     if include_flagged:
         return ids, vecs
-    catalog = Catalog.open(ws.catalog_path, readonly=True)
-    try:
+    with Catalog.reading(ws.catalog_path) as catalog:
         flagged = catalog.flagged_ids()
-    finally:
-        catalog.close()
     keep = np.array([i not in flagged for i in ids.tolist()], dtype=bool)
     return ids[keep], {k: v[keep] for k, v in vecs.items()}
 
@@ -99,22 +96,16 @@ def inspect_outliers(ws: Workspace, *, k: int = curation.OUTLIER_K,
 
 def inspect_duplicates(ws: Workspace, *, threshold: float | None = None) -> dict[str, Any]:
     ids, vecs, meta = load_vectors(ws, "train")
-    catalog = Catalog.open(ws.catalog_path, readonly=True)
-    try:
+    with Catalog.reading(ws.catalog_path) as catalog:
         exact = catalog.exact_duplicate_pairs()
-    finally:
-        catalog.close()
     return {**_header(meta), **curation.near_duplicates(vecs, ids, exact, threshold)}
 
 
 def inspect_suggest(ws: Workspace, *, kept: set[int] | None = None,
                     top: int = 20) -> dict[str, Any]:
     ids, vecs, meta = load_vectors(ws, "train")
-    catalog = Catalog.open(ws.catalog_path, readonly=True)
-    try:
+    with Catalog.reading(ws.catalog_path) as catalog:
         flagged = catalog.flagged_ids()
-    finally:
-        catalog.close()
     if not flagged:
         raise InputError("no training image is flagged yet: flag a few (`modescope flag ID...` "
                          "or in the app) and ask again")

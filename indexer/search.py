@@ -56,12 +56,9 @@ def query_vector(ws: Workspace, store: IndexStore, meta: dict[str, Any], layer: 
 
 
 def _file_of(ws: Workspace, image_id: int) -> str | None:
-    catalog = Catalog.open(ws.catalog_path, readonly=True)
-    try:
+    with Catalog.reading(ws.catalog_path) as catalog:
         row = catalog.image(image_id)
         return row.file if row else None
-    finally:
-        catalog.close()
 
 
 def embed_file(path: Path, meta: dict[str, Any], ws: Workspace) -> dict[str, np.ndarray]:

@@ -60,11 +60,8 @@ def source_items(ws: Workspace, source: str) -> list[Item]:
     if kind == "train":
         if not ws.catalog_path.is_file():
             raise IndexMissing(f"{ws.root} has no catalog; run `modescope ingest DIR` first")
-        catalog = Catalog.open(ws.catalog_path, readonly=True)
-        try:
+        with Catalog.reading(ws.catalog_path) as catalog:
             return [Item(i, sha, ws.root / f) for i, sha, f in catalog.ok_files()]
-        finally:
-            catalog.close()
     folder = ws.root / "runs" / str(run) / "generated"
     if not folder.is_dir():
         raise InputError(f"run {run} has no generated samples in {folder}; generate or "

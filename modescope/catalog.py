@@ -133,6 +133,16 @@ class Catalog:
     def close(self) -> None:
         self.conn.close()
 
+    @classmethod
+    @contextmanager
+    def reading(cls, path: Path) -> Iterator[Catalog]:
+        """A read-only catalog for the length of a ``with`` block."""
+        catalog = cls.open(path, readonly=True)
+        try:
+            yield catalog
+        finally:
+            catalog.close()
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self.conn:

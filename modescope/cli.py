@@ -92,11 +92,8 @@ def ingest(
 def _rejected_in(workspace: Path, root: str) -> int:
     from modescope.catalog import Catalog
 
-    catalog = Catalog.open(Workspace(workspace).catalog_path, readonly=True)
-    try:
+    with Catalog.reading(Workspace(workspace).catalog_path) as catalog:
         return catalog.rejected_under(root)
-    finally:
-        catalog.close()
 
 
 @cli.command("demo-data")
@@ -129,11 +126,8 @@ def status(workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE), as_json: JsonOpt =
 
     ws = Workspace(workspace)
     config = ws.read_config()
-    catalog = Catalog.open(ws.catalog_path, readonly=True)
-    try:
+    with Catalog.reading(ws.catalog_path) as catalog:
         counts, reasons, last = catalog.counts(), catalog.reasons(), catalog.last_ingest()
-    finally:
-        catalog.close()
     from indexer.store import index_summary
 
     idx = index_summary(ws)
