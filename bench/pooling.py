@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from indexer.backend import keras_module  # noqa: E402
 from indexer.evaluate import precision_at_k, raw_pixels  # noqa: E402
-from indexer.features import LAYERS, FeatureSpec, build_trunk, l2_normalise, pool  # noqa: E402
+from indexer.features import LAYERS, FeatureSpec, build_trunk, pool, unit_concat  # noqa: E402
 
 CANDIDATES = {"block1": ["grid4", "grid2", "meanstd", "gap"],
               "block5": ["gap", "gmp", "gapgmp", "grid2"]}
@@ -81,8 +81,7 @@ def main() -> None:
                 images[s:s + args.batch].astype(np.float32))
             acts = dict(zip(LAYERS, model(resize(x), training=False), strict=True))
             for layer, p in feats:
-                parts = [np.asarray(t) for t in pool(ops, acts[layer], p)]
-                feats[(layer, p)].append(l2_normalise(parts))
+                feats[(layer, p)].append(np.asarray(unit_concat(ops, pool(ops, acts[layer], p))))
         secs = time.perf_counter() - start
         for (layer, p), chunks in feats.items():
             vec = np.concatenate(chunks)

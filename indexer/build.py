@@ -111,8 +111,8 @@ def index_source(
         if todo:
             report.extracted, report.extract_seconds = _extract(
                 ws, store, spec, todo, batch, progress)
-        current = {i: s for i, s in store.indexed().items() if desired.get(i) == s}
-        if todo or meta is None or not _faiss_in_step(store, meta, len(current)):
+        # after extraction every desired image has stored vectors for its current content
+        if todo or meta is None or not _faiss_in_step(store, meta, len(desired)):
             meta = _write_indexes(store, spec, desired, index_kind)
         report.count = meta["count"]
         report.index_kind = meta["index_kind"]
@@ -128,12 +128,8 @@ def _check_compatible(store: IndexStore, spec: FeatureSpec) -> dict[str, Any] | 
             f"{describe(spec.as_json())}. Use the same options, or add --rebuild to "
             "re-extract everything")
     if meta is None and store.chunk_names():
-        # chunks from a killed first run: usable only if made with this spec
-        first = store.read_chunk(store.chunk_names()[0], vectors=True)
-        dims = tuple(first[k].shape[1] for k in LAYERS)
-        if dims != tuple(spec.dim(k) for k in LAYERS):
-            raise IndexMismatch(f"{store.chunk_dir} holds vectors from other settings; add "
-                                "--rebuild")
+        # chunks from a killed first run: usable only if made with this spec (partial.json is
+        # written before the first chunk)
         partial = store.dir / "partial.json"
         if partial.is_file() and partial.read_text() != _spec_text(spec):
             raise IndexMismatch(f"{store.chunk_dir} was started with other settings; add "

@@ -146,22 +146,12 @@ def pool(ops: Any, x: Any, name: str) -> list[Any]:
 
 
 def unit_concat(ops: Any, parts: list[Any]) -> Any:
-    """In the graph: normalise each part, concatenate, normalise again (as ``l2_normalise``)."""
+    """Normalise each part, concatenate, normalise again (zero vectors stay zero)."""
     def unit(a: Any) -> Any:
         a = ops.cast(a, "float32")
         return a / ops.maximum(ops.sqrt(ops.sum(a * a, axis=-1, keepdims=True)), 1e-12)
 
     return unit(ops.concatenate([unit(p) for p in parts], axis=-1))
-
-
-def l2_normalise(parts: list[np.ndarray]) -> np.ndarray:
-    """Normalise each part, concatenate, normalise again (zero vectors stay zero)."""
-    def unit(a: np.ndarray) -> np.ndarray:
-        a = a.astype(np.float32, copy=False)
-        norm = np.linalg.norm(a, axis=1, keepdims=True)
-        return a / np.maximum(norm, 1e-12)
-
-    return unit(np.concatenate([unit(p) for p in parts], axis=1))
 
 
 def build_trunk(spec: FeatureSpec) -> Any:

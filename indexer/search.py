@@ -28,22 +28,22 @@ class Neighbour:
 def query_vector(ws: Workspace, store: IndexStore, meta: dict[str, Any], layer: str,
                  query: str) -> tuple[np.ndarray, int | None, str]:
     """(vector, training id or None, how it was found) for an id or an image file."""
-    catalog = Catalog.open(ws.catalog_path, readonly=True)
-    try:
-        image_id: int | None = None
+    image_id: int | None = None
+    file = Path(query)
+    with Catalog.reading(ws.catalog_path) as catalog:
         if query.isdigit():
             image_id = int(query)
-            row = catalog.image(image_id)
-            if row is None or row.status != "ok":
-                raise InputError(f"no training image with id {image_id}; give an id from "
-                                 "`modescope status` or an image file")
         else:
             path = Path(query).expanduser()
             if not path.is_file():
                 raise InputError(f"{query} is neither a training image id nor an image file")
             image_id = catalog.ok_id_for_path(display_path(path.absolute()))
-    finally:
-        catalog.close()
+        row = catalog.image(image_id) if image_id is not None else None
+    if image_id is not None:
+        if row is None or row.status != "ok" or row.file is None:
+            raise InputError(f"no training image with id {image_id}; give an id from "
+                             "`modescope status` or an image file")
+        file = ws.root / row.file
     train = IndexStore(ws, "train")
     if image_id is not None and store.source == "train":
         vi = store.open_layer(layer, meta)
@@ -51,14 +51,7 @@ def query_vector(ws: Workspace, store: IndexStore, meta: dict[str, Any], layer: 
             return vi.reconstruct(image_id)[None, :], image_id, "index"
         except KeyError:
             pass  # ingested after the last `modescope index`: embed it below
-    file = ws.root / (_file_of(ws, image_id) or "") if image_id is not None else Path(query)
     return embed_file(file, train.require_meta(), ws)[layer][None, :], image_id, "embedded"
-
-
-def _file_of(ws: Workspace, image_id: int) -> str | None:
-    with Catalog.reading(ws.catalog_path) as catalog:
-        row = catalog.image(image_id)
-        return row.file if row else None
 
 
 def embed_file(path: Path, meta: dict[str, Any], ws: Workspace) -> dict[str, np.ndarray]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,11 +23,11 @@ import numpy as np
 from indexer.index import IndexCorrupt, VectorIndex
 from modescope.catalog import Catalog
 from modescope.errors import InputError, ModescopeError
+from modescope.samples import check_run_name
 from modescope.workspace import Workspace, atomic_write_bytes
 
 META_VERSION = 1
 LAYER_KEYS = ("block1", "block5")
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # as modescope.samples.RUN_NAME
 
 
 class IndexMissing(ModescopeError):
@@ -47,10 +46,7 @@ def parse_source(source: str) -> tuple[str, str | None]:
     if source == "train":
         return "train", None
     if source.startswith("generated:"):
-        run = source.split(":", 1)[1]
-        if not _RUN_NAME.match(run):
-            raise InputError(f"run name {run!r} must be letters, digits, '.', '_' or '-'")
-        return "generated", run
+        return "generated", check_run_name(source.split(":", 1)[1])
     raise InputError(f"--source {source!r}: use train or generated:RUN")
 
 

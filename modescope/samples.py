@@ -24,10 +24,15 @@ from modescope.workspace import Workspace, atomic_write_bytes
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-def run_dir(ws: Workspace, run: str) -> Path:
+def check_run_name(run: str) -> str:
+    """A run name is a safe folder name: 1-64 letters, digits, '.', '_' or '-'."""
     if not RUN_NAME.match(run):
         raise InputError(f"run name {run!r} must be 1-64 letters, digits, '.', '_' or '-'")
-    return ws.root / "runs" / run
+    return run
+
+
+def run_dir(ws: Workspace, run: str) -> Path:
+    return ws.root / "runs" / check_run_name(run)
 
 
 def import_samples(folder: Path, ws: Workspace, run: str, *, replace: bool = False
