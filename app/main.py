@@ -6,14 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from app import security
 from app.catalog_view import CatalogView
 from app.errors import AppError, render_error
-from app.routes import overview
+from app.routes import auth, overview
 from app.settings import Settings
 from modescope import __version__
 from modescope.workspace import Workspace
@@ -27,20 +28,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
     templates.env.globals["version"] = __version__
+    templates.env.globals["csrf_token"] = security.csrf_token
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.view = CatalogView(Workspace(settings.workspace))
         yield
 
-    app = FastAPI(title="modescope", version=__version__, lifespan=lifespan)
+    # every route: logged in (unless open on loopback), and CSRF on POST/PUT/PATCH/DELETE
+    app = FastAPI(title="modescope", version=__version__, lifespan=lifespan,
+                  dependencies=[Depends(security.require_auth), Depends(security.require_csrf)])
     app.state.settings = settings
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(overview.router)
+    app.include_router(auth.router)
 
     @app.exception_handler(AppError)
     async def on_app_error(request: Request, exc: AppError) -> Response:
         return render_error(request, templates, exc)
 
+    security.install(app, settings)
     return app

@@ -159,22 +159,40 @@ def serve(
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    token_file: Annotated[Path | None, typer.Option(
+        help="File holding the login token (else MODESCOPE_TOKEN); required off loopback.",
+    )] = None,
 ) -> None:
     """Serve the web app for a workspace."""
     import uvicorn
+    from pydantic import SecretStr
 
     from app.main import create_app
     from app.settings import Settings
 
     ws = Workspace(workspace)
     ws.read_config()  # fail here, in one line, rather than on the first request
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        typer.echo(
-            f"warning: serving on {host} makes this workspace readable by anyone who can "
-            "reach the port; modescope has no login yet", err=True,
-        )
-    app = create_app(Settings(workspace=ws.root))
-    typer.echo(f"modescope serving {ws.root} on http://{host}:{port}", err=True)
+    extra: dict[str, Any] = {}
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            typer.echo(f"modescope: error: cannot read --token-file {token_file}: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if not token:
+            typer.echo(f"modescope: error: --token-file {token_file} is empty; put the token "
+                       "in it", err=True)
+            raise typer.Exit(2)
+        extra["token"] = SecretStr(token)
+    settings = Settings(workspace=ws.root, host=host, **extra)
+    try:
+        settings.check_exposure()
+    except ValueError as exc:
+        typer.echo(f"modescope: error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    app = create_app(settings)
+    login = " (log in with the token)" if settings.token is not None else ""
+    typer.echo(f"modescope serving {ws.root} on http://{host}:{port}{login}", err=True)
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,15 @@ from tests.conftest import chromium_path
 pytestmark = pytest.mark.browser
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def wait_until(page: Any, expression: str, timeout_s: float = 10.0) -> None:
+    """Poll a JS expression with page.evaluate: wait_for_function evals inside the page, which
+    the app's CSP (no 'unsafe-eval') rightly forbids."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +52,7 @@ def test_overview_shows_counts_and_loaded_thumbnails(page: Any, server: Server,
     assert imgs.count() == 60
     # lazy images below the fold load as they scroll in: scroll, then every one is decoded
     page.mouse.wheel(0, 10_000)
-    page.wait_for_function(
-        "[...document.querySelectorAll('ul.grid img')].every(i => i.complete)", timeout=10_000)
+    wait_until(page, "[...document.querySelectorAll('ul.grid img')].every(i => i.complete)")
     widths = page.eval_on_selector_all("ul.grid img", "els => els.map(e => e.naturalWidth)")
     assert widths == [64] * 60
     shot = Path(os.environ.get("MODESCOPE_SCREENSHOTS", tmp_path)) / "overview.png"

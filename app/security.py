@@ -1,0 +1,228 @@
+"""Who may use the app and how: token login, a signed session cookie, CSRF, headers, body bounds.
+
+- On a loopback host without a token the app is open (``require_auth`` is a no-op); any other
+  host needs a token (``Settings.check_exposure``), and a token, once set, is always required.
+- The session is Starlette's ``SessionMiddleware`` cookie: JSON signed with itsdangerous
+  (timestamped HMAC), HttpOnly, SameSite=Strict. It holds the CSRF token and, after login,
+  ``auth``. Its key is derived from the token, so changing the token logs everyone out.
+- ``require_csrf`` guards every POST/PUT/PATCH/DELETE: form field ``csrf_token`` or header
+  ``X-CSRF-Token`` must equal the session's token (the login form included).
+- Every response carries a CSP without inline script or style, nosniff, same-origin referrer
+  and no framing; request bodies over ``Settings.max_body_bytes`` get 413.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import AppError, wants_json
+from app.settings import Settings
+
+SESSION_COOKIE = "modescope_session"
+SESSION_MAX_AGE = 14 * 24 * 3600
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+PUBLIC_PATHS = frozenset({"/login", "/health"})
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
+# Swagger UI (/docs) is FastAPI's page: its scripts come from a CDN and start inline; it shows
+# no user content, so only there the policy allows them.
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: "
+            "https://fastapi.tiangolo.com; object-src 'none'; frame-ancestors 'none'")
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
+class LoginRequired(AppError):
+    status = 401
+    title = "Login required"
+
+
+class CsrfRejected(AppError):
+    status = 403
+    title = "Request refused"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def token_required(settings: Settings) -> bool:
+    return settings.token is not None
+
+
+def session_key(settings: Settings) -> str:
+    """With a token: derived from it (sessions survive restarts, die with the token).
+    Without one (loopback only): random per process."""
+    if settings.token is None:
+        return secrets.token_hex(32)
+    raw = settings.token.get_secret_value().encode()
+    return hmac.new(raw, b"modescope session key v1", hashlib.sha256).hexdigest()
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token (made on first use); a Jinja global for forms."""
+    session: dict[str, Any] = request.session
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def is_authenticated(request: Request) -> bool:
+    settings: Settings = request.app.state.settings
+    return not token_required(settings) or request.session.get("auth") is True
+
+
+def check_token(settings: Settings, given: str) -> bool:
+    if settings.token is None:
+        return True
+    expected = settings.token.get_secret_value().encode()
+    return hmac.compare_digest(expected, given.encode())
+
+
+def log_in(request: Request) -> None:
+    """Mark the session authenticated and give it a fresh CSRF token (no fixation)."""
+    request.session.clear()
+    request.session["auth"] = True
+    csrf_token(request)
+
+
+def log_out(request: Request) -> None:
+    request.session.clear()
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: '/x' yes; '//evil', 'http://evil', '/\\evil' no."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    return target
+
+
+async def require_auth(request: Request) -> None:
+    """A FastAPI dependency: a logged-in session, unless the app is open (loopback, no token)."""
+    if request.url.path in PUBLIC_PATHS or is_authenticated(request):
+        return
+    raise LoginRequired("log in with the server's token at /login")
+
+
+async def require_csrf(request: Request) -> None:
+    """A FastAPI dependency: state changes carry the session's CSRF token."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    given = request.headers.get(CSRF_HEADER)
+    if given is None:
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            value = (await request.form()).get(CSRF_FIELD)
+            given = value if isinstance(value, str) else None
+    expected = request.session.get("csrf")
+    if not given or not isinstance(expected, str) or not hmac.compare_digest(
+            given.encode(), expected.encode()):
+        raise CsrfRejected(
+            "the form's security token is missing or stale; reload the page and try again"
+        )
+
+
+class SecurityHeaders:
+    """Pure ASGI: adds the security headers to every HTTP response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        csp = DOCS_CSP if scope["path"] in DOCS_PATHS else CSP
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"content-security-policy", csp.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"same-origin"),
+                    (b"x-frame-options", b"DENY"),
+                ]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """Pure ASGI: 413 for a declared Content-Length over the bound, and for a streamed body
+    that grows past it (counted as it is read)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._too_large(scope, receive, send)
+            return
+        seen = 0
+        over = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen, over
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    over = True
+                    raise BodyTooLarge()
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            # a body parser may turn BodyTooLarge into its own 400: answer 413 instead
+            if over:
+                if message["type"] == "http.response.start":
+                    await self._too_large(scope, receive, send)
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except BodyTooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"request body over {self.max_bytes} bytes"
+        response = JSONResponse({"error": "Request too large", "detail": detail},
+                                status_code=413)
+        await response(scope, receive, send)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Middleware (outermost last) and the login redirect; called once by ``create_app``."""
+    settings.check_exposure()
+    app.add_middleware(SessionMiddleware, secret_key=session_key(settings),
+                       session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE,
+                       same_site="strict", https_only=settings.secure_cookies)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
+
+    @app.exception_handler(LoginRequired)
+    async def on_login_required(request: Request, exc: LoginRequired) -> Response:
+        if request.method == "GET" and not wants_json(request):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+        return JSONResponse({"error": exc.title, "detail": exc.detail}, status_code=exc.status)
