@@ -1,20 +1,19 @@
-"""``train(config, run_dir, progress_fn, abort_fn)``: a DCGAN run on the curated images.
+"""``train(config, run_dir, files, progress_fn, abort_fn)``: a DCGAN run on the curated images.
 
-The run folder is the trainer's only interface (docs/workspace.md):
+The run folder is the trainer's only interface (docs/training.md):
     config.json, dataset.json (the curated file list and its hash: the dataset version),
     preview.png (the first real batch exactly as the model receives it, mapped back to pixels),
     noise.npy (the fixed noise of every epoch's grid), samples/epoch-NNNN.png,
-    stats.jsonl (append-only), checkpoints/latest/ (+ epoch-NNNN/ every N epochs), log.txt.
-Per-example losses are summed and divided by the global batch, so results do not depend on how
-many replicas share a batch.
+    stats.jsonl (append-only), progress.json, checkpoints/latest/ (+ epoch-NNNN/ every N
+    epochs), tensorboard/ (TensorFlow backend), log.txt.
+Backends: TensorFlow (tf.distribute strategies, tf.data) or JAX (one device, numpy input; no
+TensorFlow import at all). Progressive growing trains the sizes of ``config.progressive`` in turn.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,230 +23,269 @@ import numpy as np
 from PIL import Image
 
 from trainer.config import TrainConfig
+from trainer.data import load_images, numpy_batches, resize_images, tf_dataset
+from trainer.runfolder import (
+    Run,
+    dataset_record,
+    image_grid,
+    load_checkpoint,
+    save_checkpoint,
+    save_png,
+    to_pixels,
+)
 
 ProgressFn = Callable[[dict[str, Any]], None]
 AbortFn = Callable[[], bool]
 
 
-def dataset_record(files: list[Path]) -> dict[str, Any]:
-    names = [str(f) for f in files]
-    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
-    return {"count": len(names), "sha256": digest, "files": names}
+class Models:
+    """G, D, their optimizers and the step function of one stage (one image size)."""
+
+    def __init__(self, config: TrainConfig, stage: int, strategy: Any, batch: int) -> None:
+        import keras
+
+        from trainer.models import build_discriminator, build_generator
+
+        self.size = stage_sizes(config)[stage]
+        self.stage = stage
+        progressive = bool(config.progressive)
+        fade = progressive and stage > 0
+        final = config.size if progressive else None
+        sync_bn = strategy is not None and strategy.num_replicas_in_sync > 1
+        with strategy.scope() if strategy is not None else _nullcontext():
+            self.g = build_generator(self.size, config.latent_dim, config.gen_filters,
+                                     final=final, fade=fade, synchronized=sync_bn)
+            self.d = build_discriminator(self.size, config.disc_filters, final=final,
+                                         fade=fade, synchronized=sync_bn)
+            self.opt_g = keras.optimizers.Adam(config.lr_g, beta_1=config.beta1)
+            self.opt_d = keras.optimizers.Adam(config.lr_d, beta_1=config.beta1)
+            self.opt_g.build(self.g.trainable_variables)
+            self.opt_d.build(self.d.trainable_variables)
+
+    def make_step(self, config: TrainConfig, strategy: Any, batch: int) -> Any:
+        self.step: Any
+        if strategy is None:
+            from trainer.step_jax import JaxStep
+
+            self.step = JaxStep(self.g, self.d, self.opt_g, self.opt_d, config, batch)
+        else:
+            from trainer.step_tf import TFStep
+
+            self.step = TFStep(strategy, self.g, self.d, self.opt_g, self.opt_d, config, batch)
+        return self.step
 
 
-def image_grid(images: np.ndarray, cols: int | None = None) -> Image.Image:
-    """uint8 (N, H, W, 3) -> one grid image, row-major."""
-    n, h, w, _ = images.shape
-    cols = cols or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    grid = Image.new("RGB", (cols * w, rows * h), (255, 255, 255))
-    for i, img in enumerate(images):
-        grid.paste(Image.fromarray(img), ((i % cols) * w, (i // cols) * h))
-    return grid
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
-def to_pixels(x: np.ndarray) -> np.ndarray:
-    """Model space [-1, 1] -> uint8 pixels (the inverse of the input pipeline's scaling)."""
-    return np.clip(np.rint((np.asarray(x, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+def stage_sizes(config: TrainConfig) -> tuple[int, ...]:
+    return config.progressive or (config.size,)
 
 
-def load_images(files: list[Path], size: int) -> np.ndarray:
-    out = np.empty((len(files), size, size, 3), np.uint8)
-    for i, f in enumerate(files):
-        with Image.open(f) as img:
-            rgb = img.convert("RGB")
-            if rgb.size != (size, size):
-                rgb = rgb.resize((size, size), Image.Resampling.LANCZOS)
-            out[i] = np.asarray(rgb)
-    return out
+def stage_of(config: TrainConfig, epoch: int) -> int:
+    """The stage that trains (0-based) ``epoch``."""
+    if not config.progressive:
+        return 0
+    bounds = np.cumsum(config.stage_epochs)
+    return int(np.searchsorted(bounds, epoch, side="right"))
 
 
-def _save_png(img: Image.Image, path: Path) -> None:
-    import io
-
-    from modescope.workspace import atomic_write_bytes
-
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue(), durable=False)
-
-
-class Run:
-    """Paths of one run folder."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-
-    def path(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts)
-
-    def log(self, message: str) -> None:
-        with open(self.path("log.txt"), "a", encoding="utf-8") as fh:
-            fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
-
-    def stat(self, row: dict[str, Any]) -> None:
-        with open(self.path("stats.jsonl"), "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
-
-
-def train(config: TrainConfig, run_dir: Path, files: list[Path],
+def train(config: TrainConfig, run_dir: Path, files: list[Path] | None = None,
           progress_fn: ProgressFn | None = None, abort_fn: AbortFn | None = None,
-          resume: bool = False) -> dict[str, Any]:
+          resume: bool = False, *, tpu: str | None = None, tfrecords: str | None = None
+          ) -> dict[str, Any]:
     """Train (or resume) a run; returns {"status": "finished"|"cancelled", "epoch", "step"}."""
     import keras
-    import tensorflow as tf
 
-    from trainer.models import build_discriminator, build_generator
+    from trainer.strategy import describe, is_chief
 
-    run = Run(run_dir)
+    backend = keras.backend.backend()
+    if backend not in ("tensorflow", "jax"):
+        raise ValueError(f"KERAS_BACKEND={backend}: the trainer runs on tensorflow or jax")
+    strategy = None
+    if backend == "tensorflow":
+        from trainer.strategy import choose
+
+        strategy = choose(tpu)  # first: multi-worker and TPU set-up precede other TF work
+    elif tpu or tfrecords:
+        raise ValueError("--tpu and --tfrecords need KERAS_BACKEND=tensorflow")
+    chief = is_chief()
+    run = Run(Path(run_dir) if chief else Path(tempfile.mkdtemp(prefix="modescope-worker-")))
     run.root.mkdir(parents=True, exist_ok=True)
-    (run.path("samples")).mkdir(exist_ok=True)
-    if config.progressive:
-        raise ValueError("progressive growing is not in this version of the trainer yet; "
-                         "train at one size")
-    if len(files) < config.batch_size:
-        raise ValueError(f"{len(files)} curated images are fewer than one batch "
-                         f"({config.batch_size}); lower --batch")
+    run.path("samples").mkdir(exist_ok=True)
+    batch = config.batch_size
+    if tfrecords:
+        from trainer.data import read_tfrecords
+
+        source, ids = read_tfrecords(tfrecords)
+        record = {**dataset_record([Path(i) for i in ids]), "tfrecords": tfrecords}
+    else:
+        files = list(files or [])
+        source, record = None, dataset_record(files)
+    if record["count"] < batch:
+        raise ValueError(f"{record['count']} curated images are fewer than one batch "
+                         f"({batch}); lower --batch")
+    if config.mixed_precision:
+        keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
     keras.utils.set_random_seed(config.seed)
     if not resume:
         run.path("config.json").write_text(config.dumps())
-        run.path("dataset.json").write_text(json.dumps(dataset_record(files), indent=1))
-    images = load_images(files, config.size)
-    g = build_generator(config.size, config.latent_dim, config.gen_filters)
-    d = build_discriminator(config.size, config.disc_filters)
-    opt_g = keras.optimizers.Adam(config.lr_g, beta_1=config.beta1)
-    opt_d = keras.optimizers.Adam(config.lr_d, beta_1=config.beta1)
-    opt_g.build(g.trainable_variables)
-    opt_d.build(d.trainable_variables)
-    noise_path = run.path("noise.npy")
-    if not noise_path.exists():
-        fixed = np.random.default_rng(config.seed).standard_normal(
-            (config.grid, config.latent_dim)).astype(np.float32)
-        np.save(noise_path, fixed)
-    fixed = np.load(noise_path)
-    epoch0, step = 0, 0
+        run.path("dataset.json").write_text(json.dumps(record, indent=1))
+
+    def images_at(size: int) -> np.ndarray:
+        return resize_images(source, size) if source is not None else load_images(
+            [Path(f) for f in record["files"]], size)
+
+    epoch0, step, skip, stage, wall0 = 0, 0, 0, 0, 0.0
+    latest = run.path("checkpoints", "latest")
     if resume:
-        state = json.loads(run.path("checkpoints", "latest", "state.json").read_text())
-        _load_checkpoint(run.path("checkpoints", "latest"), g, d, opt_g, opt_d)
-        epoch0, step = state["epoch"], state["step"]
-        run.log(f"resumed at epoch {epoch0}, step {step}")
-    batch = config.batch_size
+        state = json.loads((latest / "state.json").read_text())
+        epoch0, step, skip = state["epoch"], state["step"], state.get("batch_in_epoch", 0)
+        stage, wall0 = state.get("stage", 0), state.get("wall_s", 0.0)
+    m = Models(config, stage, strategy, batch)
+    if resume:
+        load_checkpoint(latest, m.g, m.d, m.opt_g, m.opt_d)
+        run.log(f"resumed at epoch {epoch0 + 1}, step {step} ({m.size} px)")
+    step_fn = m.make_step(config, strategy, batch)
+    run.log(f"{backend} backend" + (f", {describe(strategy)}" if strategy is not None else ""))
+    images = images_at(m.size)
     steps_per_epoch = len(images) // batch
     total_steps = steps_per_epoch * config.total_epochs
-    rng = np.random.default_rng([config.seed, epoch0])
 
-    def batches(epoch: int) -> Any:
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(images))
-        for s in range(steps_per_epoch):
-            real = images[order[s * batch:(s + 1) * batch]].astype(np.float32) / 127.5 - 1.0
-            if config.flip:
-                flips = rng.random(batch) < 0.5
-                real[flips] = real[flips, :, ::-1]
-            yield real
+    def batches(epoch: int, skip: int = 0) -> Any:
+        if strategy is None:
+            return numpy_batches(images, batch, config.seed, epoch, config.flip, skip)
+        return tf_dataset(images, batch, config.seed, epoch, config.flip, skip)
 
-    if not run.path("preview.png").exists():
-        first = next(batches(0))
-        _save_png(image_grid(to_pixels(first)), run.path("preview.png"))
+    if chief and not run.path("preview.png").exists():
+        first = next(iter(batches(0)))  # the very tensor the first step receives
+        save_png(image_grid(to_pixels(first)), run.path("preview.png"))
+    noise_path = run.path("noise.npy")
+    if not noise_path.exists():
+        np.save(noise_path, np.random.default_rng(config.seed).standard_normal(
+            (config.grid, config.latent_dim)).astype(np.float32))
+    fixed = np.load(noise_path)
+    board = _board(run) if strategy is not None and chief else None
 
-    bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="none")
+    def stage_start(s: int) -> int:
+        return int(sum(config.stage_epochs[:s])) * steps_per_epoch if config.progressive else 0
 
-    def per_example(labels: Any, logits: Any) -> Any:
-        return tf.reduce_sum(bce(labels, logits)) / batch  # divide by the global batch
+    def alpha_at(step: int) -> float:
+        if m.stage == 0:
+            return 1.0
+        fade_steps = max(1, config.stage_epochs[m.stage] * steps_per_epoch // 2)
+        return min(1.0, (step - stage_start(m.stage)) / fade_steps)
 
-    @tf.function
-    def d_step(real: Any, z: Any, sigma: Any) -> Any:
-        fake = g(z, training=True)
-        if config.label_smoothing:
-            ones = tf.random.uniform((batch, 1), 0.9, 1.0)
-        else:
-            ones = tf.ones((batch, 1))
-        real_in = real + sigma * tf.random.normal(tf.shape(real))
-        fake_in = fake + sigma * tf.random.normal(tf.shape(fake))
-        with tf.GradientTape() as tape:
-            loss = (per_example(ones, d(real_in, training=True))
-                    + per_example(tf.zeros((batch, 1)), d(fake_in, training=True)))
-        grads = tape.gradient(loss, d.trainable_variables)
-        opt_d.apply_gradients(zip(grads, d.trainable_variables, strict=True))
-        return loss
-
-    @tf.function
-    def g_step(z: Any, sigma: Any) -> Any:
-        with tf.GradientTape() as tape:
-            fake = g(z, training=True)
-            fake_in = fake + sigma * tf.random.normal(tf.shape(fake))
-            loss = per_example(tf.ones((batch, 1)), d(fake_in, training=True))
-        grads = tape.gradient(loss, g.trainable_variables)
-        opt_g.apply_gradients(zip(grads, g.trainable_variables, strict=True))
-        return loss
-
-    status = "finished"
     started = time.perf_counter()
-    epoch = epoch0
+    info: dict[str, Any] = {"status": "running", "total_steps": total_steps,
+                            "total_epochs": config.total_epochs, "d_loss": None,
+                            "g_loss": None, "images_per_s": None, "eta_s": None}
+    mark = (time.monotonic(), step)
+    if chief:
+        run.progress({**info, "step": step, "epoch": epoch0, "size": m.size}, force=True)
+    ld: Any = None
+    lg: Any = None
     for epoch in range(epoch0, config.total_epochs):
-        t_epoch = time.perf_counter()
-        for real in batches(epoch):
-            # a tensor, not a Python float: a new float would retrace the step every time
-            sigma = tf.constant(config.instance_noise * max(0.0, 1.0 - step / max(1, total_steps)),
-                                tf.float32)
-            for _ in range(config.d_steps):
-                z = rng.standard_normal((batch, config.latent_dim)).astype(np.float32)
-                d_loss = float(d_step(real, z, sigma))
-            z = rng.standard_normal((batch, config.latent_dim)).astype(np.float32)
-            g_loss = float(g_step(z, sigma))
+        if stage_of(config, epoch) != m.stage:  # progressive: grow G and D by one block
+            old = m
+            m = Models(config, stage_of(config, epoch), strategy, batch)
+            carried = sorted(set(_carry(old.g, m.g) + _carry(old.d, m.d)))
+            step_fn = m.make_step(config, strategy, batch)
+            images = images_at(m.size)
+            fade = config.stage_epochs[m.stage] * steps_per_epoch // 2
+            run.log(f"stage {m.stage + 1}: {old.size} -> {m.size} px at epoch {epoch + 1}, "
+                    f"step {step}; fade-in over {fade} steps; carried {len(carried)} layers")
+        t_epoch, first_step = time.perf_counter(), step
+        alpha = None
+        for k, real in enumerate(step_fn.distribute(batches(epoch, skip)), start=skip):
+            a = alpha_at(step)
+            if a != alpha:
+                step_fn.set_alpha((m.g, m.d), a)
+                alpha = a
+            sigma = config.instance_noise * max(0.0, 1.0 - step / max(1, total_steps))
+            ld, lg = step_fn(real, step, sigma)
             step += 1
+            now = time.monotonic()
+            if now - mark[0] >= 1.0:  # read the losses (a host sync) about once a second
+                rate = (step - mark[1]) * batch / (now - mark[0])
+                info.update(step=step, epoch=epoch + 1, size=m.size, d_loss=float(ld),
+                            g_loss=float(lg), images_per_s=round(rate, 1),
+                            eta_s=round((total_steps - step) * batch / rate, 1))
+                mark = (now, step)
+                if chief:
+                    run.progress(info, force=True)
             if progress_fn:
-                progress_fn({"step": step, "total_steps": total_steps, "epoch": epoch + 1,
-                             "d_loss": d_loss, "g_loss": g_loss})
+                progress_fn({**info, "step": step, "epoch": epoch + 1, "size": m.size})
             if abort_fn and abort_fn():
-                status = "cancelled"
-                break
+                step_fn.sync()
+                state = _state(epoch, step, k + 1, m, wall0 + time.perf_counter() - started)
+                if chief:
+                    save_checkpoint(run, "latest", m.g, m.d, m.opt_g, m.opt_d, state)
+                    run.log(f"cancelled in epoch {epoch + 1} at step {step}")
+                    run.progress({**info, "status": "cancelled", "step": step,
+                                  "epoch": epoch + 1, "size": m.size}, force=True)
+                return {"status": "cancelled", "epoch": epoch, "step": step}
+        skip = 0
         elapsed = time.perf_counter() - t_epoch
-        done_in_epoch = steps_per_epoch if status == "finished" else 0
-        run.stat({"step": step, "epoch": epoch + 1, "d_loss": d_loss, "g_loss": g_loss,
-                  "images_per_s": round(done_in_epoch * batch / elapsed, 2) if elapsed else None,
-                  "wall_s": round(time.perf_counter() - started, 2)})
-        if status == "cancelled":
-            _save_checkpoint(run, "latest", g, d, opt_g, opt_d, epoch, step)
-            run.log(f"cancelled during epoch {epoch + 1}")
-            return {"status": status, "epoch": epoch, "step": step}
-        grid = to_pixels(np.asarray(g(fixed, training=False)))
-        _save_png(image_grid(grid), run.path("samples", f"epoch-{epoch + 1:04d}.png"))
-        _save_checkpoint(run, "latest", g, d, opt_g, opt_d, epoch + 1, step)
+        step_fn.sync()
+        wall = wall0 + time.perf_counter() - started
+        row = {"step": step, "epoch": epoch + 1, "d_loss": float(ld), "g_loss": float(lg),
+               "images_per_s": round((step - first_step) * batch / elapsed, 2),
+               "wall_s": round(wall, 2), "size": m.size, "stage": m.stage + 1}
+        if not chief:
+            continue
+        run.stat(row)
+        grid = to_pixels(m.g(fixed, training=False))
+        if m.size < config.size:  # upsampled so the timeline compares at the final size
+            grid = grid.repeat(config.size // m.size, 1).repeat(config.size // m.size, 2)
+        save_png(image_grid(grid), run.path("samples", f"epoch-{epoch + 1:04d}.png"))
+        if board is not None:
+            board(row, grid)
+        state = _state(epoch + 1, step, 0, m, wall)
+        save_checkpoint(run, "latest", m.g, m.d, m.opt_g, m.opt_d, state)
         if (epoch + 1) % config.checkpoint_every == 0:
-            _save_checkpoint(run, f"epoch-{epoch + 1:04d}", g, d, opt_g, opt_d, epoch + 1, step)
-        run.log(f"epoch {epoch + 1}: d_loss {d_loss:.4f} g_loss {g_loss:.4f}")
-    return {"status": status, "epoch": config.total_epochs, "step": step}
+            save_checkpoint(run, f"epoch-{epoch + 1:04d}", m.g, m.d, m.opt_g, m.opt_d, state)
+        run.log(f"epoch {epoch + 1}: d_loss {row['d_loss']:.4f} g_loss {row['g_loss']:.4f} "
+                f"{row['images_per_s']} img/s ({m.size} px)")
+        info.update(step=step, epoch=epoch + 1, size=m.size, d_loss=row["d_loss"],
+                    g_loss=row["g_loss"])
+        run.progress(info)
+    if chief:
+        run.progress({**info, "status": "finished", "step": step, "eta_s": 0}, force=True)
+    return {"status": "finished", "epoch": config.total_epochs, "step": step}
 
 
-def _save_checkpoint(run: Run, name: str, g: Any, d: Any, opt_g: Any, opt_d: Any,
-                     epoch: int, step: int) -> None:
-    """Write a whole checkpoint folder to a temp name, then swap it in."""
-    final = run.path("checkpoints", name)
-    tmp = run.path("checkpoints", f".{name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    g.save_weights(str(tmp / "generator.weights.h5"))
-    d.save_weights(str(tmp / "discriminator.weights.h5"))
-    arrays = {**{f"g{i}": np.asarray(v) for i, v in enumerate(opt_g.variables)},
-              **{f"d{i}": np.asarray(v) for i, v in enumerate(opt_d.variables)}}
-    np.savez(tmp / "optimizers.npz", allow_pickle=False, **arrays)
-    (tmp / "state.json").write_text(json.dumps({"epoch": epoch, "step": step}))
-    old = run.path("checkpoints", f".{name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+def _state(epoch: int, step: int, batch_in_epoch: int, m: Models, wall: float
+           ) -> dict[str, Any]:
+    return {"epoch": epoch, "step": step, "batch_in_epoch": batch_in_epoch, "stage": m.stage,
+            "size": m.size, "wall_s": round(wall, 2)}
 
 
-def _load_checkpoint(folder: Path, g: Any, d: Any, opt_g: Any, opt_d: Any) -> None:
-    g.load_weights(str(folder / "generator.weights.h5"))
-    d.load_weights(str(folder / "discriminator.weights.h5"))
-    with np.load(folder / "optimizers.npz") as z:
-        for i, v in enumerate(opt_g.variables):
-            v.assign(z[f"g{i}"])
-        for i, v in enumerate(opt_d.variables):
-            v.assign(z[f"d{i}"])
+def _carry(old: Any, new: Any) -> list[str]:
+    from trainer.models import carry_weights
+
+    return carry_weights(old, new)
+
+
+def _board(run: Run) -> Callable[[dict[str, Any], np.ndarray], None]:
+    """TensorBoard scalars (d_loss, g_loss, images_per_s) and the sample grid, per epoch."""
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(str(run.path("tensorboard")))
+
+    def write(row: dict[str, Any], grid: np.ndarray) -> None:
+        with writer.as_default(step=row["epoch"]):
+            for key in ("d_loss", "g_loss", "images_per_s"):
+                tf.summary.scalar(key, row[key])
+            tf.summary.image("samples", np.asarray(image_grid(grid))[None])
+        writer.flush()
+
+    return write
 
 
 def generate(run_dir: Path, out_dir: Path, n: int, seed: int = 0,
@@ -257,7 +295,11 @@ def generate(run_dir: Path, out_dir: Path, n: int, seed: int = 0,
 
     run = Run(run_dir)
     config = TrainConfig.loads(run.path("config.json").read_text())
-    g = build_generator(config.size, config.latent_dim, config.gen_filters)
+    state = json.loads(run.path("checkpoints", checkpoint, "state.json").read_text())
+    progressive = bool(config.progressive)
+    g = build_generator(state.get("size", config.size), config.latent_dim, config.gen_filters,
+                        final=config.size if progressive else None,
+                        fade=progressive and state.get("stage", 0) > 0)
     g.load_weights(str(run.path("checkpoints", checkpoint, "generator.weights.h5")))
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -265,7 +307,7 @@ def generate(run_dir: Path, out_dir: Path, n: int, seed: int = 0,
     while k < n:
         m = min(256, n - k)
         z = rng.standard_normal((m, config.latent_dim)).astype(np.float32)
-        for img in to_pixels(np.asarray(g(z, training=False))):
-            _save_png(Image.fromarray(img), out_dir / f"{k:06d}.png")
+        for img in to_pixels(g(z, training=False)):
+            save_png(Image.fromarray(img), out_dir / f"{k:06d}.png")
             k += 1
     return k

@@ -1,0 +1,109 @@
+"""The TensorFlow training step: one fused tf.function per batch doing ``d_steps`` D updates
+and one G update, run on every replica with ``strategy.run``.
+
+The G update reuses the last D update's fake batch (as the PyTorch DCGAN example does): G runs
+forward once per batch. Randomness (z, smoothed labels, instance noise) is stateless, seeded by
+(config.seed, step), and drawn at the GLOBAL batch size and sliced by replica id, so one step on
+N replicas draws the same numbers as on one device (tests/trainer/test_strategy.py) and a resumed
+run draws what the uninterrupted run would have. Losses come back as tensors: the loop reads
+them about once a second, not every step (a read is a host sync).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainer.config import TrainConfig
+from trainer.losses import d_loss, g_loss
+
+SLOTS = 64  # random streams per step: 3 per D update, labels, the G update's noise
+
+
+class TFStep:
+    def __init__(self, strategy: Any, g: Any, d: Any, opt_g: Any, opt_d: Any,
+                 config: TrainConfig, global_batch: int, jit: bool = False) -> None:
+        import tensorflow as tf
+
+        self.strategy = strategy
+        self.tf = tf
+        replicas = strategy.num_replicas_in_sync
+        if global_batch % replicas:
+            raise ValueError(f"batch {global_batch} does not split over {replicas} replicas; "
+                             f"use a multiple of {replicas}")
+        local = global_batch // replicas
+        cfg = config
+
+        def draw(kind: str, step: Any, slot: int, shape: tuple[int, ...], dtype: Any = None
+                 ) -> Any:
+            seed = tf.stack([tf.constant(cfg.seed, tf.int64), step * SLOTS + slot])
+            full_shape = (global_batch, *shape)
+            if kind == "normal":
+                full = tf.random.stateless_normal(full_shape, seed)
+            else:
+                full = tf.random.stateless_uniform(full_shape, seed, 0.9, 1.0)
+            if replicas == 1:
+                return full
+            rid = tf.distribute.get_replica_context().replica_id_in_sync_group
+            return full[rid * local:(rid + 1) * local]
+
+        def noisy(x: Any, step: Any, slot: int, sigma: Any) -> Any:
+            if cfg.instance_noise <= 0:
+                return x
+            x = tf.cast(x, tf.float32)
+            return x + sigma * draw("normal", step, slot, tuple(x.shape[1:]))
+
+        def replica_step(real: Any, step: Any, sigma: Any) -> Any:
+            if cfg.label_smoothing and cfg.loss == "nonsaturating":
+                labels = draw("uniform", step, SLOTS - 2, (1,))
+            else:
+                labels = tf.ones((local, 1))
+            ld = tf.constant(0.0)
+            for k in range(cfg.d_steps - 1):  # extra D updates, each on fresh noise
+                fake = g(draw("normal", step, 3 * k, (cfg.latent_dim,)), training=True)
+                with tf.GradientTape() as tape:
+                    ld = d_loss(cfg.loss, d(noisy(real, step, 3 * k + 1, sigma), training=True),
+                                d(noisy(fake, step, 3 * k + 2, sigma), training=True),
+                                labels, global_batch)
+                opt_d.apply_gradients(zip(tape.gradient(ld, d.trainable_variables),
+                                          d.trainable_variables, strict=True))
+            k = cfg.d_steps - 1
+            with tf.GradientTape(watch_accessed_variables=False) as g_tape:
+                g_tape.watch([v.value for v in g.trainable_variables])
+                fake = g(draw("normal", step, 3 * k, (cfg.latent_dim,)), training=True)
+                with tf.GradientTape() as tape:
+                    ld = d_loss(cfg.loss, d(noisy(real, step, 3 * k + 1, sigma), training=True),
+                                d(noisy(tf.stop_gradient(fake), step, 3 * k + 2, sigma),
+                                  training=True), labels, global_batch)
+                opt_d.apply_gradients(zip(tape.gradient(ld, d.trainable_variables),
+                                          d.trainable_variables, strict=True))
+                lg = g_loss(cfg.loss, d(noisy(fake, step, SLOTS - 1, sigma), training=True),
+                            global_batch)
+            opt_g.apply_gradients(zip(g_tape.gradient(lg, g.trainable_variables),
+                                      g.trainable_variables, strict=True))
+            return ld, lg
+
+        def fused(real: Any, step: Any, sigma: Any) -> Any:
+            ld, lg = strategy.run(replica_step, args=(real, step, sigma))
+            total = tf.distribute.ReduceOp.SUM
+            return (strategy.reduce(total, ld, axis=None),
+                    strategy.reduce(total, lg, axis=None))
+
+        self._fused = tf.function(fused, jit_compile=jit or None)
+
+    def distribute(self, dataset: Any) -> Any:
+        return self.strategy.experimental_distribute_dataset(dataset)
+
+    def __call__(self, real: Any, step: int, sigma: float) -> tuple[Any, Any]:
+        tf = self.tf
+        return self._fused(real, tf.constant(step, tf.int64), tf.constant(sigma, tf.float32))
+
+    def sync(self) -> None:
+        """The models' variables are the state already."""
+
+    def set_alpha(self, models: tuple[Any, ...], alpha: float) -> None:
+        from trainer.models import fade_layer
+
+        for model in models:
+            layer = fade_layer(model)
+            if layer is not None:
+                layer.alpha.assign(alpha)
