@@ -1,0 +1,156 @@
+"""A run's analyses (NDB modes, memorisation), cached as JSON beside the run.
+
+``runs/<RUN>/inspection/{modes,memorisation}.json`` = ``{"versions": ..., "computed_at": ...,
+"result": <indexer.inspect output>}``. ``versions`` names what the result came from: a hash of
+the training index's and the run's index's meta.json and of the flagged ids (the curated set).
+When any of them changes the cache is stale and the next page that needs it recomputes it, in a
+worker thread (one at a time; two requests for the same analysis share one computation), never
+on the event loop. The pipeline job writes the same files through ``store_analysis``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app.errors import AppError
+from indexer.store import IndexStore
+from modescope.catalog import Catalog
+from modescope.errors import ModescopeError
+from modescope.samples import run_dir
+from modescope.workspace import Workspace, atomic_write_bytes
+
+KINDS = ("modes", "memorisation")
+
+
+class AnalysisUnavailable(AppError):
+    status = 409
+    title = "Analysis not possible yet"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    kind: str
+    result: dict[str, Any]
+    versions: dict[str, str]
+    computed_at: str
+
+
+def _meta_hash(ws: Workspace, source: str) -> str | None:
+    try:
+        raw = IndexStore(ws, source).meta_path.read_bytes()
+    except FileNotFoundError:
+        return None
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def current_versions(ws: Workspace, run: str) -> dict[str, str | None]:
+    """What an analysis of ``run`` depends on right now."""
+    flags: set[int] = set()
+    if ws.catalog_path.is_file():
+        with Catalog.reading(ws.catalog_path) as catalog:
+            flags = catalog.flagged_ids()
+    flag_text = ",".join(map(str, sorted(flags)))
+    return {"train": _meta_hash(ws, "train"), "generated": _meta_hash(ws, f"generated:{run}"),
+            "flags": hashlib.sha256(flag_text.encode()).hexdigest()[:16]}
+
+
+def cache_path(ws: Workspace, run: str, kind: str) -> Path:
+    if kind not in KINDS:
+        raise ValueError(f"unknown analysis {kind!r}")
+    return run_dir(ws, run) / "inspection" / f"{kind}.json"
+
+
+def compute(ws: Workspace, run: str, kind: str) -> dict[str, Any]:
+    """Run one analysis with indexer/inspect.py (no TensorFlow: stored vectors only)."""
+    from indexer.inspect import inspect_memorisation, inspect_modes
+
+    try:
+        if kind == "modes":
+            return inspect_modes(ws, run)
+        return inspect_memorisation(ws, run)
+    except (ModescopeError, ValueError) as exc:
+        raise AnalysisUnavailable(f"{kind} of run {run}: {exc}") from None
+
+
+def store_analysis(ws: Workspace, run: str, kind: str) -> Analysis:
+    """Compute and write one analysis (the versions are read before, so a change during the
+    computation leaves the file stale rather than wrongly fresh)."""
+    versions = current_versions(ws, run)
+    if versions["train"] is None or versions["generated"] is None:
+        missing = "the training images" if versions["train"] is None else f"run {run}'s samples"
+        raise AnalysisUnavailable(f"{missing} are not indexed yet; run `modescope index` "
+                                  f"(and `modescope index --source generated:{run}`) first")
+    result = compute(ws, run, kind)
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    record = {"versions": versions, "computed_at": stamp, "result": result}
+    atomic_write_bytes(cache_path(ws, run, kind), json.dumps(record).encode())
+    return Analysis(kind, result, {k: str(v) for k, v in versions.items()}, stamp)
+
+
+class Analyses:
+    """Cached analyses of runs, parsed once per file version, computed off the event loop."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str], Future[Analysis]] = {}
+        self._parsed: dict[Path, tuple[int, dict[str, Any]]] = {}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        with self._lock:
+            hit = self._parsed.get(path)
+        if hit and hit[0] == mtime:
+            return hit[1]
+        try:
+            record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # unreadable cache: recompute
+        with self._lock:
+            self._parsed[path] = (mtime, record)
+        return record
+
+    def cached(self, run: str, kind: str, versions: dict[str, str | None] | None = None
+               ) -> Analysis | None:
+        """The stored analysis if it is still fresh, else None."""
+        record = self._read(cache_path(self.ws, run, kind))
+        if record is None:
+            return None
+        versions = versions or current_versions(self.ws, run)
+        if record.get("versions") != versions:
+            return None
+        return Analysis(kind, record["result"], record["versions"], record["computed_at"])
+
+    def submit(self, run: str, kind: str) -> Future[Analysis]:
+        """A future for the fresh analysis: the cache, or one shared computation."""
+        done: Future[Analysis] = Future()
+        hit = self.cached(run, kind)
+        if hit is not None:
+            done.set_result(hit)
+            return done
+        key = (run, kind)
+        with self._lock:
+            pending = self._pending.get(key)
+            if pending is not None and not pending.done():
+                return pending
+            fut = self._pool.submit(self._compute, run, kind)
+            self._pending[key] = fut
+        return fut
+
+    def _compute(self, run: str, kind: str) -> Analysis:
+        hit = self.cached(run, kind)  # another process (the pipeline) may have written it
+        return hit if hit is not None else store_analysis(self.ws, run, kind)

@@ -1,0 +1,72 @@
+"""What the Jobs page shows of each job: progress from the run folder, ETA, log tail."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from app.job_specs import PIPELINE_STEPS
+from app.jobs import Job, JobRunner
+from app.runs_view import progress_of, read_jsonl
+from modescope.samples import run_dir
+
+STEP_LINE = re.compile(r"\[pipeline\] step (\d+)/(\d+): (.*)")
+
+
+@dataclass(frozen=True)
+class JobRow:
+    job: Job
+    value: float | None  # progress bar value out of ``maximum``
+    maximum: float
+    label: str
+    eta_s: float | None
+    log_tail: str
+
+
+def _train_progress(runner: JobRunner, job: Job) -> tuple[float | None, float, str, float | None]:
+    folder = run_dir(runner.ws, job.run)
+    p: dict[str, Any] = progress_of(folder) or {}
+    total_epochs = p.get("total_epochs") or job.params.get("total_epochs")
+    if p.get("total_steps") and p.get("step") is not None:
+        value, maximum = float(p["step"]), float(p["total_steps"])
+    elif total_epochs and p.get("epoch") is not None:
+        value, maximum = float(p["epoch"]), float(total_epochs)
+    else:
+        value, maximum = None, 1.0
+    eta = p.get("eta_s")
+    if eta is None and total_epochs and p.get("epoch"):
+        stats = read_jsonl(folder / "stats.jsonl")
+        if stats and stats[-1].get("wall_s"):
+            per_epoch = float(stats[-1]["wall_s"]) / max(1, len(stats))
+            eta = max(0.0, (float(total_epochs) - float(p["epoch"])) * per_epoch)
+    parts = []
+    if p.get("epoch") is not None:
+        parts.append(f"epoch {p['epoch']} of {total_epochs or '?'}")
+    for k in ("d_loss", "g_loss"):
+        if isinstance(p.get(k), int | float):
+            parts.append(f"{k} {p[k]:.3f}")
+    if isinstance(p.get("images_per_s"), int | float):
+        parts.append(f"{p['images_per_s']:.0f} images/s")
+    return value, maximum, " · ".join(parts), eta
+
+
+def job_rows(runner: JobRunner) -> list[JobRow]:
+    rows = []
+    for job in runner.jobs():
+        text = runner.log_tail(job)
+        if job.kind == "train":
+            value, maximum, label, eta = _train_progress(runner, job)
+        else:
+            steps = STEP_LINE.findall(text)
+            done = int(steps[-1][0]) - 1 if steps else 0
+            if job.status == "finished":
+                done = PIPELINE_STEPS
+            value, maximum, eta = float(done), float(PIPELINE_STEPS), None
+            label = steps[-1][2] if steps and job.status == "running" else ""
+        if job.status == "finished":
+            value = maximum
+        if job.status not in ("running",):
+            eta = None
+        rows.append(JobRow(job, value, maximum, label, eta, text))
+    return rows

@@ -1,0 +1,72 @@
+"""Loss curves as server-drawn SVG geometry (no inline style: colours come from static/runs.css)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+WIDTH, HEIGHT = 640, 240
+PAD_L, PAD_R, PAD_T, PAD_B = 48, 12, 12, 28
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    points: str  # "x,y x,y ..." for <polyline points>
+    last: float | None
+
+
+@dataclass(frozen=True)
+class Chart:
+    width: int
+    height: int
+    series: list[Series]
+    y_ticks: list[tuple[float, str]]  # (y pixel, label)
+    x_ticks: list[tuple[float, str]]
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 of the plot area
+
+
+def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    if hi <= lo:
+        hi = lo + 1.0
+    raw = (hi - lo) / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    start = math.floor(lo / step) * step
+    return [start + i * step for i in range(n + 2) if start + i * step <= hi + step * 0.5]
+
+
+def loss_chart(stats: list[dict[str, Any]], keys: tuple[str, ...] = ("d_loss", "g_loss")
+               ) -> Chart | None:
+    """One polyline per loss against the epoch, from stats.jsonl rows."""
+    rows = [r for r in stats if isinstance(r.get("epoch"), int | float)]
+    values = [float(r[k]) for r in rows for k in keys
+              if isinstance(r.get(k), int | float) and math.isfinite(r[k])]
+    if not rows or not values:
+        return None
+    x_lo, x_hi = min(r["epoch"] for r in rows), max(r["epoch"] for r in rows)
+    if x_hi == x_lo:
+        x_lo, x_hi = x_lo - 1, x_hi + 1
+    ticks = _nice_ticks(min(0.0, min(values)), max(values))
+    y_lo, y_hi = ticks[0], ticks[-1]
+    x0, y0, x1, y1 = PAD_L, PAD_T, WIDTH - PAD_R, HEIGHT - PAD_B
+
+    def px(epoch: float) -> float:
+        return round(x0 + (epoch - x_lo) / (x_hi - x_lo) * (x1 - x0), 1)
+
+    def py(v: float) -> float:
+        return round(y1 - (v - y_lo) / (y_hi - y_lo) * (y1 - y0), 1)
+
+    series = []
+    for k in keys:
+        pts = [(px(r["epoch"]), py(float(r[k]))) for r in rows
+               if isinstance(r.get(k), int | float) and math.isfinite(r[k])]
+        last = next((float(r[k]) for r in reversed(rows)
+                     if isinstance(r.get(k), int | float)), None)
+        series.append(Series(k, " ".join(f"{x},{y}" for x, y in pts), last))
+    step = max(1, math.ceil((x_hi - x_lo) / 8))
+    first = math.ceil(x_lo)
+    x_ticks = [(px(e), str(e)) for e in range(first, int(x_hi) + 1, step)]
+    y_ticks = [(py(t), f"{t:g}") for t in ticks]
+    return Chart(WIDTH, HEIGHT, series, y_ticks, x_ticks, (x0, y0, x1, y1))

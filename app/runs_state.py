@@ -1,0 +1,48 @@
+"""The runs side's resources, opened in the app's lifespan and closed on shutdown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+
+from app.analyses import Analyses
+from app.jobs import JobRunner
+from app.neighbours import IndexCache
+from app.run_images import EtagCache
+from app.runs_view import RunsView
+from app.samples_view import SamplesView
+from app.settings import Settings
+from modescope.workspace import Workspace
+
+
+@dataclass
+class RunsSide:
+    ws: Workspace
+    analyses: Analyses
+    indexes: IndexCache
+    runs: RunsView
+    samples: SamplesView
+    etags: EtagCache
+    jobs: JobRunner
+
+    def close(self) -> None:
+        self.jobs.stop()
+        self.analyses.close()
+
+
+def open_runs_side(app: FastAPI, settings: Settings) -> RunsSide:
+    ws = Workspace(settings.workspace)
+    analyses = Analyses(ws)
+    indexes = IndexCache(ws)
+    runs = RunsView(ws, analyses)
+    side = RunsSide(ws, analyses, indexes, runs, SamplesView(runs, indexes), EtagCache(),
+                    JobRunner(ws))
+    side.jobs.start()
+    app.state.runs_side = side
+    return side
+
+
+def runs_side(request: Request) -> RunsSide:
+    side: RunsSide = request.app.state.runs_side
+    return side

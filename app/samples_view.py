@@ -1,0 +1,131 @@
+"""A run's generated samples: the sorted, paginated gallery and one sample beside its neighbours."""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.analyses import Analysis
+from app.errors import BadRequest, NotFound
+from app.neighbours import IndexCache, TrainNeighbour, sample_neighbours
+from app.runs_view import RunsView
+
+SORTS = ("number", "copied", "mode", "random")
+
+
+@dataclass(frozen=True)
+class SampleCard:
+    n: int
+    authenticity: float | None
+    verdict: str | None
+    mode: int | None
+
+
+@dataclass(frozen=True)
+class SamplesPage:
+    run: str
+    sort: str
+    seed: int
+    page: int
+    pages: int
+    total: int
+    cards: list[SampleCard]
+    note: str | None
+
+
+@dataclass(frozen=True)
+class SampleDetail:
+    run: str
+    n: int
+    neighbours: dict[str, list[TrainNeighbour]]
+    weights: str
+    trained: bool
+    warning: str | None
+    memorisation: dict[str, Any] | None  # this sample's row of the memorisation result
+    threshold: float | None
+    mode: dict[str, Any] | None  # this sample's bin of the modes result
+    prev_n: int | None
+    next_n: int | None
+    analysis_note: str | None
+
+
+class _Lookups:
+    """Per-sample views of an analysis result, built once per parsed result."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._built: dict[int, tuple[object, dict[int, Any]]] = {}
+
+    def get(self, result: dict[str, Any], kind: str) -> dict[int, Any]:
+        key = id(result)
+        with self._lock:
+            hit = self._built.get(key)
+            if hit is not None and hit[0] is result:
+                return hit[1]
+        if kind == "memorisation":
+            table: dict[int, Any] = {int(s["sample"]): s for s in result["samples"]}
+        else:
+            table = {int(n): int(b) for n, b in result["generated_bin_of"].items()}
+        with self._lock:
+            if len(self._built) > 64:
+                self._built.clear()
+            self._built[key] = (result, table)
+        return table
+
+
+class SamplesView:
+    def __init__(self, runs: RunsView, indexes: IndexCache) -> None:
+        self.runs = runs
+        self.indexes = indexes
+        self.lookups = _Lookups()
+
+    def page(self, run: str, *, sort: str, seed: int, page: int, page_size: int,
+             memorisation: Analysis | None, modes: Analysis | None,
+             note: str | None = None) -> SamplesPage:
+        if sort not in SORTS:
+            raise BadRequest(f"sort {sort!r}: use one of {', '.join(SORTS)}")
+        numbers = self.runs.sample_numbers(run)
+        if not numbers:
+            self.runs.folder(run)
+        mem = self.lookups.get(memorisation.result, "memorisation") if memorisation else {}
+        bins = self.lookups.get(modes.result, "modes") if modes else {}
+        if sort == "copied" and mem:
+            numbers.sort(key=lambda n: (mem[n]["authenticity"] if n in mem else math.inf, n))
+        elif sort == "mode" and bins:
+            numbers.sort(key=lambda n: (bins.get(n, 1 << 30), n))
+        elif sort == "random":
+            order = np.random.default_rng(seed).permutation(len(numbers))
+            numbers = [numbers[i] for i in order.tolist()]
+        pages = max(1, math.ceil(len(numbers) / page_size))
+        page = min(max(1, page), pages)
+        chosen = numbers[(page - 1) * page_size: page * page_size]
+        cards = [SampleCard(n, mem[n]["authenticity"] if n in mem else None,
+                            mem[n]["verdict"] if n in mem else None, bins.get(n))
+                 for n in chosen]
+        return SamplesPage(run, sort, seed, page, pages, len(numbers), cards, note)
+
+    def detail(self, run: str, n: int, *, memorisation: Analysis | None,
+               modes: Analysis | None, note: str | None = None) -> SampleDetail:
+        numbers = self.runs.sample_numbers(run)
+        if n not in numbers:
+            self.runs.folder(run)
+            raise NotFound(f"run {run} has no sample {n}")
+        found, meta = sample_neighbours(self.runs.ws, self.indexes, run, n)
+        mem_row = self.lookups.get(memorisation.result, "memorisation").get(n) \
+            if memorisation else None
+        mode = None
+        if modes is not None:
+            b = self.lookups.get(modes.result, "modes").get(n)
+            if b is not None:
+                mode = modes.result["bins"][b]
+        at = numbers.index(n)
+        return SampleDetail(
+            run=run, n=n, neighbours=found, weights=meta["weights"], trained=meta["trained"],
+            warning=meta.get("warning"), memorisation=mem_row,
+            threshold=memorisation.result["copy_ratio_threshold"] if memorisation else None,
+            mode=mode, prev_n=numbers[at - 1] if at > 0 else None,
+            next_n=numbers[at + 1] if at + 1 < len(numbers) else None, analysis_note=note)
