@@ -23,6 +23,29 @@ from index_bench import descriptor_like  # noqa: E402
 from indexer import curation, memorisation, ndb  # noqa: E402
 
 
+def pixel_verification(n: int) -> float:
+    """The ``copy`` check of every sample against its nearest training image: load, blur and
+    compare, as ``inspect_memorisation`` does (training images cached, samples read once)."""
+    import tempfile
+
+    from PIL import Image
+
+    from indexer.copycheck import blurred, compare, load_rgb
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for i in range(n):
+            f = Path(tmp) / f"{i}.png"
+            Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(f)
+            files.append(f)
+        cached = blurred(load_rgb(files[0], 64))
+        t = time.perf_counter()
+        for f in files:
+            compare(blurred(load_rgb(f, 64)), cached)
+        return time.perf_counter() - t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--train", type=int, default=10_000)
@@ -50,7 +73,10 @@ def main() -> None:
         ndb.ndb_from_bins(ndb.assign(tc, c), ndb.assign(gc, c), k)
 
     timed("modes (whitening, k-means K=100, NDB, bootstrap 200)", modes)
-    timed("memorisation + hubness", lambda: memorisation.memorisation(train, tids, gen, gids))
+    timed("memorisation + hubness (vectors)",
+          lambda: memorisation.memorisation(train, tids, gen, gids))
+    rows.append((f"pixel verification of {args.gen:,} samples (64 px PNGs)",
+                 pixel_verification(args.gen)))
     timed("outliers (k=10, both layers)", lambda: curation.outliers(train, tids))
     timed("near-duplicates (range search)", lambda: curation.near_duplicates(train, tids))
     flagged = set(range(0, args.train, 500))

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer import curation, memorisation, ndb
+from indexer import copycheck, curation, memorisation, ndb
 from indexer.store import IndexStore, source_items
 from modescope.catalog import Catalog
 from modescope.errors import InputError
@@ -78,14 +78,35 @@ def inspect_modes(ws: Workspace, run: str, *, k: int | None = None, alpha: float
     return {"run": run, "layers": "block1+block5, PCA-whitened", **_header(tmeta), **result}
 
 
+def pixel_verifier(ws: Workspace, run: str) -> memorisation.Verifier:
+    """Compare a run's sample with a training image in pixels, at the workspace's size."""
+    size = ws.read_config().image_size
+    train_files = {it.id: it.file for it in source_items(ws, "train")}
+    sample_files = {it.id: it.file for it in source_items(ws, f"generated:{run}")}
+    cache: dict[int, np.ndarray] = {}
+
+    def verify(sample: int, train_id: int) -> copycheck.Match:
+        if train_id not in cache:
+            if len(cache) > 4096:
+                cache.clear()
+            cache[train_id] = copycheck.blurred(copycheck.load_rgb(train_files[train_id], size))
+        return copycheck.compare(
+            copycheck.blurred(copycheck.load_rgb(sample_files[sample], size)), cache[train_id])
+
+    return verify
+
+
 def inspect_memorisation(ws: Workspace, run: str, *, threshold: float = memorisation.COPY_RATIO,
+                         pixel_threshold: float = copycheck.PIXEL_COPY,
                          include_flagged: bool = False) -> dict[str, Any]:
     tids, tv, tmeta = load_vectors(ws, "train")
     tids, tv = _curated(ws, tids, tv, include_flagged)
     gids, gv, gmeta = load_vectors(ws, f"generated:{run}")
     _check_same_space(tmeta, gmeta, run)
     return {"run": run, **_header(tmeta),
-            **memorisation.memorisation(tv, tids, gv, gids, copy_ratio=threshold)}
+            **memorisation.memorisation(tv, tids, gv, gids, copy_ratio=threshold,
+                                        verify=pixel_verifier(ws, run),
+                                        pixel_threshold=pixel_threshold)}
 
 
 def inspect_outliers(ws: Workspace, *, k: int = curation.OUTLIER_K,

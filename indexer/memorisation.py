@@ -5,23 +5,28 @@ For each generated sample g with nearest training image t (cosine, both layers c
     authenticity ratio  a(g) = d(g, t) / d(t, t')      d = 1 - cosine similarity
 
 where t' is t's own nearest other training image (after Alaa et al. 2022: a sample closer to a
-training image than that image's own neighbours is a likely copy). ``a < COPY_RATIO`` -> verdict
-``copy``. Hubness counts, for each training image, the samples whose nearest training image it
-is: memorisation hot-spots stand out.
+training image than that image's own neighbours is suspicious). Descriptors find t; pixels decide
+(indexer/copycheck.py): the verdict is ``copy`` when the sample matches t in pixels (largest
+blurred patch difference < PIXEL_COPY, after alignment), ``close`` when it does not but
+``a < COPY_RATIO``, else ``novel``. Hubness counts, for each training image, the samples whose
+nearest training image it is: memorisation hot-spots stand out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from indexer.copycheck import PIXEL_COPY, Match
 from indexer.index import VectorIndex
 from indexer.ndb import combined
 
 COPY_RATIO = 0.5  # docs/inspection.md: measured on near-copies vs held-out real images
 EPS = 1e-9
+Verifier = Callable[[int, int], Match]  # (sample id, training id) -> pixel comparison
 
 
 @dataclass
@@ -34,7 +39,8 @@ class SampleVerdict:
     nearest: int  # on both layers combined: the basis of the ratio
     similarity: float
     authenticity: float
-    verdict: str  # "copy" or "novel"
+    pixel_difference: float | None  # largest blurred patch difference to `nearest` (0-255)
+    verdict: str  # "copy", "close" or "novel"
 
 
 def nearest_other(train: np.ndarray, ids: np.ndarray,
@@ -54,8 +60,12 @@ def nearest_other(train: np.ndarray, ids: np.ndarray,
 
 def memorisation(train: dict[str, np.ndarray], train_ids: np.ndarray,
                  gen: dict[str, np.ndarray], gen_ids: np.ndarray,
-                 copy_ratio: float = COPY_RATIO) -> dict[str, Any]:
-    """Per-sample nearest training images, authenticity ratios, verdicts, copy rate, hubness."""
+                 copy_ratio: float = COPY_RATIO, verify: Verifier | None = None,
+                 pixel_threshold: float = PIXEL_COPY) -> dict[str, Any]:
+    """Per-sample nearest training images, authenticity ratios, verdicts, copy rate, hubness.
+
+    Without ``verify`` (vectors only) the verdict falls back to the ratio: ``copy`` below
+    ``copy_ratio``; with it, ``copy`` means a pixel match (module docstring)."""
     if len(train_ids) < 2 or len(gen_ids) == 0:
         raise ValueError("memorisation needs at least 2 training images and 1 sample")
     tc = combined(train["block1"], train["block5"])
@@ -74,10 +84,16 @@ def memorisation(train: dict[str, np.ndarray], train_ids: np.ndarray,
         t = int(nn["combined"][1][j])
         sim = float(nn["combined"][0][j])
         ratio = (max(0.0, 1.0 - sim) + EPS) / (own_nn[t] + EPS)
+        pixels = verify(int(sample), t).score if verify else None
+        if pixels is None:
+            verdict = "copy" if ratio < copy_ratio else "novel"
+        else:
+            verdict = ("copy" if pixels < pixel_threshold
+                       else "close" if ratio < copy_ratio else "novel")
         verdicts.append(SampleVerdict(
             int(sample), int(nn["block1"][1][j]), round(float(nn["block1"][0][j]), 6),
             int(nn["block5"][1][j]), round(float(nn["block5"][0][j]), 6), t, round(sim, 6),
-            round(ratio, 4), "copy" if ratio < copy_ratio else "novel"))
+            round(ratio, 4), pixels, verdict))
     hubs: dict[int, int] = {}
     for v in verdicts:
         hubs[v.nearest] = hubs.get(v.nearest, 0) + 1
@@ -91,6 +107,9 @@ def memorisation(train: dict[str, np.ndarray], train_ids: np.ndarray,
     copies = sum(v.verdict == "copy" for v in verdicts)
     return {
         "copy_ratio_threshold": copy_ratio,
+        "pixel_threshold": pixel_threshold if verify else None,
+        "verified_in_pixels": verify is not None,
+        "close": sum(v.verdict == "close" for v in verdicts),
         "n_samples": len(verdicts),
         "copies": copies,
         "copy_rate": round(copies / len(verdicts), 4),

@@ -84,7 +84,9 @@ def memorisation_cmd(
     run: RunOpt,
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
     threshold: Annotated[float, typer.Option(
-        help="Authenticity ratio under which a sample is a copy.")] = 0.5,
+        help="Authenticity ratio under which a sample that is no pixel copy is 'close'.")] = 0.5,
+    pixel_threshold: Annotated[float, typer.Option(
+        help="Largest blurred patch difference (0-255) under which a sample is a copy.")] = 10.0,
     top: Annotated[int, typer.Option(help="Hubs and copies to print.")] = 10,
     include_flagged: FlaggedOpt = False,
     as_json: JsonOpt = False,
@@ -92,15 +94,19 @@ def memorisation_cmd(
     """Copies: each sample's nearest training image, authenticity ratio, verdict; hubness."""
     from indexer.inspect import inspect_memorisation
 
+    if not 0 < pixel_threshold <= 255:
+        raise InputError("--pixel-threshold must be in (0, 255]")
     r = inspect_memorisation(Workspace(workspace), run, threshold=threshold,
-                             include_flagged=include_flagged)
+                             pixel_threshold=pixel_threshold, include_flagged=include_flagged)
     copies = sorted((s for s in r["samples"] if s["verdict"] == "copy"),
-                    key=lambda s: s["authenticity"])
+                    key=lambda s: s["pixel_difference"])
     _report(r, as_json, [
         f"run {run}: {r['copies']} of {r['n_samples']} samples are copies "
-        f"(copy rate {r['copy_rate']:.1%}, authenticity ratio < {threshold})",
+        f"(copy rate {r['copy_rate']:.1%}: pixels within {pixel_threshold:g}/255 of their "
+        f"nearest training image); {r['close']} more are close in features "
+        f"(authenticity ratio < {threshold:g})",
         *[f"  sample {s['sample']} copies training image #{s['nearest']} "
-          f"(ratio {s['authenticity']:.3f}, similarity {s['similarity']:.4f})"
+          f"(pixel difference {s['pixel_difference']:.1f}, ratio {s['authenticity']:.3f})"
           for s in copies[:top]],
         "most-copied training images (hubness; "
         f"{r['expected_hub_count']:.2f} expected each):",

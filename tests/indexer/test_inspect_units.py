@@ -122,3 +122,33 @@ def test_import_samples_normalises_and_numbers_them(tmp_path: Path) -> None:
     assert again.code == 2 and "--replace" in again.err
     bad = run_cli("import-samples", tmp_path / "gan", "--run", "../up", "-w", tmp_path / "ws")
     assert bad.code == 2 and "run name" in bad.err
+
+
+def _drawn(seed: int, size: int = 64) -> np.ndarray:
+    """A Pillow drawing: background, a shape and a few dots (a fixture, not random noise)."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGB", (size, size), tuple(int(c) for c in rng.integers(150, 250, 3)))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((16, 8, 48, 56), fill=(200, 40, 30))
+    for _ in range(12):
+        x, y = (int(c) for c in rng.integers(18, 44, 2))
+        draw.ellipse((x, y, x + 4, y + 4), fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+    return np.asarray(img, np.float32)
+
+
+def test_pixel_check_calls_a_shifted_noisy_mirrored_copy_a_copy() -> None:
+    from indexer.copycheck import PIXEL_COPY, blurred, compare
+
+    src = _drawn(1)
+    rng = np.random.default_rng(0)
+    copy = np.clip(np.roll(src, (1, -2), axis=(0, 1)) + rng.normal(0, 4, src.shape), 0, 255)
+    m = compare(blurred(copy), blurred(src))
+    assert m.score < PIXEL_COPY and m.shift == (1, -2) and not m.mirrored
+    mirrored = compare(blurred(np.ascontiguousarray(copy[:, ::-1])), blurred(src))
+    assert mirrored.mirrored and mirrored.score < PIXEL_COPY
+    # the same shape with other dots is not a copy: one patch differs enough
+    assert compare(blurred(_drawn(2)), blurred(src)).score > PIXEL_COPY
+    with pytest.raises(ValueError, match="differ in size"):
+        compare(blurred(src), blurred(src[:32, :32]))

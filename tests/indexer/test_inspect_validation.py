@@ -127,6 +127,9 @@ def test_memorisation_finds_the_copied_training_images(val: Validation) -> None:
     copy_ratio = np.median([s["authenticity"] for s in r["samples"]])
     held_ratio = np.median([s["authenticity"] for s in held["samples"]])
     assert copy_ratio < held_ratio / 2, (copy_ratio, held_ratio)
-    assert r["copy_rate"] > 3 * held["copy_rate"]
-    # Not yet met with untrained weights (issue 4 stays open): copy recall >= 0.95 at a held-out
-    # copy rate <= 5 %; measured 0.74 at 5-7 % (docs/inspection.md).
+    # the verdict: near-copies are `copy` (recall >= 0.95), held-out real images at most 5 %
+    assert r["verified_in_pixels"] and held["verified_in_pixels"]
+    recall = r["copies"] / len(val.copies_of)
+    assert recall >= 0.95, recall
+    assert held["copy_rate"] <= 0.05, held["copy_rate"]
+    assert r["copy_rate"] == round(r["copies"] / r["n_samples"], 4)
