@@ -1,8 +1,15 @@
-"""``modescope train`` and ``modescope generate``: the DCGAN on the curated set."""
+"""``modescope train``, ``modescope generate`` and ``modescope export-tfrecords``.
+
+SIGTERM or SIGINT (Ctrl-C) cancels a training run: the loop saves its latest checkpoint, writes
+status "cancelled" to progress.json and the command exits 0 saying how to resume. A second signal
+stops at once. Any other failure writes status "failed" with the error to progress.json.
+"""
 
 from __future__ import annotations
 
 import json
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from modescope.catalog import Catalog
-from modescope.cli import JsonOpt, WorkspaceOpt, _emit_json, _progress, cli
+from modescope.cli import JsonOpt, WorkspaceOpt, _emit_json, cli
 from modescope.errors import InputError
 from modescope.samples import run_dir
 from modescope.workspace import DEFAULT_WORKSPACE, Workspace
@@ -18,12 +25,93 @@ from modescope.workspace import DEFAULT_WORKSPACE, Workspace
 
 def curated_files(ws: Workspace) -> list[Path]:
     """The training images not flagged, by id: the curated set at the start of a run."""
+    return [item["file"] for item in curated_items(ws)]
+
+
+def curated_items(ws: Workspace) -> list[dict[str, Any]]:
+    """id, sha256, file and label of every curated (ok, not flagged) image, by id."""
     catalog = Catalog.open(ws.catalog_path, readonly=True)
     try:
         flagged = catalog.flagged_ids()
-        return [ws.root / f for i, _, f in catalog.ok_files() if i not in flagged]
+        labels = dict(catalog.conn.execute("SELECT id, label FROM images WHERE status = 'ok'")
+                      .fetchall())
+        return [{"id": i, "sha256": sha, "file": ws.root / f, "label": labels.get(i)}
+                for i, sha, f in catalog.ok_files() if i not in flagged]
     finally:
         catalog.close()
+
+
+class _Cancel:
+    """The first SIGTERM/SIGINT asks the loop to stop at the next step; a second one exits."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Cancel:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.asked:
+            sys.stderr.write("modescope: stopped without saving\n")
+            raise SystemExit(130)
+        self.asked = True
+        sys.stderr.write("modescope: cancelling: saving the latest checkpoint...\n")
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def __call__(self) -> bool:
+        return self.asked
+
+
+class _Bar:
+    """A rich progress bar on a terminal's stderr: step, losses, img/s, ETA."""
+
+    def __init__(self) -> None:
+        self.progress: Any = None
+
+    def __enter__(self) -> _Bar:
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.progress = Progress(
+                TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[losses]}"), console=Console(stderr=True),
+                transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task("training", total=None, losses="")
+        return self
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        if self.progress is None:
+            return
+        losses = ""
+        if info.get("d_loss") is not None:
+            eta = time.strftime("%H:%M:%S", time.gmtime(info.get("eta_s") or 0))
+            losses = (f"epoch {info['epoch']}/{info['total_epochs']} {info['size']}px "
+                      f"D {info['d_loss']:.3f} G {info['g_loss']:.3f} "
+                      f"{info['images_per_s']:.0f} img/s ETA {eta}")
+        self.progress.update(self.task, completed=info["step"], total=info["total_steps"],
+                             losses=losses)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _sizes(text: str | None, option: str) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"{option} {text!r}: give comma-separated numbers, e.g. 32,64,128"
+                         ) from None
 
 
 @cli.command()
@@ -33,57 +121,109 @@ def train(
     size: Annotated[int | None, typer.Option(help="Image size [default: the workspace's].")]
     = None,
     epochs: Annotated[int, typer.Option(help="Epochs.")] = 25,
-    batch: Annotated[int, typer.Option(help="Batch size.")] = 64,
+    batch: Annotated[int, typer.Option(help="Global batch size (all replicas).")] = 64,
     lr_d: Annotated[float, typer.Option(help="Discriminator learning rate.")] = 2e-4,
     lr_g: Annotated[float, typer.Option(help="Generator learning rate.")] = 2e-4,
+    loss: Annotated[str, typer.Option(help="nonsaturating or hinge.")] = "nonsaturating",
+    label_smoothing: Annotated[bool, typer.Option(
+        help="One-sided label smoothing: real labels drawn from [0.9, 1.0].")] = True,
+    instance_noise: Annotated[float, typer.Option(
+        help="Initial sigma of noise on D's inputs, decaying to 0.")] = 0.0,
+    d_steps: Annotated[int, typer.Option(help="D updates per G update.")] = 1,
+    flip: Annotated[bool, typer.Option(help="Random horizontal flips.")] = True,
+    progressive: Annotated[str | None, typer.Option(
+        help="Progressive growing: sizes in turn, e.g. 32,64,128 (the last = --size).")] = None,
+    stage_epochs: Annotated[str | None, typer.Option(
+        help="Epochs per progressive stage, e.g. 2,2,4.")] = None,
+    checkpoint_every: Annotated[int, typer.Option(help="Keep a checkpoint every N epochs.")] = 5,
+    mixed_precision: Annotated[bool, typer.Option(
+        help="bf16 compute, float32 losses (for GPUs/TPUs; slow on most CPUs).")] = False,
+    tpu: Annotated[str | None, typer.Option(
+        help="Train on a TPU: its address, or 'local' on a TPU VM.")] = None,
+    tfrecords: Annotated[str | None, typer.Option(
+        help="Read the images from these TFRecords (a glob; gs:// works) instead of the "
+             "workspace's curated set.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     resume: Annotated[str | None, typer.Option(help="Continue RUN from its latest checkpoint.")]
     = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train a DCGAN on the curated (unflagged) training images; resumable."""
+    """Train a DCGAN on the curated (unflagged) training images; resumable, cancellable."""
     from trainer.config import ConfigError, TrainConfig
-    from trainer.loop import train as run_train
+    from trainer.strategy import is_chief
 
     ws = Workspace(workspace)
     ws_config = ws.read_config()
+    try:
+        chief = is_chief()
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    files: list[Path] | None = None
     if resume:
         folder = run_dir(ws, resume)
         if not (folder / "checkpoints" / "latest" / "state.json").is_file():
             raise InputError(f"run {resume} has no checkpoint to resume from")
         config = TrainConfig.loads((folder / "config.json").read_text())
-        files = [Path(f) for f in json.loads((folder / "dataset.json").read_text())["files"]]
+        record = json.loads((folder / "dataset.json").read_text())
+        tfrecords = record.get("tfrecords")
+        files = None if tfrecords else [Path(f) for f in record["files"]]
         name = resume
     else:
         name = run or time.strftime("run-%Y%m%d-%H%M%S")
         folder = run_dir(ws, name)
-        if (folder / "config.json").exists():
+        if chief and (folder / "config.json").exists():
             raise InputError(f"run {name} exists; use --resume {name} or another --run")
         try:
-            config = TrainConfig(size=size or ws_config.image_size, epochs=epochs,
-                                 batch_size=batch, lr_d=lr_d, lr_g=lr_g, seed=seed)
+            config = TrainConfig(
+                size=size or ws_config.image_size, epochs=epochs, batch_size=batch, lr_d=lr_d,
+                lr_g=lr_g, loss=loss, label_smoothing=label_smoothing,
+                instance_noise=instance_noise, d_steps=d_steps, flip=flip,
+                progressive=_sizes(progressive, "--progressive"),
+                stage_epochs=_sizes(stage_epochs, "--stage-epochs"),
+                checkpoint_every=checkpoint_every, mixed_precision=mixed_precision, seed=seed)
         except ConfigError as exc:
             raise InputError(str(exc)) from None
-        files = curated_files(ws)
-    last: dict[str, Any] = {}
-    with _progress("training", unit="step") as bar:
-        def progress(info: dict[str, Any]) -> None:
-            last.update(info)
-            if bar:
-                bar(info["step"], info["total_steps"])
-
-        try:
-            result = run_train(config, folder, files, progress_fn=progress,
-                               resume=bool(resume))
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-    result = {"run": name, "folder": str(folder), **result,
-              "d_loss": last.get("d_loss"), "g_loss": last.get("g_loss")}
+        if not tfrecords:
+            files = curated_files(ws)
+    result = _run(config, folder, files, bool(resume), tpu, tfrecords, chief)
+    result = {"run": name, "folder": str(folder), **result}
     if as_json:
         _emit_json(result)
+    elif result["status"] == "cancelled":
+        typer.echo(f"run {name}: cancelled in epoch {result['epoch'] + 1} (step "
+                   f"{result['step']}); continue with: modescope train -w {ws.root} "
+                   f"--resume {name}")
     else:
         typer.echo(f"run {name}: {result['status']} after epoch {result['epoch']} "
                    f"(step {result['step']}); samples in {folder / 'samples'}")
+
+
+def _run(config: Any, folder: Path, files: list[Path] | None, resume: bool, tpu: str | None,
+         tfrecords: str | None, chief: bool) -> dict[str, Any]:
+    from trainer.loop import train as run_train
+    from trainer.runfolder import write_progress
+
+    last: dict[str, Any] = {}
+
+    def failed(message: str) -> None:
+        if chief and folder.is_dir():
+            write_progress(folder, {**last, "status": "failed", "error": message})
+
+    with _Cancel() as cancel, _Bar() as bar:
+        def progress(info: dict[str, Any]) -> None:
+            last.update(info)
+            bar(info)
+
+        try:
+            result = run_train(config, folder, files, progress_fn=progress, abort_fn=cancel,
+                               resume=resume, tpu=tpu, tfrecords=tfrecords)
+        except ValueError as exc:
+            failed(str(exc))
+            raise InputError(str(exc)) from None
+        except BaseException as exc:
+            failed(f"{type(exc).__name__}: {exc}")
+            raise
+    return {**result, "d_loss": last.get("d_loss"), "g_loss": last.get("g_loss")}
 
 
 @cli.command()
@@ -110,3 +250,32 @@ def generate(
     else:
         typer.echo(f"wrote {written} samples to {folder / 'generated'}; next: modescope index "
                    f"--source generated:{run}")
+
+
+@cli.command("export-tfrecords")
+def export_tfrecords(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the shards and manifest.json.")],
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    shards: Annotated[int, typer.Option(help="Number of shard files.")] = 8,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the curated set as sharded TFRecords (PNG + id + label) for `train --tfrecords`
+    (TPUs read from cloud storage: copy the folder there with gsutil)."""
+    from trainer.data import write_tfrecords
+    from trainer.runfolder import dataset_record
+
+    if not 1 <= shards <= 10_000:
+        raise InputError("--shards must be between 1 and 10000")
+    ws = Workspace(workspace)
+    items = curated_items(ws)
+    if not items:
+        raise InputError(f"workspace {ws.root} has no curated images; run modescope ingest first")
+    if out.exists() and any(out.glob("*.tfrecord")):
+        raise InputError(f"{out} already holds TFRecords; give an empty or new --out folder")
+    sha = dataset_record([item["file"] for item in items])["sha256"]
+    manifest = write_tfrecords(items, out, shards, sha)
+    if as_json:
+        _emit_json({"out": str(out), **manifest})
+    else:
+        typer.echo(f"wrote {manifest['count']} images in {len(manifest['shards'])} shards to "
+                   f"{out}; train with: modescope train --tfrecords '{out}/*.tfrecord'")

@@ -63,16 +63,26 @@ def numpy_batches(images: np.ndarray, batch: int, seed: int, epoch: int, flip: b
 
 
 def tf_dataset(images: np.ndarray, batch: int, seed: int, epoch: int, flip: bool,
-               skip: int = 0) -> Any:
-    """The same batches as :func:`numpy_batches`, as a prefetching tf.data.Dataset."""
+               skip: int = 0, parts: int = 1, first: int = 0, count: int | None = None) -> Any:
+    """The same batches as :func:`numpy_batches`, as a prefetching tf.data.Dataset.
+
+    For tf.distribute each global batch is cut into ``parts`` equal slices (one per replica,
+    in replica order) and this input pipeline yields slices ``first .. first + count - 1`` of
+    every batch, one element each (``strategy.distribute_datasets_from_function``).
+    """
     import tensorflow as tf
 
+    count = parts if count is None else count
     order = epoch_order(len(images), batch, seed, epoch)
-    steps = len(order) // batch
+    steps, local = len(order) // batch, batch // parts
     masks = np.stack([flip_mask(seed, epoch, batch, i) if flip else np.zeros(batch, bool)
                       for i in range(steps)])
+    pick = slice(first, first + count)
+    real = images[order].reshape(steps, parts, local, *images.shape[1:])[:, pick]
+    masks = masks.reshape(steps, parts, local)[:, pick]
     ds = tf.data.Dataset.from_tensor_slices(
-        (images[order].reshape(steps, batch, *images.shape[1:]), masks)).skip(skip)
+        (real.reshape(steps * count, local, *images.shape[1:]),
+         masks.reshape(steps * count, local))).skip(skip * count)
 
     def prepare(real: Any, mask: Any) -> Any:
         real = tf.cast(real, tf.float32) / 127.5 - 1.0
@@ -80,16 +90,17 @@ def tf_dataset(images: np.ndarray, batch: int, seed: int, epoch: int, flip: bool
 
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.DATA)
+        tf.data.experimental.AutoShardPolicy.OFF)  # sharded above, by replica
     return (ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE).with_options(options))
 
 
 # --- TFRecords -------------------------------------------------------------------------------
 
-def write_tfrecords(items: list[tuple[str, Path, str]], out: Path, shards: int,
+def write_tfrecords(items: list[dict[str, Any]], out: Path, shards: int,
                     dataset_sha256: str) -> dict[str, Any]:
-    """items: (id, png path, label) -> out/curated-SSSSS-of-NNNNN.tfrecord + manifest.json."""
+    """items ({id, sha256, file, label}) -> out/curated-SSSSS-of-NNNNN.tfrecord (round robin)
+    + manifest.json (count, the dataset hash of the curated file list, shards)."""
     import tensorflow as tf
 
     out.mkdir(parents=True, exist_ok=True)
@@ -98,11 +109,12 @@ def write_tfrecords(items: list[tuple[str, Path, str]], out: Path, shards: int,
     counts = [0] * shards
     writers = [tf.io.TFRecordWriter(str(out / f".{n}.tmp")) for n in names]
     try:
-        for k, (ident, path, label) in enumerate(items):
+        for k, item in enumerate(items):
             feature = {
-                "image": _bytes(tf, Path(path).read_bytes()),
-                "id": _bytes(tf, ident.encode()),
-                "label": _bytes(tf, label.encode()),
+                "image": _bytes(tf, Path(item["file"]).read_bytes()),
+                "id": _bytes(tf, str(item["id"]).encode()),
+                "sha256": _bytes(tf, item["sha256"].encode()),
+                "label": _bytes(tf, (item["label"] or "").encode()),
             }
             example = tf.train.Example(features=tf.train.Features(feature=feature))
             writers[k % shards].write(example.SerializeToString())
@@ -114,7 +126,8 @@ def write_tfrecords(items: list[tuple[str, Path, str]], out: Path, shards: int,
         (out / f".{n}.tmp").rename(out / n)
     manifest = {"format": "modescope-tfrecords-1", "count": len(items),
                 "dataset_sha256": dataset_sha256, "features": {
-                    "image": "PNG bytes (RGB)", "id": "image id (sha256)", "label": "class"},
+                    "image": "PNG bytes (RGB)", "id": "catalog id", "sha256": "of the source file",
+                    "label": "label from the ingest (may be empty)"},
                 "shards": [{"file": n, "count": c} for n, c in zip(names, counts, strict=True)]}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
@@ -124,9 +137,9 @@ def _bytes(tf: Any, value: bytes) -> Any:
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
-def read_tfrecords(pattern: str) -> tuple[np.ndarray, list[str]]:
-    """All images of the shards matching ``pattern`` (local or gs://), as uint8 (N, H, W, 3),
-    and their ids, in the order written (shard by shard)."""
+def read_tfrecords(pattern: str) -> tuple[np.ndarray, list[str], str | None]:
+    """All images of the shards matching ``pattern`` (local or gs://) as uint8 (N, H, W, 3),
+    their ids (shard by shard), and the dataset hash of a manifest.json beside them."""
     import tensorflow as tf
 
     files = sorted(tf.io.gfile.glob(pattern)) if "://" in pattern else sorted(
@@ -144,4 +157,9 @@ def read_tfrecords(pattern: str) -> tuple[np.ndarray, list[str]]:
     shapes = {img.shape for img in images}
     if len(shapes) != 1:
         raise ValueError(f"the TFRecords in {pattern} mix image sizes {sorted(shapes)}")
-    return np.stack(images), ids
+    manifest = files[0].rsplit("/", 1)[0] + "/manifest.json" if "/" in files[0] else "manifest.json"
+    sha = None
+    if tf.io.gfile.exists(manifest):
+        with tf.io.gfile.GFile(manifest) as fh:
+            sha = json.loads(fh.read()).get("dataset_sha256")
+    return np.stack(images), ids, sha

@@ -122,8 +122,9 @@ def train(config: TrainConfig, run_dir: Path, files: list[Path] | None = None,
     if tfrecords:
         from trainer.data import read_tfrecords
 
-        source, ids = read_tfrecords(tfrecords)
-        record = {**dataset_record([Path(i) for i in ids]), "tfrecords": tfrecords}
+        source, ids, sha = read_tfrecords(tfrecords)
+        record: dict[str, Any] = {"count": len(ids), "sha256": sha or dataset_record(
+            [Path(i) for i in ids])["sha256"], "tfrecords": tfrecords, "ids": ids}
     else:
         files = list(files or [])
         source, record = None, dataset_record(files)
@@ -160,10 +161,12 @@ def train(config: TrainConfig, run_dir: Path, files: list[Path] | None = None,
     def batches(epoch: int, skip: int = 0) -> Any:
         if strategy is None:
             return numpy_batches(images, batch, config.seed, epoch, config.flip, skip)
-        return tf_dataset(images, batch, config.seed, epoch, config.flip, skip)
+        return step_fn.distribute(lambda parts, first, count: tf_dataset(
+            images, batch, config.seed, epoch, config.flip, skip, parts, first, count))
 
-    if chief and not run.path("preview.png").exists():
-        first = next(iter(batches(0)))  # the very tensor the first step receives
+    if chief and not run.path("preview.png").exists():  # the very batch the first step gets
+        first = next(iter(numpy_batches(images, batch, config.seed, 0, config.flip) if strategy
+                          is None else tf_dataset(images, batch, config.seed, 0, config.flip)))
         save_png(image_grid(to_pixels(first)), run.path("preview.png"))
     noise_path = run.path("noise.npy")
     if not noise_path.exists():
@@ -202,7 +205,7 @@ def train(config: TrainConfig, run_dir: Path, files: list[Path] | None = None,
                     f"step {step}; fade-in over {fade} steps; carried {len(carried)} layers")
         t_epoch, first_step = time.perf_counter(), step
         alpha = None
-        for k, real in enumerate(step_fn.distribute(batches(epoch, skip)), start=skip):
+        for k, real in enumerate(batches(epoch, skip), start=skip):
             a = alpha_at(step)
             if a != alpha:
                 step_fn.set_alpha((m.g, m.d), a)

@@ -109,9 +109,6 @@ class JaxStep:
                 if v is layer.alpha:
                     self.state[slot][i] = self._jnp.asarray(alpha, self._jnp.float32)
 
-    def distribute(self, batches: Any) -> Any:
-        return batches
-
     def __call__(self, real: Any, step: int, sigma: float) -> tuple[Any, Any]:
         jnp = self._jnp
         self.state, ld, lg = self._step(self.state, real, jnp.asarray(step, jnp.uint32),

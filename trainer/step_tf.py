@@ -90,8 +90,14 @@ class TFStep:
 
         self._fused = tf.function(fused, jit_compile=jit or None)
 
-    def distribute(self, dataset: Any) -> Any:
-        return self.strategy.experimental_distribute_dataset(dataset)
+    def distribute(self, make: Any) -> Any:
+        """``make(parts, first, count)`` -> this input pipeline's per-replica slices."""
+        def dataset_fn(ctx: Any) -> Any:
+            per_pipeline = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+            return make(ctx.num_replicas_in_sync, ctx.input_pipeline_id * per_pipeline,
+                        per_pipeline)
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
 
     def __call__(self, real: Any, step: int, sigma: float) -> tuple[Any, Any]:
         tf = self.tf

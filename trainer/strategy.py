@@ -61,4 +61,10 @@ def choose(tpu: str | None = None) -> Any:
 
 
 def describe(strategy: Any) -> str:
-    return f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)"
+    import tensorflow as tf
+
+    kinds = (("TPUStrategy", tf.distribute.TPUStrategy),
+             ("MultiWorkerMirroredStrategy", tf.distribute.MultiWorkerMirroredStrategy),
+             ("MirroredStrategy", tf.distribute.MirroredStrategy))
+    name = next((n for n, cls in kinds if isinstance(strategy, cls)), "default strategy")
+    return f"{name} with {strategy.num_replicas_in_sync} replica(s)"
