@@ -36,7 +36,7 @@ def _check_same_space(train_meta: dict[str, Any], gen_meta: dict[str, Any], run:
                          f"set; run `modescope index --source generated:{run} --rebuild`")
 
 
-def _curated(ws: Workspace, ids: np.ndarray, vecs: dict[str, np.ndarray],
+def curated_vectors(ws: Workspace, ids: np.ndarray, vecs: dict[str, np.ndarray],
              include_flagged: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     if include_flagged:
         return ids, vecs
@@ -54,21 +54,18 @@ def inspect_modes(ws: Workspace, run: str, *, k: int | None = None, alpha: float
                   seed: int = 0, include_flagged: bool = False,
                   examples: int = 6) -> dict[str, Any]:
     tids, tv, tmeta = load_vectors(ws, "train")
-    tids, tv = _curated(ws, tids, tv, include_flagged)
+    tids, tv = curated_vectors(ws, tids, tv, include_flagged)
     gids, gv, gmeta = load_vectors(ws, f"generated:{run}")
     _check_same_space(tmeta, gmeta, run)
-    white = ndb.whitener(ndb.combined(tv["block1"], tv["block5"]), seed=seed)
-    tc = white(ndb.combined(tv["block1"], tv["block5"]))
-    gc = white(ndb.combined(gv["block1"], gv["block5"]))
-    k = k or ndb.default_k(len(tids))
-    centroids = ndb.kmeans_bins(tc, k, seed=seed)
-    tb, gb = ndb.assign(tc, centroids), ndb.assign(gc, centroids)
-    result = ndb.ndb_from_bins(tb, gb, k, alpha=alpha, seed=seed).as_json()
+    bins = ndb.ModeBins(tv, k=k, seed=seed)
+    tc, tb, centroids = bins.train, bins.train_bins, bins.centroids
+    gc, gb = bins.generated_bins(gv)
+    result = ndb.ndb_from_bins(tb, gb, bins.k, alpha=alpha, seed=seed).as_json()
     for b in result["bins"]:
         i = b["bin"]
-        for name, ids, vecs, bins in (("train_examples", tids, tc, tb),
-                                      ("generated_examples", gids, gc, gb)):
-            members = np.flatnonzero(bins == i)
+        for name, ids, vecs, of in (("train_examples", tids, tc, tb),
+                                    ("generated_examples", gids, gc, gb)):
+            members = np.flatnonzero(of == i)
             closest = members[np.argsort(-(vecs[members] @ centroids[i]))][:examples]
             b[name] = [int(ids[j]) for j in closest]
     result["train_bin_of"] = {int(i): int(b) for i, b in zip(tids.tolist(), tb.tolist(),
@@ -100,7 +97,7 @@ def inspect_memorisation(ws: Workspace, run: str, *, threshold: float = memorisa
                          pixel_threshold: float = copycheck.PIXEL_COPY,
                          include_flagged: bool = False) -> dict[str, Any]:
     tids, tv, tmeta = load_vectors(ws, "train")
-    tids, tv = _curated(ws, tids, tv, include_flagged)
+    tids, tv = curated_vectors(ws, tids, tv, include_flagged)
     gids, gv, gmeta = load_vectors(ws, f"generated:{run}")
     _check_same_space(tmeta, gmeta, run)
     return {"run": run, **_header(tmeta),

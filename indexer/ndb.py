@@ -171,3 +171,28 @@ def ndb_from_bins(train_bins: np.ndarray, gen_bins: np.ndarray, k: int, *, alpha
                         "for the tests to see a dropped mode")
     return NDBResult(k, alpha, n_t, n_g, int(sig.sum()), float(sig.mean()), js_divergence(pt, pg),
                      ci, bins, warnings)
+
+
+class ModeBins:
+    """NDB bins fitted on training descriptors: whitening + spherical k-means, then z-tests of
+    any set of generated descriptors against the training shares."""
+
+    def __init__(self, train: dict[str, np.ndarray], *, k: int | None = None,
+                 seed: int = 0) -> None:
+        tc = combined(train["block1"], train["block5"])
+        self.white = whitener(tc, seed=seed)
+        self.train = self.white(tc)
+        self.k = k or default_k(len(tc))
+        self.seed = seed
+        self.centroids = kmeans_bins(self.train, self.k, seed=seed)
+        self.train_bins = assign(self.train, self.centroids)
+
+    def generated_bins(self, gen: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        gc = self.white(combined(gen["block1"], gen["block5"]))
+        return gc, assign(gc, self.centroids)
+
+    def score(self, gen: dict[str, np.ndarray], *, alpha: float = 0.05,
+              bootstrap: int = 200) -> NDBResult:
+        _, gb = self.generated_bins(gen)
+        return ndb_from_bins(self.train_bins, gb, self.k, alpha=alpha, seed=self.seed,
+                                 bootstrap=bootstrap)

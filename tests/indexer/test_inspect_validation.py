@@ -133,3 +133,27 @@ def test_memorisation_finds_the_copied_training_images(val: Validation) -> None:
     assert recall >= 0.95, recall
     assert held["copy_rate"] <= 0.05, held["copy_rate"]
     assert r["copy_rate"] == round(r["copies"] / r["n_samples"], 4)
+
+
+def test_checkpoint_evaluator_agrees_with_the_indexed_inspection(val: Validation) -> None:
+    """In memory (no index written), the same samples give the same NDB/K and copy rate as
+    import-samples + index + inspect; and the scores order the runs as the truth does."""
+    from PIL import Image
+
+    from indexer.checkpoint_eval import CheckpointEvaluator
+    from modescope.workspace import Workspace
+
+    ev = CheckpointEvaluator(Workspace(val.ws))
+    scores = {}
+    for run in ("heldout", "collapsed", "copies"):
+        files = sorted((val.ws / "runs" / run / "generated").glob("*.png"))
+        images = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+        scores[run] = ev.evaluate(images)
+    modes = inspect(val, "modes", "--run", "collapsed")
+    assert scores["collapsed"]["ndb_over_k"] == modes["ndb_over_k"]
+    assert scores["collapsed"]["dropped"] == len(modes["dropped"])
+    mem = inspect(val, "memorisation", "--run", "copies")
+    assert scores["copies"]["copy_rate"] == mem["copy_rate"]
+    assert scores["heldout"]["ndb_over_k"] <= 0.15 < 0.5 <= scores["collapsed"]["ndb_over_k"]
+    assert scores["heldout"]["copy_rate"] <= 0.05 and scores["copies"]["copy_rate"] >= 0.95
+    assert set(scores["copies"]["seconds"]) == {"features", "ndb", "memorisation"}
