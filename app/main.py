@@ -13,8 +13,9 @@ from fastapi.templating import Jinja2Templates
 
 from app import security
 from app.catalog_view import CatalogView
+from app.dataset_view import open_dataset
 from app.errors import AppError, render_error
-from app.routes import auth, overview
+from app.routes import auth, dataset, export, overview
 from app.settings import Settings
 from modescope import __version__
 from modescope.workspace import Workspace
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.view = CatalogView(Workspace(settings.workspace))
+        app.state.dataset = open_dataset(Workspace(settings.workspace))
         yield
 
     # every route: logged in (unless open on loopback), and CSRF on POST/PUT/PATCH/DELETE
@@ -43,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(overview.router)
     app.include_router(auth.router)
+    app.include_router(dataset.router)
+    app.include_router(export.router)
 
     @app.exception_handler(AppError)
     async def on_app_error(request: Request, exc: AppError) -> Response:

@@ -256,7 +256,7 @@ def main() -> None:
         sys.exit(130)
 
 
-from modescope import cli_index, cli_inspect, cli_train  # noqa: E402,F401  (their commands)
+from modescope import cli_export, cli_index, cli_inspect, cli_train  # noqa: E402,F401  (their commands)
 
 if __name__ == "__main__":
     main()

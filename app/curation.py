@@ -1,0 +1,166 @@
+"""The training-set analyses behind /dataset, computed once and kept in memory.
+
+Outlier scores, near-duplicate groups and mode bins depend only on the training index, so they
+are keyed by its meta.json (mtime and count): a new `modescope index` run makes them stale and
+the next page recomputes. Suggestions also depend on the flags, so their key adds the flag
+version. One lock per analysis: two requests share one computation. Each result records how long
+it took (shown on the page and in the JSON), so the cost is visible, not guessed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app.errors import AppError
+from app.store import FlagStore
+from indexer import ndb
+from indexer.inspect import inspect_duplicates, inspect_outliers, inspect_suggest, load_vectors
+from indexer.store import IndexStore
+from modescope.errors import ModescopeError
+from modescope.workspace import Workspace
+
+
+class NotReady(AppError):
+    status = 409
+    title = "Analysis not possible yet"
+
+
+@dataclass(frozen=True)
+class Outliers:
+    ranked: list[int]  # most unusual first
+    score: dict[int, float]  # robust z (larger of block1 / block5)
+    suggested: set[int]  # over the z threshold
+    z_threshold: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Duplicates:
+    groups: list[list[int]]  # each group's ids (ok and exact-duplicate rows), biggest first
+    exact: set[int]
+    threshold: float
+    seconds: float
+    group_of: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Modes:
+    k: int
+    members: list[list[int]]  # per bin: ok ids, closest to the bin's centre first
+    bin_of: dict[int, int]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    method: str
+    ids: list[int]
+    score: dict[int, float]
+    flagged: int
+    seconds: float
+
+
+class Curation:
+    def __init__(self, workspace: Workspace, flags: FlagStore) -> None:
+        self.workspace = workspace
+        self.flags = flags
+        self._cache: dict[str, tuple[Any, Any]] = {}
+        self._locks = {name: threading.Lock()
+                       for name in ("outliers", "duplicates", "modes", "suggest")}
+
+    def index_key(self) -> tuple[int, int] | None:
+        """(meta.json mtime_ns, indexed count) of the training index; None when not indexed."""
+        store = IndexStore(self.workspace, "train")
+        try:
+            mtime = store.meta_path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        meta = store.read_meta() or {}
+        return mtime, int(meta.get("count", 0))
+
+    def _cached(self, name: str, key: Any, compute: Callable[[], Any]) -> Any:
+        with self._locks[name]:
+            hit = self._cache.get(name)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+            started = time.perf_counter()
+            try:
+                value = compute()
+            except (ModescopeError, ValueError) as exc:
+                raise NotReady(str(exc)) from None
+            value = _with_seconds(value, time.perf_counter() - started)
+            self._cache[name] = (key, value)
+            return value
+
+    def _require_index(self) -> tuple[int, int]:
+        key = self.index_key()
+        if key is None:
+            raise NotReady(f"the training images are not indexed yet; run `modescope index "
+                           f"--workspace {self.workspace.root}`")
+        return key
+
+    def outliers(self) -> Outliers:
+        def compute() -> Outliers:
+            res = inspect_outliers(self.workspace)
+            ranked = [r["id"] for r in res["ranked"]]
+            return Outliers(ranked, {r["id"]: r["score"] for r in res["ranked"]},
+                            {r["id"] for r in res["ranked"] if r["suggested"]},
+                            res["z_threshold"], 0.0)
+        return self._cached("outliers", self._require_index(), compute)
+
+    def duplicates(self) -> Duplicates:
+        def compute() -> Duplicates:
+            res = inspect_duplicates(self.workspace)
+            groups = sorted((g["ids"] for g in res["groups"]), key=lambda g: (-len(g), g[0]))
+            exact = {i for g in res["groups"] for i in g["exact_duplicates"]}
+            group_of = {i: n for n, g in enumerate(groups) for i in g}
+            return Duplicates(groups, exact, res["threshold"], 0.0, group_of)
+        return self._cached("duplicates", self._require_index(), compute)
+
+    def modes(self) -> Modes:
+        """k-means bins of the training descriptors, as `inspect modes` makes them (PCA-whitened
+        block1+block5, K = n/40 clamped to 2..100, seed 0), over every indexed training image."""
+        def compute() -> Modes:
+            ids, vecs, _ = load_vectors(self.workspace, "train")
+            if len(ids) < 8:
+                raise ValueError(f"only {len(ids)} training images are indexed; modes need 8")
+            white = ndb.whitener(ndb.combined(vecs["block1"], vecs["block5"]), seed=0)
+            x = white(ndb.combined(vecs["block1"], vecs["block5"]))
+            k = ndb.default_k(len(ids))
+            centroids = ndb.kmeans_bins(x, k, seed=0)
+            bins = ndb.assign(x, centroids)
+            members = []
+            for b in range(k):
+                rows = np.flatnonzero(bins == b)
+                rows = rows[np.argsort(-(x[rows] @ centroids[b]), kind="stable")]
+                members.append([int(ids[r]) for r in rows])
+            bin_of = {int(i): int(b) for i, b in zip(ids.tolist(), bins.tolist(), strict=True)}
+            return Modes(k, members, bin_of, 0.0)
+        return self._cached("modes", self._require_index(), compute)
+
+    def suggestions(self, top: int = 60) -> Suggestions:
+        key = (self._require_index(), self.flags.version(), top)
+
+        def compute() -> Suggestions:
+            res = inspect_suggest(self.workspace, top=top)
+            ids = [s["id"] for s in res["suggestions"]]
+            return Suggestions(res["method"], ids,
+                               {s["id"]: s["score"] for s in res["suggestions"]},
+                               res["flagged"], 0.0)
+        return self._cached("suggest", key, compute)
+
+    def costs(self) -> dict[str, float]:
+        """Seconds each cached analysis took to compute (only those computed so far)."""
+        return {name: round(value.seconds, 3) for name, (_, value) in self._cache.items()}
+
+
+def _with_seconds(value: Any, seconds: float) -> Any:
+    from dataclasses import replace
+
+    return replace(value, seconds=seconds)

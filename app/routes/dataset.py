@@ -1,0 +1,200 @@
+"""/dataset (the curation grid), /dataset/images/{id}, flag/unflag, and their JSON twins."""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from app.dataset_view import VIEWS, DatasetPage, DatasetView, ImageDetail, Tile
+from app.security import safe_next
+from app.store import MAX_IDS_PER_CHANGE, MAX_NOTE_CHARS, FlagChange, FlagStore
+from modescope.catalog import FLAG_REASONS
+
+router = APIRouter()
+Reason = Literal["noisy", "duplicate", "off-topic", "other"]
+View = Literal["all", "modes", "outliers", "duplicates", "flagged", "suggest"]
+assert tuple(Reason.__args__) == FLAG_REASONS and tuple(View.__args__) == VIEWS  # type: ignore[attr-defined]
+
+
+class FlagOut(BaseModel):
+    reason: str
+    note: str | None
+    flagged_at: str
+
+
+class TileOut(BaseModel):
+    id: int
+    label: str | None
+    path: str
+    status: str
+    url: str | None
+    page: str
+    flag: FlagOut | None
+    outlier_score: float | None
+    unusual: bool
+    score: float | None
+
+
+class DatasetOut(BaseModel):
+    view: str
+    page: int
+    pages: int
+    total: int
+    images: list[TileOut]
+    groups: list[list[TileOut]]
+    mode: int | None
+    modes: list[tuple[int, int]]
+    notice: str | None
+    method: str | None
+    counts: dict[str, int]
+    analysis_seconds: dict[str, float]
+
+
+class ImageDetailOut(BaseModel):
+    image: TileOut
+    sha256: str | None
+    width: int | None
+    height: int | None
+    warning: str | None
+    outlier_rank: int | None
+    ranked_of: int | None
+    mode: int | None
+    mode_size: int | None
+    duplicates: list[TileOut]
+    notice: str | None
+
+
+class FlagIn(BaseModel):
+    ids: list[int] = Field(min_length=1, max_length=MAX_IDS_PER_CHANGE)
+    reason: Reason = "noisy"
+    note: str | None = Field(None, max_length=MAX_NOTE_CHARS)
+
+
+class UnflagIn(BaseModel):
+    ids: list[int] = Field(min_length=1, max_length=MAX_IDS_PER_CHANGE)
+
+
+class ChangeOut(BaseModel):
+    changed: list[int]
+    not_training: list[int]
+    flagged_total: int
+
+
+def _view(request: Request) -> DatasetView:
+    view: DatasetView = request.app.state.dataset
+    return view
+
+
+def _store(request: Request) -> FlagStore:
+    return _view(request).flags
+
+
+def _tile_out(request: Request, t: Tile) -> TileOut:
+    return TileOut(
+        id=t.id, label=t.label, path=t.path, status=t.status,
+        url=str(request.url_for("train_image", image_id=t.id)) if t.has_file else None,
+        page=str(request.url_for("dataset_image", image_id=t.id)),
+        flag=FlagOut(reason=t.flag.reason, note=t.flag.note, flagged_at=t.flag.flagged_at)
+        if t.flag else None,
+        outlier_score=t.score, unusual=t.unusual, score=t.extra)
+
+
+def _page(request: Request, view: str, page: int, mode: int | None) -> DatasetPage:
+    return _view(request).page(view, page, request.app.state.settings.page_size, mode)
+
+
+@router.get("/dataset", response_class=HTMLResponse, name="dataset_page")
+def dataset_page(request: Request, view: View = "all", page: int = Query(1, ge=1),
+                 mode: int | None = Query(None, ge=0), done: str | None = Query(None,
+                                                                               max_length=200)
+                 ) -> Response:
+    data = _page(request, view, page, mode)
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return request.app.state.templates.TemplateResponse(
+        request, "dataset.html",
+        {"d": data, "title": "Dataset", "reasons": FLAG_REASONS, "back": _without_done(here),
+         "done": done})
+
+
+@router.get("/api/dataset", response_model=DatasetOut)
+def dataset_json(request: Request, view: View = "all", page: int = Query(1, ge=1),
+                 mode: int | None = Query(None, ge=0)) -> DatasetOut:
+    d = _page(request, view, page, mode)
+    return DatasetOut(
+        view=d.view, page=d.page, pages=d.pages, total=d.total,
+        images=[_tile_out(request, t) for t in d.tiles],
+        groups=[[_tile_out(request, t) for t in g] for g in d.groups],
+        mode=d.mode, modes=d.modes, notice=d.notice, method=d.method, counts=d.counts,
+        analysis_seconds=d.costs)
+
+
+@router.get("/dataset/images/{image_id}", response_class=HTMLResponse, name="dataset_image")
+def image_page(request: Request, image_id: int, done: str | None = Query(None, max_length=200)
+               ) -> Response:
+    detail = _view(request).image(image_id)
+    return request.app.state.templates.TemplateResponse(
+        request, "image.html",
+        {"i": detail, "title": f"Image #{image_id}", "reasons": FLAG_REASONS,
+         "back": request.url.path, "done": done})
+
+
+@router.get("/api/dataset/images/{image_id}", response_model=ImageDetailOut)
+def image_json(request: Request, image_id: int) -> ImageDetailOut:
+    i: ImageDetail = _view(request).image(image_id)
+    return ImageDetailOut(
+        image=_tile_out(request, i.tile), sha256=i.row.sha256, width=i.row.width,
+        height=i.row.height, warning=i.row.warning, outlier_rank=i.rank, ranked_of=i.ranked_of,
+        mode=i.mode, mode_size=i.mode_size,
+        duplicates=[_tile_out(request, t) for t in i.duplicates], notice=i.notice)
+
+
+@router.post("/dataset/flag", name="flag_form")
+def flag_form(request: Request, ids: list[int] = Form([]), reason: Reason = Form("noisy"),
+              note: str = Form("", max_length=MAX_NOTE_CHARS),
+              back: str = Form("/dataset", max_length=2000)) -> Response:
+    change = _store(request).flag(ids, reason, note)
+    return _back(back, f"flagged {len(change.changed)} as {reason}"
+                 + _skipped(change))
+
+
+@router.post("/dataset/unflag", name="unflag_form")
+def unflag_form(request: Request, ids: list[int] = Form([]),
+                back: str = Form("/dataset", max_length=2000)) -> Response:
+    change = _store(request).unflag(ids)
+    return _back(back, f"unflagged {len(change.changed)}")
+
+
+@router.post("/api/dataset/flag", response_model=ChangeOut)
+def flag_json(request: Request, body: FlagIn) -> ChangeOut:
+    return _change_out(request, _store(request).flag(body.ids, body.reason, body.note))
+
+
+@router.post("/api/dataset/unflag", response_model=ChangeOut)
+def unflag_json(request: Request, body: UnflagIn) -> ChangeOut:
+    return _change_out(request, _store(request).unflag(body.ids))
+
+
+def _change_out(request: Request, change: FlagChange) -> ChangeOut:
+    return ChangeOut(changed=change.changed, not_training=change.not_training,
+                     flagged_total=len(_store(request).flagged_ids()))
+
+
+def _skipped(change: FlagChange) -> str:
+    return f"; {len(change.not_training)} not training images" if change.not_training else ""
+
+
+def _without_done(url: str) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "done"]
+    return urlunsplit(("", "", parts.path, urlencode(query), ""))
+
+
+def _back(back: str, message: str) -> RedirectResponse:
+    """303 to the page the form came from (same site only), saying what changed."""
+    parts = urlsplit(_without_done(safe_next(back)))
+    query = urlencode([*parse_qsl(parts.query), ("done", message)])
+    return RedirectResponse(urlunsplit(("", "", parts.path, query, "")), status_code=303)

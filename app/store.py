@@ -1,0 +1,154 @@
+"""The web process's one writer of user state in the catalog: flags (curation).
+
+Writes go through ``Catalog.flag`` / ``Catalog.unflag`` (one transaction each) under a lock,
+so the web process never has two writers racing; SQLite's WAL lets readers (the pages, the CLI,
+``indexer.inspect``) carry on meanwhile. Reads open a read-only connection per call: cheap,
+thread-safe, and they see writes made by the CLI (`modescope flag`) at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from app.errors import AppError, BadRequest
+from modescope.catalog import FLAG_REASONS, Catalog, ImageRow
+from modescope.workspace import Workspace
+
+MAX_IDS_PER_CHANGE = 10_000
+MAX_NOTE_CHARS = 500
+_ROW = "i.id, i.path, i.label, i.sha256, i.status, i.reason, i.warning, i.duplicate_of, " \
+       "i.width, i.height, i.file"
+
+
+class CatalogMissing(AppError):
+    status = 503
+    title = "Workspace not ready"
+
+
+@dataclass(frozen=True)
+class Flag:
+    image_id: int
+    reason: str
+    note: str | None
+    flagged_at: str
+
+
+@dataclass(frozen=True)
+class FlagChange:
+    changed: list[int]
+    not_training: list[int]
+
+
+class FlagStore:
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self._write_lock = threading.Lock()
+
+    # -- reads --------------------------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[Catalog]:
+        if not self.workspace.catalog_path.is_file():
+            raise CatalogMissing(
+                f"{self.workspace.root} has no catalog yet; run "
+                f"`modescope ingest DIR --workspace {self.workspace.root}`")
+        with Catalog.reading(self.workspace.catalog_path) as catalog:
+            yield catalog
+
+    def flags(self, ids: Iterable[int] | None = None) -> dict[int, Flag]:
+        """The flags of ``ids`` (all flags when None)."""
+        with self.reading() as catalog:
+            if ids is None:
+                rows = list(catalog.conn.execute(
+                    "SELECT image_id, reason, note, flagged_at FROM flags"))
+            else:
+                wanted = sorted(set(ids))
+                rows = []
+                for start in range(0, len(wanted), 500):
+                    part = wanted[start:start + 500]
+                    rows += catalog.conn.execute(
+                        "SELECT image_id, reason, note, flagged_at FROM flags WHERE image_id IN "
+                        f"({','.join('?' * len(part))})", part).fetchall()
+        return {r[0]: Flag(r[0], r[1], r[2], r[3]) for r in rows}
+
+    def flagged_ids(self) -> set[int]:
+        with self.reading() as catalog:
+            return catalog.flagged_ids()
+
+    def version(self) -> str:
+        """Changes whenever the set of flagged ids changes (keys the suggestion cache)."""
+        digest = hashlib.sha256()
+        with self.reading() as catalog:
+            for (image_id,) in catalog.conn.execute(
+                    "SELECT image_id FROM flags ORDER BY image_id"):
+                digest.update(image_id.to_bytes(8, "little"))
+        return digest.hexdigest()[:16]
+
+    def flagged_page(self, limit: int, offset: int) -> tuple[list[ImageRow], int]:
+        """Flagged training images, most recently flagged first, and how many there are."""
+        with self.reading() as catalog:
+            total = int(catalog.conn.execute(
+                "SELECT COUNT(*) FROM flags f JOIN images i ON i.id = f.image_id "
+                "WHERE i.status = 'ok'").fetchone()[0])
+            rows = catalog.conn.execute(
+                f"SELECT {_ROW} FROM flags f JOIN images i ON i.id = f.image_id "
+                "WHERE i.status = 'ok' ORDER BY f.flagged_at DESC, f.image_id "
+                "LIMIT ? OFFSET ?", (limit, offset))
+            return [ImageRow(**dict(r)) for r in rows], total
+
+    def images(self, ids: list[int]) -> dict[int, ImageRow]:
+        """Catalog rows by id (any status), for the ids of one page."""
+        out: dict[int, ImageRow] = {}
+        with self.reading() as catalog:
+            for start in range(0, len(ids), 500):
+                part = ids[start:start + 500]
+                for r in catalog.conn.execute(
+                        f"SELECT {_ROW} FROM images i WHERE i.id IN "
+                        f"({','.join('?' * len(part))})", part):
+                    out[r["id"]] = ImageRow(**dict(r))
+        return out
+
+    # -- the writer ---------------------------------------------------------------------------
+
+    def flag(self, ids: list[int], reason: str, note: str | None = None) -> FlagChange:
+        ids = self._check_ids(ids)
+        if reason not in FLAG_REASONS:
+            raise BadRequest(f"reason {reason!r} is not one of {', '.join(FLAG_REASONS)}")
+        note = (note or "").strip() or None
+        if note is not None and len(note) > MAX_NOTE_CHARS:
+            raise BadRequest(f"the note has {len(note)} characters; keep it under "
+                             f"{MAX_NOTE_CHARS}")
+        with self._write_lock, self._writer() as catalog:
+            unknown = catalog.flag(ids, reason, note)
+        missing = set(unknown)
+        return FlagChange([i for i in ids if i not in missing], unknown)
+
+    def unflag(self, ids: list[int]) -> FlagChange:
+        ids = self._check_ids(ids)
+        with self._write_lock, self._writer() as catalog:
+            flagged = catalog.flagged_ids() & set(ids)
+            catalog.unflag(sorted(flagged))
+        return FlagChange(sorted(flagged), [])
+
+    @contextmanager
+    def _writer(self) -> Iterator[Catalog]:
+        if not self.workspace.catalog_path.is_file():
+            raise CatalogMissing(f"{self.workspace.root} has no catalog yet; run "
+                                 "`modescope ingest` first")
+        catalog = Catalog.open(self.workspace.catalog_path)
+        try:
+            yield catalog
+        finally:
+            catalog.close()
+
+    @staticmethod
+    def _check_ids(ids: list[int]) -> list[int]:
+        if not ids:
+            raise BadRequest("no image selected: tick at least one image, then flag or unflag")
+        if len(ids) > MAX_IDS_PER_CHANGE:
+            raise BadRequest(f"{len(ids)} images in one change; at most {MAX_IDS_PER_CHANGE}")
+        return list(dict.fromkeys(ids))

@@ -1,0 +1,78 @@
+"""Export of the curated set: `modescope export` (subprocess) and /export/curated.csv|json."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from app.main import create_app  # noqa: F401  (the app must import cleanly)
+from modescope.catalog import Catalog
+from modescope.workspace import Workspace
+from tests.app import dataset_fixtures
+from tests.app.dataset_fixtures import client_for
+from tests.conftest import run_cli
+
+dataset_ws_base = dataset_fixtures.dataset_ws_base
+dataset_ws = dataset_fixtures.dataset_ws
+
+
+def _flag(ws: Path, *ids: int) -> None:
+    res = run_cli("flag", *map(str, ids), "--reason", "noisy", "-w", ws)
+    assert res.code == 0, res.err
+
+
+def test_csv_and_json_hold_the_ok_unflagged_images_and_match_the_app(dataset_ws: Path,
+                                                                      tmp_path: Path) -> None:
+    _flag(dataset_ws, 4, 9)
+    with Catalog.reading(Workspace(dataset_ws).catalog_path) as catalog:
+        ok = {i: (sha, f) for i, sha, f in catalog.ok_files()}
+    out_csv, out_json = tmp_path / "c.csv", tmp_path / "c.json"
+    assert run_cli("export", "-w", dataset_ws, "--format", "csv", "--out", out_csv).code == 0
+    res = run_cli("export", "-w", dataset_ws, "--format", "json", "--out", out_json)
+    assert res.code == 0 and "exported 295 curated images" in res.err
+    rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
+    assert [int(r["id"]) for r in rows] == sorted(set(ok) - {4, 9})
+    assert all(r["sha256"] == ok[int(r["id"])][0] for r in rows)
+    assert all(r["file_name"].endswith(".jpg") or r["file_name"].endswith(".png")
+               for r in rows)
+    data = json.loads(out_json.read_text())
+    assert data["count"] == 295 and [r["id"] for r in data["images"]] == [int(r["id"])
+                                                                          for r in rows]
+    with client_for(dataset_ws) as client:
+        web_csv = client.get("/export/curated.csv")
+        assert web_csv.headers["content-type"].startswith("text/csv")
+        assert "attachment" in web_csv.headers["content-disposition"]
+        assert web_csv.text == out_csv.read_text()
+        assert client.get("/export/curated.json").text == out_json.read_text()
+    stdout = run_cli("export", "-w", dataset_ws, "--format", "csv")
+    assert stdout.code == 0 and stdout.out == out_csv.read_text()
+
+
+def test_folder_export_copies_images_by_id_into_label_folders(dataset_ws: Path,
+                                                              tmp_path: Path) -> None:
+    _flag(dataset_ws, 1)
+    out = tmp_path / "curated"
+    res = run_cli("export", "-w", dataset_ws, "--format", "folder", "--out", out)
+    assert res.code == 0, res.err
+    with Catalog.reading(Workspace(dataset_ws).catalog_path) as catalog:
+        rows = {r.id: r for r in catalog.images("ok", limit=10_000)}
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    expected = sorted(f"{rows[i].label or '_unlabelled'}/{i}.png" for i in rows if i != 1)
+    assert files == expected
+    some = next(i for i in rows if i != 1)
+    copied = out / (rows[some].label or "_unlabelled") / f"{some}.png"
+    assert copied.read_bytes() == (dataset_ws / str(rows[some].file)).read_bytes()
+    assert (out / "curated.csv").read_text().count("\n") == len(rows)  # header + all but one
+    assert not list(tmp_path.glob(".curated.*"))  # no temp folder left behind
+    again = run_cli("export", "-w", dataset_ws, "--format", "folder", "--out", out)
+    assert again.code == 2 and "is not an empty folder" in again.err
+    assert "Traceback" not in again.err
+
+
+def test_export_errors_are_one_line(tmp_path: Path) -> None:
+    res = run_cli("export", "-w", tmp_path / "nope", "--format", "csv")
+    assert res.code != 0 and "Traceback" not in res.err and "nope" in res.err
+    res = run_cli("export", "-w", tmp_path, "--format", "zip")
+    assert res.code == 2 and "zip" in res.err
