@@ -9,6 +9,8 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel
 
 from app.catalog_view import CatalogView, Overview
+from app.routes.runs import RunOut, run_out
+from app.runs_state import runs_side
 from modescope import __version__
 
 router = APIRouter()
@@ -45,6 +47,7 @@ class OverviewOut(BaseModel):
     pages: int
     images: list[ImageOut]
     index: dict[str, Any] | None
+    runs: list[RunOut]
 
 
 def _view(request: Request) -> CatalogView:
@@ -65,7 +68,8 @@ def health(request: Request) -> Health:
 def overview_page(request: Request, page: int = Query(1, ge=1)) -> HTMLResponse:
     data = _view(request).overview(page, request.app.state.settings.page_size)
     return request.app.state.templates.TemplateResponse(
-        request, "overview.html", {"o": data, "title": "Overview"}
+        request, "overview.html",
+        {"o": data, "title": "Overview", "runs": runs_side(request).runs.list_runs()}
     )
 
 
@@ -78,7 +82,7 @@ def overview_json(request: Request, page: int = Query(1, ge=1)) -> OverviewOut:
         rejected=[RejectedOut(id=r.id, path=r.path, reason=r.reason) for r in o.rejected],
         page=o.grid.page, pages=o.grid.pages,
         images=[_image_out(request, r) for r in o.grid.images],
-        index=o.index,
+        index=o.index, runs=[run_out(r) for r in runs_side(request).runs.list_runs()],
     )
 
 
