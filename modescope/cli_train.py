@@ -120,7 +120,8 @@ def train(
     run: Annotated[str | None, typer.Option(help="Run name [default: run-DATE-TIME].")] = None,
     size: Annotated[int | None, typer.Option(help="Image size [default: the workspace's].")]
     = None,
-    epochs: Annotated[int, typer.Option(help="Epochs.")] = 25,
+    epochs: Annotated[int | None, typer.Option(
+        help="Epochs [default: 25]; with --resume: the run's new total.")] = None,
     batch: Annotated[int, typer.Option(help="Global batch size (all replicas).")] = 64,
     lr_d: Annotated[float, typer.Option(help="Discriminator learning rate.")] = 2e-4,
     lr_g: Annotated[float, typer.Option(help="Generator learning rate.")] = 2e-4,
@@ -164,6 +165,8 @@ def train(
         if not (folder / "checkpoints" / "latest" / "state.json").is_file():
             raise InputError(f"run {resume} has no checkpoint to resume from")
         config = TrainConfig.loads((folder / "config.json").read_text())
+        if epochs is not None and epochs != config.epochs:
+            config = _retarget(config, epochs, folder)
         record = json.loads((folder / "dataset.json").read_text())
         tfrecords = record.get("tfrecords")
         files = None if tfrecords else [Path(f) for f in record["files"]]
@@ -175,7 +178,7 @@ def train(
             raise InputError(f"run {name} exists; use --resume {name} or another --run")
         try:
             config = TrainConfig(
-                size=size or ws_config.image_size, epochs=epochs, batch_size=batch, lr_d=lr_d,
+                size=size or ws_config.image_size, epochs=epochs or 25, batch_size=batch, lr_d=lr_d,
                 lr_g=lr_g, loss=loss, label_smoothing=label_smoothing,
                 instance_noise=instance_noise, d_steps=d_steps, flip=flip,
                 progressive=_sizes(progressive, "--progressive"),
@@ -196,6 +199,25 @@ def train(
     else:
         typer.echo(f"run {name}: {result['status']} after epoch {result['epoch']} "
                    f"(step {result['step']}); samples in {folder / 'samples'}")
+
+
+def _retarget(config: Any, epochs: int, folder: Path) -> Any:
+    """A resumed run's new total of epochs (not below those done), saved in its config.json."""
+    import dataclasses
+
+    from trainer.config import ConfigError
+
+    done = json.loads((folder / "checkpoints" / "latest" / "state.json").read_text())["epoch"]
+    if config.progressive:
+        raise InputError("--epochs cannot change a progressive run; its stages are fixed")
+    if epochs < done:
+        raise InputError(f"--epochs {epochs}: the run has done {done} epochs already")
+    try:
+        config = dataclasses.replace(config, epochs=epochs)
+    except ConfigError as exc:
+        raise InputError(str(exc)) from None
+    (folder / "config.json").write_text(config.dumps())
+    return config
 
 
 def _run(config: Any, folder: Path, files: list[Path] | None, resume: bool, tpu: str | None,

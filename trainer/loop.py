@@ -133,7 +133,7 @@ def train(config: TrainConfig, run_dir: Path, files: list[Path] | None = None,
                          f"({batch}); lower --batch")
     if config.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
-    keras.utils.set_random_seed(config.seed)
+    _seed(keras, backend, config.seed)
     if not resume:
         run.path("config.json").write_text(config.dumps())
         run.path("dataset.json").write_text(json.dumps(record, indent=1))
@@ -261,6 +261,24 @@ def train(config: TrainConfig, run_dir: Path, files: list[Path] | None = None,
     if chief:
         run.progress({**info, "status": "finished", "step": step, "eta_s": 0}, force=True)
     return {"status": "finished", "epoch": config.total_epochs, "step": step}
+
+
+def _seed(keras: Any, backend: str, seed: int) -> None:
+    """keras.utils.set_random_seed, less its TensorFlow import on the JAX backend (it seeds TF
+    whenever TF is installed): the same global seed for Keras's initialisers, Python, numpy."""
+    if backend == "tensorflow":
+        keras.utils.set_random_seed(seed)
+        return
+    import random
+
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 def _state(epoch: int, step: int, batch_in_epoch: int, m: Models, wall: float

@@ -11,9 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import modescope_cmd, run_cli
+from tests.conftest import modescope_cmd
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,14 +79,6 @@ def free_ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
-
-
-@pytest.fixture(scope="module")
-def small_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("mw")
-    assert run_cli("demo-data", root / "data", "--n", "40", "--seed", "1").code == 0
-    assert run_cli("ingest", root / "data", "-w", root / "ws", "--size", "32").code == 0
-    return root / "ws"
 
 
 def test_two_workers_finish_an_epoch_and_only_the_chief_writes(small_workspace: Path) -> None:
