@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 from app.curation import Curation, NotReady
 from app.errors import NotFound
@@ -31,6 +32,7 @@ class Tile:
     score: float | None  # outlier z-score, when the index exists
     unusual: bool  # over the outlier threshold
     extra: float | None = None  # the view's own number (suggestion score)
+    version: str | None = None  # content hash prefix: pins the thumbnail URL (immutable cache)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,10 @@ class ImageDetail:
     notice: str | None
 
 
+def _version(file: str | None) -> str | None:
+    return PurePosixPath(file).stem[:16] if file else None
+
+
 def _pages(total: int, size: int, page: int) -> tuple[int, int]:
     pages = max(1, math.ceil(total / size))
     return min(max(1, page), pages), pages
@@ -84,7 +90,8 @@ class DatasetView:
         score, unusual = self._scores()
         extra = extra or {}
         return [Tile(i, rows[i].label, rows[i].path, rows[i].status, rows[i].file is not None,
-                     flags.get(i), score.get(i), i in unusual, extra.get(i))
+                     flags.get(i), score.get(i), i in unusual, extra.get(i),
+                     _version(rows[i].file))
                 for i in ids if i in rows]
 
     def counts(self) -> dict[str, int]:

@@ -96,7 +96,8 @@ def _store(request: Request) -> FlagStore:
 def _tile_out(request: Request, t: Tile) -> TileOut:
     return TileOut(
         id=t.id, label=t.label, path=t.path, status=t.status,
-        url=str(request.url_for("train_image", image_id=t.id)) if t.has_file else None,
+        url=f"{request.url_for('train_image', image_id=t.id)}?v={t.version}" if t.has_file
+        else None,
         page=str(request.url_for("dataset_image", image_id=t.id)),
         flag=FlagOut(reason=t.flag.reason, note=t.flag.note, flagged_at=t.flag.flagged_at)
         if t.flag else None,

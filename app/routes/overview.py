@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel
 
 from app.catalog_view import CatalogView, Overview
 from app.routes.runs import RunOut, run_out
+from app.run_images import CACHE_CONTROL as IMMUTABLE
 from app.runs_state import runs_side
 from modescope import __version__
 
@@ -92,8 +93,16 @@ def _image_out(request: Request, row: Any) -> ImageOut:
 
 
 @router.get("/images/train/{image_id}.png", name="train_image")
-def train_image(request: Request, image_id: int) -> FileResponse:
-    return FileResponse(
-        _view(request).image_file(image_id), media_type="image/png",
-        headers={"Cache-Control": "private, max-age=86400"},
-    )
+def train_image(request: Request, image_id: int,
+                v: str | None = Query(None, max_length=64)) -> Response:
+    """A training image by id. The normalised file is named by its content hash, which is the
+    strong ETag. An id's content can change when its source file changes and is re-ingested, so
+    only a URL that names the version (``?v=`` + 16+ hash characters, as the dataset pages
+    write it) is cached as immutable; a bare URL is revalidated (304 when unchanged)."""
+    path = _view(request).image_file(image_id)
+    tag = f'"{path.stem}"'
+    pinned = v is not None and len(v) >= 16 and path.stem.startswith(v)
+    headers = {"ETag": tag, "Cache-Control": IMMUTABLE if pinned else "no-cache"}
+    if tag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+        return Response(status_code=304, headers=headers)
+    return FileResponse(path, media_type="image/png", headers=headers)

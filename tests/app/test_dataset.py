@@ -245,3 +245,19 @@ print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
                          timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+def test_thumbnails_have_strong_etags_and_pinned_urls_are_immutable(client: TestClient) -> None:
+    url = client.get("/api/dataset").json()["images"][0]["url"]
+    assert "?v=" in url
+    pinned = client.get(url)
+    assert pinned.status_code == 200 and pinned.headers["content-type"] == "image/png"
+    tag = pinned.headers["etag"]
+    assert tag.startswith('"') and not tag.startswith("W/") and len(tag) == 66
+    assert pinned.headers["cache-control"] == "public, max-age=31536000, immutable"
+    bare = client.get(url.split("?")[0])
+    assert bare.headers["etag"] == tag and bare.headers["cache-control"] == "no-cache"
+    again = client.get(url.split("?")[0], headers={"If-None-Match": tag})
+    assert again.status_code == 304 and again.content == b""
+    stale = client.get(url.split("?")[0] + "?v=0000000000000000")
+    assert stale.headers["cache-control"] == "no-cache"  # a wrong version is never pinned
