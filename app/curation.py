@@ -9,6 +9,7 @@ it took (shown on the page and in the JSON), so the cost is visible, not guessed
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from indexer.inspect import inspect_duplicates, inspect_outliers, inspect_sugges
 from indexer.store import IndexStore
 from modescope.errors import ModescopeError
 from modescope.workspace import Workspace
+
+logger = logging.getLogger(__name__)
 
 
 class NotReady(AppError):
@@ -66,13 +69,38 @@ class Suggestions:
     seconds: float
 
 
+class Computing(AppError):
+    """The analysis is still running in the background; the page says so and reloads."""
+
+    status = 202
+    title = "Still computing"
+
+
+LABELS = {"outliers": "outlier scores", "duplicates": "duplicate groups", "modes": "mode bins",
+          "suggest": "suggestions"}
+
+
+class _Job:
+    def __init__(self, key: Any) -> None:
+        self.key = key
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: NotReady | None = None
+        self.started = time.monotonic()
+
+
 class Curation:
-    def __init__(self, workspace: Workspace, flags: FlagStore) -> None:
+    """Each analysis runs at most once per key, in a background thread; a request waits up to
+    ``wait_s`` for it and otherwise gets ``Computing`` (so 100k images never hold a page for
+    minutes), and the next request picks up the result."""
+
+    def __init__(self, workspace: Workspace, flags: FlagStore, wait_s: float = 10.0) -> None:
         self.workspace = workspace
         self.flags = flags
+        self.wait_s = wait_s
         self._cache: dict[str, tuple[Any, Any]] = {}
-        self._locks = {name: threading.Lock()
-                       for name in ("outliers", "duplicates", "modes", "suggest")}
+        self._jobs: dict[str, _Job] = {}
+        self._lock = threading.Lock()
 
     def index_key(self) -> tuple[int, int] | None:
         """(meta.json mtime_ns, indexed count) of the training index; None when not indexed."""
@@ -84,19 +112,41 @@ class Curation:
         meta = store.read_meta() or {}
         return mtime, int(meta.get("count", 0))
 
-    def _cached(self, name: str, key: Any, compute: Callable[[], Any]) -> Any:
-        with self._locks[name]:
+    def _cached(self, name: str, key: Any, compute: Callable[[], Any],
+                wait_s: float | None = None) -> Any:
+        with self._lock:
             hit = self._cache.get(name)
             if hit is not None and hit[0] == key:
                 return hit[1]
-            started = time.perf_counter()
-            try:
-                value = compute()
-            except (ModescopeError, ValueError) as exc:
-                raise NotReady(str(exc)) from None
-            value = _with_seconds(value, time.perf_counter() - started)
-            self._cache[name] = (key, value)
-            return value
+            job = self._jobs.get(name)
+            if job is None or job.key != key:
+                job = _Job(key)
+                self._jobs[name] = job
+                threading.Thread(target=self._run, args=(name, job, compute), daemon=True,
+                                 name=f"curation-{name}").start()
+        if not job.done.wait(self.wait_s if wait_s is None else wait_s):
+            raise Computing(f"computing the {LABELS[name]} (started "
+                            f"{time.monotonic() - job.started:.0f} s ago); this page reloads "
+                            "until they are ready")
+        if job.error is not None:
+            raise job.error
+        return job.value
+
+    def _run(self, name: str, job: _Job, compute: Callable[[], Any]) -> None:
+        started = time.perf_counter()
+        try:
+            job.value = _with_seconds(compute(), time.perf_counter() - started)
+        except (ModescopeError, ValueError) as exc:
+            job.error = NotReady(str(exc))
+        except Exception as exc:  # noqa: BLE001  (shown to the user, logged in full)
+            logger.exception("curation analysis %s failed", name)
+            job.error = NotReady(f"the {LABELS[name]} could not be computed: {exc}")
+        with self._lock:
+            if job.error is None:
+                self._cache[name] = (job.key, job.value)
+            if self._jobs.get(name) is job:
+                del self._jobs[name]
+        job.done.set()
 
     def _require_index(self) -> tuple[int, int]:
         key = self.index_key()
@@ -105,14 +155,14 @@ class Curation:
                            f"--workspace {self.workspace.root}`")
         return key
 
-    def outliers(self) -> Outliers:
+    def outliers(self, wait_s: float | None = None) -> Outliers:
         def compute() -> Outliers:
             res = inspect_outliers(self.workspace)
             ranked = [r["id"] for r in res["ranked"]]
             return Outliers(ranked, {r["id"]: r["score"] for r in res["ranked"]},
                             {r["id"] for r in res["ranked"] if r["suggested"]},
                             res["z_threshold"], 0.0)
-        return self._cached("outliers", self._require_index(), compute)
+        return self._cached("outliers", self._require_index(), compute, wait_s)
 
     def duplicates(self) -> Duplicates:
         def compute() -> Duplicates:

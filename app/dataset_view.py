@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from app.curation import Curation, NotReady
+from app.curation import Computing, Curation, NotReady
 from app.errors import NotFound
 from app.store import Flag, FlagStore
 from modescope.catalog import ImageRow
@@ -49,6 +49,7 @@ class DatasetPage:
     method: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     costs: dict[str, float] = field(default_factory=dict)
+    computing: bool = False  # an analysis is still running: the page reloads itself
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class DatasetView:
     def _scores(self) -> tuple[dict[int, float], set[int]]:
         try:
             out = self.curation.outliers()
-        except NotReady:
+        except (NotReady, Computing):
             return {}, set()
         return out.score, out.suggested
 
@@ -107,6 +108,8 @@ class DatasetView:
             result = getattr(self, f"_{view}")(page, size, mode)
         except NotReady as exc:
             result = DatasetPage(view, 1, 1, 0, [], notice=exc.detail)
+        except Computing as exc:
+            result = DatasetPage(view, 1, 1, 0, [], notice=exc.detail, computing=True)
         return DatasetPage(**{**result.__dict__, "counts": counts,
                               "costs": self.curation.costs()})
 
@@ -174,12 +177,12 @@ class DatasetView:
             group = duplicates.group_of.get(image_id)
             if group is not None:
                 dups = self.tiles([i for i in duplicates.groups[group] if i != image_id])
-        except NotReady as exc:
+        except (NotReady, Computing) as exc:
             notice = exc.detail
         return ImageDetail(tiles[0], row, rank, ranked_of, mode, mode_size, dups, notice)
 
 
-def open_dataset(workspace: Workspace) -> DatasetView:
+def open_dataset(workspace: Workspace, wait_s: float = 10.0) -> DatasetView:
     """The dataset side of the app (no I/O until a page asks)."""
     flags = FlagStore(workspace)
-    return DatasetView(flags, Curation(workspace, flags))
+    return DatasetView(flags, Curation(workspace, flags, wait_s))

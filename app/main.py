@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.view = CatalogView(Workspace(settings.workspace))
-        app.state.dataset = open_dataset(Workspace(settings.workspace))
+        app.state.dataset = open_dataset(Workspace(settings.workspace), settings.analysis_wait_s)
         yield
 
     # every route: logged in (unless open on loopback), and CSRF on POST/PUT/PATCH/DELETE

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(None, description="Login token (MODESCOPE_TOKEN)")
     secure_cookies: bool = Field(False, description="Mark the session cookie Secure (HTTPS)")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Largest request body accepted")
+    analysis_wait_s: float = Field(10.0, ge=0, le=300, description=(
+        "How long a dataset page waits for a background analysis before showing 'computing'"))
 
     @field_validator("token", mode="before")
     @classmethod

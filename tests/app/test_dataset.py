@@ -261,3 +261,19 @@ def test_thumbnails_have_strong_etags_and_pinned_urls_are_immutable(client: Test
     assert again.status_code == 304 and again.content == b""
     stale = client.get(url.split("?")[0] + "?v=0000000000000000")
     assert stale.headers["cache-control"] == "no-cache"  # a wrong version is never pinned
+
+
+def test_a_slow_analysis_shows_computing_and_the_page_reloads_until_ready(
+        dataset_ws: Path) -> None:
+    import time
+
+    with client_for(dataset_ws, analysis_wait_s=0) as c:
+        first = c.get("/dataset?view=modes")
+        assert first.status_code == 200
+        assert "computing the mode bins" in first.text
+        assert '<meta http-equiv="refresh" content="3">' in first.text
+        deadline = time.monotonic() + 60
+        while "computing the mode bins" in (page := c.get("/dataset?view=modes").text):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert 'http-equiv="refresh"' not in page and len(ids_on(page)) > 0
