@@ -105,7 +105,7 @@ class DatasetView:
             raise NotFound(f"no dataset view {view!r}; use one of {', '.join(VIEWS)}")
         counts = self.counts()
         try:
-            result = getattr(self, f"_{view}")(page, size, mode)
+            result = getattr(self, f"_{view}")(page, size, mode, counts)
         except NotReady as exc:
             result = DatasetPage(view, 1, 1, 0, [], notice=exc.detail)
         except Computing as exc:
@@ -113,26 +113,30 @@ class DatasetView:
         return DatasetPage(**{**result.__dict__, "counts": counts,
                               "costs": self.curation.costs()})
 
-    def _all(self, page: int, size: int, _: int | None) -> DatasetPage:
+    def _all(self, page: int, size: int, _: int | None,
+            counts: dict[str, int]) -> DatasetPage:
+        total = counts["ok"]
+        page, pages = _pages(total, size, page)
         with self.flags.reading() as catalog:
-            total = catalog.counts()["ok"]
-            page, pages = _pages(total, size, page)
             ids = [r.id for r in catalog.images("ok", limit=size, offset=(page - 1) * size)]
         return DatasetPage("all", page, pages, total, self.tiles(ids))
 
-    def _flagged(self, page: int, size: int, _: int | None) -> DatasetPage:
+    def _flagged(self, page: int, size: int, _: int | None,
+            counts: dict[str, int]) -> DatasetPage:
         total = self.flags.flagged_page(0, 0)[1]
         page, pages = _pages(total, size, page)
         rows, total = self.flags.flagged_page(size, (page - 1) * size)
         return DatasetPage("flagged", page, pages, total, self.tiles([r.id for r in rows]))
 
-    def _outliers(self, page: int, size: int, _: int | None) -> DatasetPage:
+    def _outliers(self, page: int, size: int, _: int | None,
+            counts: dict[str, int]) -> DatasetPage:
         ranked = self.curation.outliers().ranked
         page, pages = _pages(len(ranked), size, page)
         ids = ranked[(page - 1) * size:page * size]
         return DatasetPage("outliers", page, pages, len(ranked), self.tiles(ids))
 
-    def _modes(self, page: int, size: int, mode: int | None) -> DatasetPage:
+    def _modes(self, page: int, size: int, mode: int | None,
+            counts: dict[str, int]) -> DatasetPage:
         modes = self.curation.modes()
         mode = 0 if mode is None or not 0 <= mode < modes.k else mode
         members = modes.members[mode]
@@ -141,7 +145,8 @@ class DatasetView:
         return DatasetPage("modes", page, pages, len(members), self.tiles(ids), mode=mode,
                            modes=[(b, len(m)) for b, m in enumerate(modes.members)])
 
-    def _duplicates(self, page: int, _size: int, __: int | None) -> DatasetPage:
+    def _duplicates(self, page: int, _size: int, __: int | None,
+            counts: dict[str, int]) -> DatasetPage:
         groups = self.curation.duplicates().groups
         page, pages = _pages(len(groups), GROUPS_PER_PAGE, page)
         shown = groups[(page - 1) * GROUPS_PER_PAGE:page * GROUPS_PER_PAGE]
@@ -149,8 +154,9 @@ class DatasetView:
         return DatasetPage("duplicates", page, pages, len(groups), [],
                            groups=[[tiles[i] for i in g if i in tiles] for g in shown])
 
-    def _suggest(self, page: int, size: int, _: int | None) -> DatasetPage:
-        if not self.flags.flagged_ids():
+    def _suggest(self, page: int, size: int, _: int | None,
+            counts: dict[str, int]) -> DatasetPage:
+        if not counts["flagged"]:
             raise NotReady("flag a few images first: suggestions are the unflagged images that "
                            "look most like the flagged ones")
         sug = self.curation.suggestions()
