@@ -7,6 +7,7 @@
   ``auth``. Its key is derived from the token, so changing the token logs everyone out.
 - ``require_csrf`` guards every POST/PUT/PATCH/DELETE: form field ``csrf_token`` or header
   ``X-CSRF-Token`` must equal the session's token (the login form included).
+- Open (no token), only loopback Host headers are answered (DNS-rebinding defence).
 - Every response carries a CSP without inline script or style, nosniff, same-origin referrer
   and no framing; request bodies over ``Settings.max_body_bytes`` get 413.
 """
@@ -162,6 +163,42 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+# Starlette's TestClient sends Host: testserver; a browser only sends it if the user's own
+# resolver maps that single-label name, which a remote DNS-rebinding page cannot arrange.
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "testserver"})
+
+
+def host_name(host_header: str) -> str:
+    """'[::1]:8000' -> '::1', 'localhost:8000' -> 'localhost' (lower case)."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class HostCheck:
+    """Pure ASGI, only when the app is open (loopback, no token): refuse requests whose Host is
+    not a loopback name. Without it a web page could DNS-rebind its own domain to 127.0.0.1 and
+    then read pages and post forms (its own session, its own CSRF token) as same-origin."""
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            if host_name(raw) not in self.allowed:
+                response = JSONResponse(
+                    {"error": "Host not allowed",
+                     "detail": f"this server answers on loopback names only, not {raw!r}; "
+                               "open it as http://127.0.0.1:PORT, or serve with a token"},
+                    status_code=400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class BodyLimit:
     """Pure ASGI: 413 for a declared Content-Length over the bound, and for a streamed body
     that grows past it (counted as it is read)."""
@@ -218,6 +255,8 @@ def install(app: FastAPI, settings: Settings) -> None:
                        session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE,
                        same_site="strict", https_only=settings.secure_cookies)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if not token_required(settings):
+        app.add_middleware(HostCheck, allowed=LOOPBACK_NAMES | {settings.host.lower()})
     app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(LoginRequired)

@@ -232,3 +232,18 @@ def test_path_traversal_on_id_routes_gives_404_or_422(open_client: TestClient,
     assert res.status_code in (404, 422), (path, res.status_code)
     assert b"SQLite format" not in res.content and b"[project]" not in res.content
     assert b"def require_csrf" not in res.content
+
+
+def test_open_mode_answers_loopback_host_names_only(demo_workspace: Path,
+                                                    open_client: TestClient,
+                                                    guarded: TestClient) -> None:
+    for host in ("127.0.0.1:8000", "localhost", "[::1]:8000", "LOCALHOST:1"):
+        assert open_client.get("/health", headers={"host": host}).status_code == 200, host
+    for host in ("rebind.evil.example", "rebind.evil.example:8000", "127.0.0.1.evil.example",
+                 "", "[::2]:80"):
+        res = open_client.get("/api/overview", headers={"host": host})
+        assert res.status_code == 400, host
+        assert "loopback names only" in res.json()["detail"]
+    # with a token the cookie is the guard: any name (a LAN address, a host name) is answered
+    guarded.cookies.clear()
+    assert guarded.get("/login", headers={"host": "modescope.lan:8000"}).status_code == 200
