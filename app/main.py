@@ -15,7 +15,7 @@ from app import security
 from app.catalog_view import CatalogView
 from app.dataset_view import open_dataset
 from app.errors import AppError, render_error
-from app.routes import auth, dataset, export, overview
+from app.routes import auth, dataset, docs, export, overview
 from app.settings import Settings
 from modescope import __version__
 from modescope.workspace import Workspace
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # every route: logged in (unless open on loopback), and CSRF on POST/PUT/PATCH/DELETE
     app = FastAPI(title="modescope", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # /docs: app/routes/docs.py, vendored
                   dependencies=[Depends(security.require_auth), Depends(security.require_csrf)])
     app.state.settings = settings
     app.state.templates = templates
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(dataset.router)
     app.include_router(export.router)
+    app.include_router(docs.router)
 
     @app.exception_handler(AppError)
     async def on_app_error(request: Request, exc: AppError) -> Response:

@@ -162,3 +162,17 @@ def test_login_with_the_token_in_the_browser(browser_page: tuple[Any, list[str]]
     finally:
         srv.stop()
     assert not [p for p in problems if "Content Security Policy" in p], problems
+
+
+def test_api_docs_render_offline_under_the_csp(browser_page: tuple[Any, list[str]],
+                                               live: Server, tmp_path: Path) -> None:
+    page, problems = browser_page
+    page.route("**/*", lambda route: route.abort() if not route.request.url.startswith(
+        live.url) else route.continue_())  # offline: nothing but the app itself
+    page.goto(live.url + "/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=15_000)
+    paths = page.eval_on_selector_all(".opblock-summary-path", "els => els.map(e => e.innerText)")
+    assert "/api/dataset" in [p.replace("\u200b", "") for p in paths]
+    shot(page, tmp_path, "docs")
+    assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], \
+        problems

@@ -187,7 +187,7 @@ def test_every_mutating_route_rejects_a_missing_or_wrong_csrf_token(guarded: Tes
 
 
 def test_security_headers_on_pages_errors_and_static(open_client: TestClient) -> None:
-    for path in ("/", "/api/overview", "/nope", "/static/style.css", "/login"):
+    for path in ("/", "/api/overview", "/nope", "/static/style.css", "/login", "/docs"):
         res = open_client.get(path)
         csp = res.headers["content-security-policy"]
         assert "script-src 'self';" in csp and "'unsafe-inline'" not in csp, path
