@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -254,9 +255,33 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("modescope: interrupted; rerun the command to continue\n")
         sys.exit(130)
+    except (OSError, sqlite3.OperationalError) as exc:
+        if not disk_full(exc):
+            raise
+        name = getattr(exc, "filename", None)
+        where = f" writing {name}" if name else ""
+        sys.stderr.write(f"modescope: error: the disk is full{where}; free space on the device "
+                         "that holds the workspace and rerun the command: what was committed "
+                         "is kept and the rerun continues from there\n")
+        sys.exit(4)
 
 
-from modescope import cli_export, cli_index, cli_inspect, cli_train  # noqa: E402,F401  (their commands)
+def disk_full(exc: BaseException) -> bool:
+    """ENOSPC / EDQUOT, or SQLite's 'database or disk is full'."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc)
+
+
+from modescope import (  # noqa: E402,F401  (their commands)
+    cli_experiment,
+    cli_export,
+    cli_index,
+    cli_inspect,
+    cli_train,
+)
 
 if __name__ == "__main__":
     main()
