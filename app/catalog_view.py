@@ -63,7 +63,7 @@ class CatalogView:
             raise WorkspaceMissing(str(exc)) from None
         catalog = self._open()
         try:
-            counts = catalog.counts()
+            counts = {**catalog.counts(), "flagged": len(catalog.flagged_ids())}
             pages = max(1, math.ceil(counts["ok"] / page_size))
             page = min(max(1, page), pages)
             grid = GridPage(

@@ -277,3 +277,11 @@ def test_a_slow_analysis_shows_computing_and_the_page_reloads_until_ready(
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert 'http-equiv="refresh"' not in page and len(ids_on(page)) > 0
+
+
+def test_overview_counts_the_flags_and_links_to_them(client: TestClient) -> None:
+    token = csrf(client)
+    client.post("/api/dataset/flag", json={"ids": [1, 2, 3]}, headers={"X-CSRF-Token": token})
+    assert client.get("/api/overview").json()["counts"]["flagged"] == 3
+    html = client.get("/").text
+    assert re.search(r'href="/dataset\?view=flagged"><span class="n">3</span>', html)
