@@ -2,7 +2,8 @@
 
 ``runs/<RUN>/inspection/{modes,memorisation}.json`` = ``{"versions": ..., "computed_at": ...,
 "result": <indexer.inspect output>}``. ``versions`` names what the result came from: a hash of
-the training index's and the run's index's meta.json and of the flagged ids (the curated set).
+the training index's and the run's index's meta.json, of the flagged ids (the curated set) and
+of the indexer's code.
 When any of them changes the cache is stale and the next page that needs it recomputes it, in a
 worker thread (one at a time; two requests for the same analysis share one computation), never
 on the event loop. The pipeline job writes the same files through ``store_analysis``.
@@ -10,6 +11,7 @@ on the event loop. The pipeline job writes the same files through ``store_analys
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -50,15 +52,26 @@ def _meta_hash(ws: Workspace, source: str) -> str | None:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+@functools.cache
+def code_version() -> str:
+    """A hash of the analysis code itself: a new modescope recomputes old caches."""
+    import indexer
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(indexer.__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def current_versions(ws: Workspace, run: str) -> dict[str, str | None]:
-    """What an analysis of ``run`` depends on right now."""
+    """What an analysis of ``run`` depends on right now (data, curated set, code)."""
     flags: set[int] = set()
     if ws.catalog_path.is_file():
         with Catalog.reading(ws.catalog_path) as catalog:
             flags = catalog.flagged_ids()
     flag_text = ",".join(map(str, sorted(flags)))
     return {"train": _meta_hash(ws, "train"), "generated": _meta_hash(ws, f"generated:{run}"),
-            "flags": hashlib.sha256(flag_text.encode()).hexdigest()[:16]}
+            "flags": hashlib.sha256(flag_text.encode()).hexdigest()[:16], "code": code_version()}
 
 
 def cache_path(ws: Workspace, run: str, kind: str) -> Path:

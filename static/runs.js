@@ -14,5 +14,9 @@
     img.src = "/images/runs/" + encodeURIComponent(run) + "/epochs/" + e + ".png";
     img.alt = "samples after epoch " + e;
     out.textContent = e;
+    document.querySelectorAll("nav.epochs a").forEach(function (a) {
+      if (a.textContent === e) { a.setAttribute("aria-current", "true"); }
+      else { a.removeAttribute("aria-current"); }
+    });
   });
 }());

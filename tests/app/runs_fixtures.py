@@ -44,13 +44,13 @@ def build_runs_workspace(base: Path, demo_small: Path) -> Path:
     return ws
 
 
-@pytest.fixture(scope="session")
-def runs_workspace_base(tmp_path_factory: pytest.TempPathFactory, demo_small: Path) -> Path:
+@pytest.fixture(scope="session", name="runs_workspace_base")
+def runs_workspace_base_fixture(tmp_path_factory: pytest.TempPathFactory, demo_small: Path) -> Path:
     return build_runs_workspace(tmp_path_factory.getbasetemp() / "runs-ws", demo_small)
 
 
-@pytest.fixture
-def runs_ws(runs_workspace_base: Path, tmp_path: Path) -> Path:
+@pytest.fixture(name="runs_ws")
+def runs_ws_fixture(runs_workspace_base: Path, tmp_path: Path) -> Path:
     """A private copy: tests may flag, train and write analyses in it."""
     ws = tmp_path / "ws"
     shutil.copytree(runs_workspace_base, ws, symlinks=True)

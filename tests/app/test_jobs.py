@@ -19,7 +19,10 @@ from app.analyses import current_versions
 from app.main import create_app
 from app.settings import Settings
 from modescope.workspace import Workspace
-from tests.app.runs_fixtures import runs_workspace_base, runs_ws  # noqa: F401  (fixtures)
+from tests.app.runs_fixtures import (  # noqa: F401  (fixtures)
+    runs_workspace_base_fixture,
+    runs_ws_fixture,
+)
 
 TIMEOUT_S = 240
 
@@ -149,7 +152,7 @@ def test_a_worker_lost_with_the_server_is_interrupted_and_resumes(runs_ws: Path)
     with TestClient(create_app(Settings(workspace=runs_ws))) as client:
         old = jobs(client)[job["id"]]
         assert old["status"] == "interrupted" and old["resumable"]
-        assert 'action="/jobs/%d/resume"' % job["id"] in client.get("/jobs").text
+        assert f'action="/jobs/{job["id"]}/resume"' in client.get("/jobs").text
         res = client.post(f"/jobs/{job['id']}/resume", data={"csrf_token": csrf(client)},
                           headers={"accept": "application/json"})
         assert res.status_code == 202, res.text

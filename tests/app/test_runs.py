@@ -16,7 +16,10 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 from indexer.inspect import inspect_memorisation, inspect_modes, load_vectors
-from tests.app.runs_fixtures import runs_workspace_base, runs_ws  # noqa: F401  (fixtures)
+from tests.app.runs_fixtures import (  # noqa: F401  (fixtures)
+    runs_workspace_base_fixture,
+    runs_ws_fixture,
+)
 from tests.conftest import run_cli
 
 
@@ -78,7 +81,7 @@ def test_analyses_are_cached_with_versions_and_recomputed_after_a_flag(
     expected = inspect_modes(Workspace(runs_ws), "imported")
     assert first["result"]["ndb_over_k"] == expected["ndb_over_k"]
     assert first["result"]["js"] == expected["js"]
-    assert set(first["versions"]) == {"train", "generated", "flags"}
+    assert set(first["versions"]) == {"train", "generated", "flags", "code"}
     stamp = cache.stat().st_mtime_ns
     assert client.get("/api/runs/imported/modes").json() == first
     assert cache.stat().st_mtime_ns == stamp  # served from the cache
@@ -101,8 +104,8 @@ def test_most_copied_first_follows_the_authenticity_ratio(client: TestClient,
     ratios = [c["authenticity"] for c in got["samples"]]
     assert ratios == sorted(ratios)
     html = client.get("/runs/tiny/samples?sort=copied").text
-    assert html.index("/images/runs/tiny/%d.png" % want[0]) < html.index(
-        "/images/runs/tiny/%d.png" % want[-1])
+    assert html.index(f"/images/runs/tiny/{want[0]}.png") < html.index(
+        f"/images/runs/tiny/{want[-1]}.png")
 
 
 def test_random_order_is_seeded_stable_and_covers_every_sample_across_pages(
