@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -118,7 +119,7 @@ def dataset_page(request: Request, view: View = "all", page: int = Query(1, ge=1
     return request.app.state.templates.TemplateResponse(
         request, "dataset.html",
         {"d": data, "title": "Dataset", "reasons": FLAG_REASONS, "back": _without_done(here),
-         "done": done})
+         "done": _done(done)})
 
 
 @router.get("/api/dataset", response_model=DatasetOut)
@@ -140,7 +141,7 @@ def image_page(request: Request, image_id: int, done: str | None = Query(None, m
     return request.app.state.templates.TemplateResponse(
         request, "image.html",
         {"i": detail, "title": f"Image #{image_id}", "reasons": FLAG_REASONS,
-         "back": request.url.path, "done": done})
+         "back": request.url.path, "done": _done(done)})
 
 
 @router.get("/api/dataset/images/{image_id}", response_model=ImageDetailOut)
@@ -186,6 +187,14 @@ def _change_out(request: Request, change: FlagChange) -> ChangeOut:
 
 def _skipped(change: FlagChange) -> str:
     return f"; {len(change.not_training)} not training images" if change.not_training else ""
+
+
+DONE = re.compile(r"(un)?flagged \d+( as [a-z-]+)?(; \d+ not training images)?")
+
+
+def _done(message: str | None) -> str | None:
+    """Only the messages this module writes: a crafted link cannot put other text on the page."""
+    return message if message is not None and DONE.fullmatch(message) else None
 
 
 def _without_done(url: str) -> str:

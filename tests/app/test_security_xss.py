@@ -54,3 +54,12 @@ def test_file_names_labels_and_notes_are_escaped(xss_workspace: Path) -> None:
         api = client.get("/api/dataset?view=flagged")
         assert api.headers["content-type"] == "application/json"
         assert {i["flag"]["note"] for i in api.json()["images"]} == {XSS_NOTE}
+
+
+def test_autoescape_is_on_and_done_messages_cannot_be_forged(xss_workspace: Path) -> None:
+    with client_for(xss_workspace) as client:
+        env = client.app.state.templates.env  # type: ignore[attr-defined]
+        assert env.autoescape("dataset.html") is True
+        forged = client.get("/dataset?done=Your+session+expired,+call+0800-SCAM").text
+        assert "call 0800" not in forged and "Done:" not in forged
+        assert "Done: flagged 2 as noisy." in client.get("/dataset?done=flagged+2+as+noisy").text
