@@ -37,7 +37,7 @@ BIN = Path(sys.executable).parent
 MIX = (("sample", 0.40), ("dataset", 0.25), ("thumbnail", 0.25), ("flag", 0.10))
 
 
-def modescope(*args: str | Path) -> None:
+def modescope(*args: str | Path | int) -> None:
     cmd = [str(BIN / "modescope"), *map(str, args)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -187,7 +187,8 @@ def drive(url: str, plan: Plan, rate: float, duration: float, workers: int,
                for i, w in enumerate(pool)]
     for t in threads:
         t.start()
-    kinds, weights = zip(*MIX, strict=True)
+    kinds = [k for k, _ in MIX]
+    weights = [w for _, w in MIX]
     start = time.perf_counter()
     n = int(rate * duration)
     for i in range(n):
