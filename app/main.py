@@ -15,7 +15,8 @@ from app import security
 from app.catalog_view import CatalogView
 from app.dataset_view import open_dataset
 from app.errors import AppError, render_error
-from app.routes import auth, dataset, docs, export, overview
+from app.routes import auth, compare, dataset, docs, export, jobs, overview, runs, samples
+from app.runs_state import open_runs_side
 from app.settings import Settings
 from modescope import __version__
 from modescope.workspace import Workspace
@@ -35,7 +36,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.view = CatalogView(Workspace(settings.workspace))
         app.state.dataset = open_dataset(Workspace(settings.workspace), settings.analysis_wait_s)
+        runs_side = open_runs_side(app, settings)
         yield
+        runs_side.close()
 
     # every route: logged in (unless open on loopback), and CSRF on POST/PUT/PATCH/DELETE
     app = FastAPI(title="modescope", version=__version__, lifespan=lifespan,
@@ -49,6 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dataset.router)
     app.include_router(export.router)
     app.include_router(docs.router)
+    for router in (runs.router, samples.router, jobs.router, compare.router):
+        app.include_router(router)
 
     @app.exception_handler(AppError)
     async def on_app_error(request: Request, exc: AppError) -> Response:
