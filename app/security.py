@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -85,6 +87,37 @@ def check_token(settings: Settings, given: str) -> bool:
         return True
     expected = settings.token.get_secret_value().encode()
     return hmac.compare_digest(expected, given.encode())
+
+
+class TooManyAttempts(AppError):
+    status = 429
+    title = "Too many attempts"
+
+
+class LoginThrottle:
+    """At most ``limit`` wrong tokens per client address per ``window_s``: a weak token chosen
+    by hand (16 characters of a word) still cannot be guessed at network speed."""
+
+    def __init__(self, limit: int = 10, window_s: float = 60.0, clients: int = 10_000) -> None:
+        self.limit, self.window_s, self.clients = limit, window_s, clients
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, client: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._failures.get(client, []) if now - t < self.window_s]
+            self._failures[client] = recent
+        if len(recent) >= self.limit:
+            wait = self.window_s - (now - recent[0])
+            raise TooManyAttempts(f"{len(recent)} wrong tokens from {client} in the last "
+                                  f"{self.window_s:.0f} s; wait {wait:.0f} s and try again")
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            if len(self._failures) >= self.clients and client not in self._failures:
+                self._failures.clear()
+            self._failures.setdefault(client, []).append(time.monotonic())
 
 
 def log_in(request: Request) -> None:
@@ -243,6 +276,7 @@ class BodyLimit:
 def install(app: FastAPI, settings: Settings) -> None:
     """Middleware (outermost last) and the login redirect; called once by ``create_app``."""
     settings.check_exposure()
+    app.state.login_throttle = LoginThrottle()
     app.add_middleware(SessionMiddleware, secret_key=session_key(settings),
                        session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE,
                        same_site="strict", https_only=settings.secure_cookies)

@@ -27,7 +27,11 @@ def login_page(request: Request, next: str = Query("/", max_length=2000)) -> Res
 @router.post("/login", name="login")
 def login(request: Request, token: str = Form(..., max_length=1000),
           next: str = Form("/", max_length=2000)) -> Response:
+    throttle: security.LoginThrottle = request.app.state.login_throttle
+    client = request.client.host if request.client else "unknown"
+    throttle.check(client)
     if not security.check_token(request.app.state.settings, token):
+        throttle.failed(client)
         return _login_page(request, next, "That token is not this server's token.", 401)
     security.log_in(request)
     return RedirectResponse(security.safe_next(next), status_code=303)

@@ -247,3 +247,18 @@ def test_open_mode_answers_loopback_host_names_only(demo_workspace: Path,
     # with a token the cookie is the guard: any name (a LAN address, a host name) is answered
     guarded.cookies.clear()
     assert guarded.get("/login", headers={"host": "modescope.lan:8000"}).status_code == 200
+
+
+def test_wrong_tokens_are_throttled_per_client(demo_workspace: Path) -> None:
+    app = create_app(Settings(workspace=demo_workspace, token=SecretStr(TOKEN)))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        token = csrf_of(client.get("/login").text)
+        for _ in range(10):
+            res = client.post("/login", data={"token": "guess-guess-guess", "csrf_token": token})
+            assert res.status_code == 401
+        res = client.post("/login", data={"token": TOKEN, "csrf_token": token})
+        assert res.status_code == 429 and "wrong tokens from" in res.text
+        app.state.login_throttle.window_s = 0.0  # the window has passed
+        res = client.post("/login", data={"token": TOKEN, "csrf_token": token},
+                          follow_redirects=False)
+        assert res.status_code == 303
