@@ -13,12 +13,14 @@ from pathlib import PurePosixPath
 
 from app.curation import Computing, Curation, NotReady
 from app.errors import NotFound
+from app.neighbours import IndexCache, NotIndexed
 from app.store import Flag, FlagStore
 from modescope.catalog import ImageRow
 from modescope.workspace import Workspace
 
 VIEWS = ("all", "modes", "outliers", "duplicates", "flagged", "suggest")
 GROUPS_PER_PAGE = 12
+NEAREST_SHOWN = 12
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class ImageDetail:
     mode_size: int | None
     duplicates: list[Tile]
     notice: str | None
+    nearest: dict[str, list[Tile]] = field(default_factory=dict)  # layer -> tiles (extra = cos)
 
 
 def _version(file: str | None) -> str | None:
@@ -163,7 +166,24 @@ class DatasetView:
         return DatasetPage("suggest", 1, 1, len(sug.ids), self.tiles(sug.ids, sug.score),
                            method=sug.method)
 
-    def image(self, image_id: int) -> ImageDetail:
+    def nearest(self, image_id: int, indexes: IndexCache, k: int = NEAREST_SHOWN
+                ) -> dict[str, list[Tile]]:
+        """The k most similar other training images on each layer (cosine, the open FAISS
+        indexes); empty for an image ingested after the last `modescope index`."""
+        opened = indexes.get("train")
+        out: dict[str, list[Tile]] = {}
+        for layer in ("block5", "block1"):
+            vi = opened.layers[layer]
+            try:
+                vec = vi.reconstruct(image_id)[None, :]
+            except KeyError:
+                return {}
+            sims, ids = vi.search(vec, k, [image_id])
+            found = [(int(i), float(v)) for v, i in zip(sims[0], ids[0], strict=True) if i >= 0]
+            out[layer] = self.tiles([i for i, _ in found], dict(found))
+        return out
+
+    def image(self, image_id: int, indexes: IndexCache | None = None) -> ImageDetail:
         tiles = self.tiles([image_id])
         if not tiles or tiles[0].status != "ok":
             raise NotFound(f"no training image with id {image_id}")
@@ -185,7 +205,14 @@ class DatasetView:
                 dups = self.tiles([i for i in duplicates.groups[group] if i != image_id])
         except (NotReady, Computing) as exc:
             notice = exc.detail
-        return ImageDetail(tiles[0], row, rank, ranked_of, mode, mode_size, dups, notice)
+        nearest: dict[str, list[Tile]] = {}
+        if indexes is not None and notice is None:
+            try:
+                nearest = self.nearest(image_id, indexes)
+            except NotIndexed as exc:
+                notice = exc.detail
+        return ImageDetail(tiles[0], row, rank, ranked_of, mode, mode_size, dups, notice,
+                           nearest)
 
 
 def open_dataset(workspace: Workspace, wait_s: float = 10.0) -> DatasetView:

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from app.dataset_view import VIEWS, DatasetPage, DatasetView, ImageDetail, Tile
+from app.runs_state import runs_side
 from app.security import safe_next
 from app.store import MAX_IDS_PER_CHANGE, MAX_NOTE_CHARS, FlagChange, FlagStore
 from modescope.catalog import FLAG_REASONS
@@ -66,6 +67,7 @@ class ImageDetailOut(BaseModel):
     mode: int | None
     mode_size: int | None
     duplicates: list[TileOut]
+    nearest: dict[str, list[TileOut]]  # block5 / block1: most similar first, score = cosine
     notice: str | None
 
 
@@ -137,7 +139,7 @@ def dataset_json(request: Request, view: View = "all", page: int = Query(1, ge=1
 @router.get("/dataset/images/{image_id}", response_class=HTMLResponse, name="dataset_image")
 def image_page(request: Request, image_id: int, done: str | None = Query(None, max_length=200)
                ) -> Response:
-    detail = _view(request).image(image_id)
+    detail = _view(request).image(image_id, runs_side(request).indexes)
     return request.app.state.templates.TemplateResponse(
         request, "image.html",
         {"i": detail, "title": f"Image #{image_id}", "reasons": FLAG_REASONS,
@@ -146,12 +148,15 @@ def image_page(request: Request, image_id: int, done: str | None = Query(None, m
 
 @router.get("/api/dataset/images/{image_id}", response_model=ImageDetailOut)
 def image_json(request: Request, image_id: int) -> ImageDetailOut:
-    i: ImageDetail = _view(request).image(image_id)
+    i: ImageDetail = _view(request).image(image_id, runs_side(request).indexes)
     return ImageDetailOut(
         image=_tile_out(request, i.tile), sha256=i.row.sha256, width=i.row.width,
         height=i.row.height, warning=i.row.warning, outlier_rank=i.rank, ranked_of=i.ranked_of,
         mode=i.mode, mode_size=i.mode_size,
-        duplicates=[_tile_out(request, t) for t in i.duplicates], notice=i.notice)
+        duplicates=[_tile_out(request, t) for t in i.duplicates],
+        nearest={layer: [_tile_out(request, t) for t in tiles]
+                 for layer, tiles in i.nearest.items()},
+        notice=i.notice)
 
 
 @router.post("/dataset/flag", name="flag_form")

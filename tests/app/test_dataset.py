@@ -285,3 +285,26 @@ def test_overview_counts_the_flags_and_links_to_them(client: TestClient) -> None
     assert client.get("/api/overview").json()["counts"]["flagged"] == 3
     html = client.get("/").text
     assert re.search(r'href="/dataset\?view=flagged"><span class="n">3</span>', html)
+
+
+def test_image_page_nearest_images_are_the_brute_force_cosine_nearest(
+        client: TestClient) -> None:
+    import numpy as np
+
+    from indexer.inspect import load_vectors
+
+    ids, vecs, _ = load_vectors(Workspace(client.app.state.settings.workspace), "train")  # type: ignore[attr-defined]
+    for image_id in (int(ids[0]), int(ids[150])):
+        data = client.get(f"/api/dataset/images/{image_id}").json()
+        for layer in ("block5", "block1"):
+            v = vecs[layer] / np.linalg.norm(vecs[layer], axis=1, keepdims=True)
+            sims = v @ v[int(np.flatnonzero(ids == image_id)[0])]
+            order = [int(ids[j]) for j in np.argsort(-sims, kind="stable")
+                     if ids[j] != image_id][:12]
+            got = data["nearest"][layer]
+            assert [t["id"] for t in got][:3] == order[:3], layer
+            expect = {int(i): float(s) for i, s in zip(ids, sims, strict=True)}
+            assert all(abs(t["score"] - expect[t["id"]]) < 1e-4 for t in got)
+            assert [t["score"] for t in got] == sorted((t["score"] for t in got), reverse=True)
+    html = client.get(f"/dataset/images/{int(ids[0])}").text
+    assert html.count('class="tile') >= 24 and "Most similar training images" in html
