@@ -16,15 +16,12 @@ few small steps only to prove the code path (its numbers mean nothing).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
-import runpy
 import subprocess
 import sys
 import time
-from contextlib import redirect_stdout
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +80,21 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> dict[str, float]:
     return {"tf_matmul": round(tf_rate, 1), "numpy_gemm": round(np_rate, 1)}
 
 
-def ours_tf(batch: int, steps: int, warm: int = 3) -> dict[str, float]:
+def timed(step, batches: list, steps: int, warm: int = 3) -> float:  # noqa: ANN001
+    """img/s of ``steps`` calls after ``warm`` ones; the loss is read once at the end (as the
+    loop reads it about once a second), which waits for every step."""
+    for i in range(warm):
+        out = step(batches[i % len(batches)], i)
+    float(out[0])
+    t = time.perf_counter()
+    for i in range(steps):
+        out = step(batches[i % len(batches)], warm + i)
+    float(out[0])
+    return len(batches[0]) * steps / (time.perf_counter() - t)
+
+
+def ours_tf(batch: int):  # noqa: ANN201
+    """Our TF step with the issue's default options, fed by our tf.data pipeline."""
     import numpy as np
     import tensorflow as tf
 
@@ -96,54 +107,71 @@ def ours_tf(batch: int, steps: int, warm: int = 3) -> dict[str, float]:
     m = Models(cfg, 0, strategy, batch)
     step = m.make_step(cfg, strategy, batch)
     images = np.random.default_rng(0).integers(0, 256, (batch * 4, 64, 64, 3), dtype=np.uint8)
-    batches = [b for b in tf_dataset(images, batch, 0, 0, True)]
-    for i in range(warm):
-        ld, lg = step(batches[i % 4], i, 0.0)
-    float(ld)
-    t = time.perf_counter()
-    for i in range(steps):  # losses read once at the end, as the loop reads them ~1/s
-        ld, lg = step(batches[i % 4], warm + i, 0.0)
-    float(ld), float(lg)
-    dt = time.perf_counter() - t
-    return {"img_per_s": round(batch * steps / dt, 1), "d_loss": float(ld), "g_loss": float(lg)}
+    batches = list(tf_dataset(images, batch, 0, 0, True))
+    return lambda real, i: step(real, i, 0.0), batches
 
 
-def anchor_cpu(batches: list[int]) -> dict[str, float]:
-    """The anchor script as written (it times batch 64 and 128, 8 steps after 3 warm-ups)."""
-    out = io.StringIO()
-    with redirect_stdout(out):
-        runpy.run_path(str(ANCHORS / "dcgan_keras_cpu_anchor.py"), run_name="anchor")
-    res = json.loads(out.getvalue().strip().splitlines()[-1])["keras_tf_dcgan64_cpu_img_per_s"]
-    return {int(k[1:]): v for k, v in res.items() if int(k[1:]) in batches}
+def anchor_tf(batch: int):  # noqa: ANN201
+    """The anchor's own models and tf.function step (its file up to its timing code), timed
+    here the way it times itself (random real batch, fresh z inside the step)."""
+    import tensorflow as tf
+
+    path = ANCHORS / "dcgan_keras_cpu_anchor.py"
+    scope: dict = {"__name__": "anchor"}
+    exec(compile(path.read_text().split("res = {}")[0], str(path), "exec"), scope)
+    real = tf.random.uniform((batch, 64, 64, 3), -1, 1)
+    return lambda r, i: scope["step"](r), [real]
 
 
 def cpu_main(args: argparse.Namespace) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     batches = [int(b) for b in args.batches.split(",")]
     flops = step_flops()
-    gemm = matmul_gflops()
-    rate = max(gemm.values())
+    have_anchor = (ANCHORS / "dcgan_keras_cpu_anchor.py").exists()
+    runners = {b: (ours_tf(b), anchor_tf(b) if have_anchor else None) for b in batches}
+    best: dict = {}
+    gemm_best = {"tf_matmul": 0.0, "numpy_gemm": 0.0}
+    loads: list[float] = []
+    raw: list[tuple[int, float, float, float]] = []
+    for _ in range(args.rounds):  # interleaved rounds, best of each: the CPUs are shared
+        for b, (ours, anchor) in runners.items():
+            gemm_now = matmul_gflops()
+            for k, v in gemm_now.items():
+                gemm_best[k] = max(gemm_best[k], v)
+            ours_now = timed(*ours, args.steps)
+            anchor_now = timed(*anchor, args.steps) if anchor else float("nan")
+            best[("ours", b)] = max(best.get(("ours", b), 0.0), ours_now)
+            if anchor:
+                best[("anchor", b)] = max(best.get(("anchor", b), 0.0), anchor_now)
+            loads.append(os.getloadavg()[0])
+            raw.append((b, max(gemm_now.values()), ours_now, anchor_now))
+    rate = max(gemm_best.values())
     ceiling = rate * 1e9 / flops["step"]
-    rows = []
-    for b in batches:
-        ours = ours_tf(b, args.steps)
-        rows.append((b, ours["img_per_s"]))
-    anchor = anchor_cpu(batches) if (ANCHORS / "dcgan_keras_cpu_anchor.py").exists() else {}
-    load = os.getloadavg()
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load "
-          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min)")
-    print(f"# GEMM fp32: tf.matmul {gemm['tf_matmul']} GFLOP/s, numpy {gemm['numpy_gemm']} "
-          f"GFLOP/s; FLOPs per image per step at 64 px: {flops['step'] / 1e9:.3f} G "
-          f"(G fwd {flops['g_forward'] / 1e9:.3f} G, D fwd {flops['d_forward'] / 1e9:.3f} G)")
+    print(f"# {platform.machine()}, {os.cpu_count()} CPUs; 1-min load during the run "
+          f"{min(loads):.2f}..{max(loads):.2f}; best of {args.rounds} interleaved rounds of "
+          f"{args.steps} steps")
+    print(f"# GEMM fp32 (2048^2): tf.matmul {gemm_best['tf_matmul']} GFLOP/s, numpy "
+          f"{gemm_best['numpy_gemm']} GFLOP/s; FLOPs per image per step at 64 px: "
+          f"{flops['step'] / 1e9:.3f} G (G fwd {flops['g_forward'] / 1e9:.3f} G, "
+          f"D fwd {flops['d_forward'] / 1e9:.3f} G)")
     print(f"# ceiling = {rate:.1f} GFLOP/s / {flops['step'] / 1e9:.3f} GFLOP = "
           f"{ceiling:.1f} img/s")
+    print("\nEach round: the GEMM rate measured just before our step and the anchor")
+    print("| batch | GEMM GFLOP/s | ceiling img/s | ours img/s | ours % of ceiling | "
+          "anchor img/s | ours / anchor |")
+    print("|---|---|---|---|---|---|---|")
+    for b, gemm, ours_now, anchor_now in raw:
+        ceil_now = gemm * 1e9 / flops["step"]
+        print(f"| {b} | {gemm:.0f} | {ceil_now:.1f} | {ours_now:.1f} | "
+              f"{100 * ours_now / ceil_now:.0f} % | {anchor_now:.1f} | "
+              f"{ours_now / anchor_now:.2f}x |")
+    print("\nBest of the rounds, each column on its own")
     print("| batch | ours img/s | % of ceiling | keras.io anchor img/s | ours / anchor |")
     print("|---|---|---|---|---|")
-    for b, ips in rows:
-        a = anchor.get(b)
-        print(f"| {b} | {ips:.1f} | {100 * ips / ceiling:.0f} % | "
-              f"{a if a is not None else 'n/a'} | {ips / a:.2f}x |" if a else
-              f"| {b} | {ips:.1f} | {100 * ips / ceiling:.0f} % | n/a | n/a |")
+    for b in batches:
+        ips, a = best[("ours", b)], best.get(("anchor", b))
+        anchor_cols = f"{a:.1f} | {ips / a:.2f}x" if a else "n/a | n/a"
+        print(f"| {b} | {ips:.1f} | {100 * ips / ceiling:.0f} % | {anchor_cols} |")
 
 
 JAX_PROBE = """
@@ -205,6 +233,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batches", default="64,128")
     p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--gpu", action="store_true", help="our JAX step and the PyTorch anchor")
     p.add_argument("--smoke", action="store_true", help="with --gpu: tiny, on any device")
     args = p.parse_args()

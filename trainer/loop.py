@@ -13,6 +13,7 @@ TensorFlow import at all). Progressive growing trains the sizes of ``config.prog
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -232,6 +233,7 @@ def train(config: TrainConfig, run_dir: Path, files: list[Path] | None = None,
                     run.log(f"cancelled in epoch {epoch + 1} at step {step}")
                     run.progress({**info, "status": "cancelled", "step": step,
                                   "epoch": epoch + 1, "size": m.size}, force=True)
+                _drop_worker_folder(run, chief)
                 return {"status": "cancelled", "epoch": epoch, "step": step}
         skip = 0
         elapsed = time.perf_counter() - t_epoch
@@ -260,7 +262,13 @@ def train(config: TrainConfig, run_dir: Path, files: list[Path] | None = None,
         run.progress(info)
     if chief:
         run.progress({**info, "status": "finished", "step": step, "eta_s": 0}, force=True)
+    _drop_worker_folder(run, chief)
     return {"status": "finished", "epoch": config.total_epochs, "step": step}
+
+
+def _drop_worker_folder(run: Run, chief: bool) -> None:
+    if not chief:  # a non-chief worker's scratch run folder
+        shutil.rmtree(run.root, ignore_errors=True)
 
 
 def _seed(keras: Any, backend: str, seed: int) -> None:
