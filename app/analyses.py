@@ -88,7 +88,7 @@ def compute(ws: Workspace, run: str, kind: str) -> dict[str, Any]:
         if kind == "modes":
             return inspect_modes(ws, run)
         return inspect_memorisation(ws, run)
-    except (ModescopeError, ValueError) as exc:
+    except (ModescopeError, ValueError, OSError) as exc:  # OSError: an image file is gone
         raise AnalysisUnavailable(f"{kind} of run {run}: {exc}") from None
 
 

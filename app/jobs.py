@@ -169,6 +169,13 @@ class JobStore:
                 rows = self.conn.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
             return [self._job(r) for r in rows]
 
+    def claim(self, job_id: int) -> bool:
+        """Move a queued job to running; False if another server took it first."""
+        with self._lock, self.conn:
+            cur = self.conn.execute("UPDATE jobs SET status = 'running', started_at = ? "
+                                    "WHERE id = ? AND status = 'queued'", (now(), job_id))
+        return cur.rowcount == 1
+
     def update(self, job_id: int, **values: Any) -> None:
         cols = ", ".join(f"{k} = ?" for k in values)
         with self._lock, self.conn:
@@ -238,6 +245,8 @@ class JobRunner:
                 busy.add(job.kind)
 
     def _launch(self, job: Job) -> None:
+        if not self.db.claim(job.id):
+            return
         log_path = self.ws.root / job.log
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as out:
@@ -253,7 +262,7 @@ class JobRunner:
                 self.db.update(job.id, status="failed", finished_at=now())
                 return
         self._procs[job.id] = proc
-        self.db.update(job.id, status="running", pid=proc.pid, started_at=now())
+        self.db.update(job.id, pid=proc.pid)
 
     def _poll(self, job: Job) -> None:
         proc = self._procs.get(job.id)

@@ -143,6 +143,7 @@ class RunsView:
     def __init__(self, ws: Workspace, analyses: Analyses) -> None:
         self.ws = ws
         self.analyses = analyses
+        self._numbers: dict[str, tuple[int, list[int]]] = {}
 
     @property
     def runs_root(self) -> Path:
@@ -168,10 +169,20 @@ class RunsView:
         return out
 
     def sample_numbers(self, run: str) -> list[int]:
+        """A run's sample numbers, listed again only when the folder changes (its mtime)."""
         folder = self.folder(run) / "generated"
-        if not folder.is_dir():
+        try:
+            stamp = folder.stat().st_mtime_ns
+        except FileNotFoundError:
             return []
-        return sorted(int(p.stem) for p in folder.glob("*.png") if p.stem.isdigit())
+        hit = self._numbers.get(run)
+        if hit is not None and hit[0] == stamp:
+            return list(hit[1])
+        with os.scandir(folder) as entries:
+            numbers = sorted(int(e.name[:-4]) for e in entries
+                             if e.name.endswith(".png") and e.name[:-4].isdigit())
+        self._numbers[run] = (stamp, numbers)
+        return list(numbers)
 
     def sample_file(self, run: str, n: int) -> Path:
         folder = self.folder(run) / "generated"
