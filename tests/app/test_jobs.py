@@ -127,8 +127,12 @@ def test_a_retrain_runs_as_a_worker_the_next_one_queues_and_both_finish(
 def test_cancel_stops_the_whole_process_group(client: TestClient, runs_ws: Path) -> None:
     job = train(client, run="long", epochs=300).json()
     wait_for_epoch(runs_ws, "long")
-    pid = jobs(client)[job["id"]]
-    assert pid["status"] == "running"
+    running = jobs(client)[job["id"]]
+    assert running["status"] == "running" and running["progress"] is not None
+    assert running["eta_s"] is not None and running["eta_s"] > 0
+    live = client.get("/runs/long").text  # the run page follows progress.json while it runs
+    assert 'class="live"' in live and "<progress" in live and 'http-equiv="refresh"' in live
+    assert client.get("/api/runs/long").json()["progress"]["status"] == "running"
     res = client.post(f"/jobs/{job['id']}/cancel", data={"csrf_token": csrf(client)})
     assert res.status_code == 200  # redirected to /jobs
     done = wait(client, job["id"], ("cancelled", "finished", "failed"), timeout=60)
@@ -185,3 +189,17 @@ def test_the_pipeline_generates_indexes_and_inspects_a_run(client: TestClient,
     res = client.post("/jobs/pipeline", data={"run": "nope", "n": "10", "csrf_token": csrf(client)},
                       headers={"accept": "application/json"})
     assert res.status_code == 400 and "neither a checkpoint" in res.json()["detail"]
+
+
+def test_a_progressive_schedule_from_the_form_reaches_the_trainer(client: TestClient,
+                                                                 runs_ws: Path) -> None:
+    res = train(client, run="grow", size=64, progressive="32, 64", stage_epochs="1,1")
+    assert res.status_code == 202, res.text
+    assert res.json()["params"]["total_epochs"] == 2
+    done = wait(client, res.json()["id"], ("finished", "failed", "cancelled"))
+    assert done["status"] == "finished", done["log_tail"]
+    config = json.loads((runs_ws / "runs/grow/config.json").read_text())
+    assert (config["size"], config["progressive"], config["stage_epochs"]) == (64, [32, 64],
+                                                                             [1, 1])
+    assert [r["epoch"] for r in map(json.loads, (runs_ws / "runs/grow/stats.jsonl")
+                                    .read_text().splitlines())] == [1, 2]
