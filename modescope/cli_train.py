@@ -242,6 +242,12 @@ def _run(config: Any, folder: Path, files: list[Path] | None, resume: bool, tpu:
         except ValueError as exc:
             failed(str(exc))
             raise InputError(str(exc)) from None
+        except SystemExit:  # a second signal: stopped at once, without a new checkpoint
+            if chief and folder.is_dir():
+                write_progress(folder, {**last, "status": "cancelled", "error":
+                                        "stopped without saving; --resume continues from the "
+                                        "last checkpoint"})
+            raise
         except BaseException as exc:
             failed(f"{type(exc).__name__}: {exc}")
             raise
