@@ -44,12 +44,22 @@ def curated_rows(ws: Workspace) -> list[CuratedRow]:
                            r["file"]) for r in rows if r["id"] not in flagged]
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A text cell that a spreadsheet would run as a formula (OWASP "CSV injection": file names
+    and labels come from the user's folders) gets a leading apostrophe; JSON keeps the raw."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def to_csv(rows: list[CuratedRow]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(COLUMNS)
     for r in rows:
-        writer.writerow([r.id, r.label or "", r.file_name, r.sha256, r.normalised_file])
+        writer.writerow([r.id, spreadsheet_safe(r.label or ""), spreadsheet_safe(r.file_name),
+                         r.sha256, r.normalised_file])
     return buf.getvalue()
 
 

@@ -76,3 +76,24 @@ def test_export_errors_are_one_line(tmp_path: Path) -> None:
     assert res.code != 0 and "Traceback" not in res.err and "nope" in res.err
     res = run_cli("export", "-w", tmp_path, "--format", "zip")
     assert res.code == 2 and "zip" in res.err
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_defused(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """A folder label or file name starting with = + - @ is written with a leading apostrophe
+    in CSV (OWASP CSV injection); the JSON export keeps the exact text."""
+    from PIL import Image
+
+    src = tmp_path / "src"
+    (src / "=HYPERLINK(1)").mkdir(parents=True)
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(src / "=HYPERLINK(1)" / "@sum.png")
+    Image.new("RGB", (64, 64), (10, 200, 10)).save(src / "=HYPERLINK(1)" / "plain.png")
+    ws = tmp_path / "ws"
+    assert cli("ingest", src, "-w", ws).code == 0
+    out = tmp_path / "curated.csv"
+    assert cli("export", "--format", "csv", "--out", out, "-w", ws).code == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert {r["label"] for r in rows} == {"'=HYPERLINK(1)"}
+    assert {r["file_name"] for r in rows} == {"'@sum.png", "plain.png"}
+    jout = tmp_path / "curated.json"
+    assert cli("export", "--format", "json", "--out", jout, "-w", ws).code == 0
+    assert {i["label"] for i in json.loads(jout.read_text())["images"]} == {"=HYPERLINK(1)"}
