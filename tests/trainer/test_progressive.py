@@ -50,6 +50,13 @@ def test_a_32_to_64_run_grows_carries_weights_and_logs_the_stage(small_workspace
     assert before.shape == after.shape
     assert np.abs(after - before).max() < 0.005 < np.abs(before).max()
     assert np.corrcoef(before.ravel(), after.ravel())[0, 1] > 0.99
+    # the fade-in: alpha rises by step over the stage's first half (3 of its 6 steps here)
+    from trainer.models import fade_layer
+
+    per_epoch = json.loads((run / "dataset.json").read_text())["count"] // 16
+    assert per_epoch == 3
+    assert float(fade_layer(g64).alpha.numpy()) == np.float32(2 / 3)  # set before step 3 of 3
+    assert float(fade_layer(generator_at(run, "epoch-0004")).alpha.numpy()) == 1.0
     assert run_cli("generate", "--run", "grow", "-w", small_workspace, "--n", "2").code == 0
     assert Image.open(run / "generated" / "000000.png").size == (64, 64)
 
