@@ -148,10 +148,11 @@ class Analyses:
             return None
         return Analysis(kind, record["result"], record["versions"], record["computed_at"])
 
-    def submit(self, run: str, kind: str) -> Future[Analysis]:
+    def submit(self, run: str, kind: str,
+               versions: dict[str, str | None] | None = None) -> Future[Analysis]:
         """A future for the fresh analysis: the cache, or one shared computation."""
         done: Future[Analysis] = Future()
-        hit = self.cached(run, kind)
+        hit = self.cached(run, kind, versions)
         if hit is not None:
             done.set_result(hit)
             return done

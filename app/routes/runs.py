@@ -68,10 +68,12 @@ def run_out(s: RunSummary) -> RunOut:
                   metrics=MetricsOut(**s.metrics.__dict__))
 
 
-async def analysis(request: Request, run: str, kind: str) -> tuple[Analysis | None, str | None]:
+async def analysis(request: Request, run: str, kind: str,
+                   versions: dict[str, str | None] | None = None
+                   ) -> tuple[Analysis | None, str | None]:
     """The fresh analysis (computed off the event loop when missing or stale) or why not."""
     try:
-        fut = await run_in_threadpool(runs_side(request).analyses.submit, run, kind)
+        fut = await run_in_threadpool(runs_side(request).analyses.submit, run, kind, versions)
         return await asyncio.wrap_future(fut), None
     except AnalysisUnavailable as exc:
         return None, exc.detail

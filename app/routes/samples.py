@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from app.analyses import Analysis
+from app.analyses import Analysis, current_versions
 from app.routes.runs import analysis, render
 from app.runs_state import runs_side
 from app.runs_view import safe_run
@@ -100,8 +100,9 @@ async def samples_json(request: Request, run: str, sort: str = "number",
 async def _detail(request: Request, run: str, n: int) -> SampleDetail:
     side = runs_side(request)
     run = safe_run(run)
-    mem, note1 = await analysis(request, run, "memorisation")
-    modes, note2 = await analysis(request, run, "modes")
+    versions = await run_in_threadpool(current_versions, side.ws, run)  # once for both
+    mem, note1 = await analysis(request, run, "memorisation", versions)
+    modes, note2 = await analysis(request, run, "modes", versions)
     return await run_in_threadpool(
         lambda: side.samples.detail(run, n, memorisation=mem, modes=modes,
                                     note=note1 or note2))

@@ -246,3 +246,11 @@ def test_the_runs_pages_never_import_tensorflow(runs_ws: Path) -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
+
+
+def test_every_runs_page_has_a_json_twin_in_the_openapi_schema(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for page in ("/runs", "/runs/{run}", "/runs/{run}/samples", "/runs/{run}/samples/{n}",
+                 "/runs/{run}/modes", "/jobs", "/compare"):
+        assert page in paths and "/api" + page in paths, page
+        assert "$ref" in json.dumps(paths["/api" + page]["get"]["responses"]["200"]), page
