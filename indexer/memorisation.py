@@ -7,8 +7,8 @@ For each generated sample g with nearest training image t (cosine, both layers c
 where t' is t's own nearest other training image (after Alaa et al. 2022: a sample closer to a
 training image than that image's own neighbours is suspicious). Descriptors find t; pixels decide
 (indexer/copycheck.py): the verdict is ``copy`` when the sample matches t in pixels (largest
-blurred patch difference < PIXEL_COPY, after alignment), ``close`` when it does not but
-``a < COPY_RATIO``, else ``novel``. Hubness counts, for each training image, the samples whose
+blurred patch difference < PIXEL_COPY, after alignment) and ``a < PIXEL_GATE_RATIO``, ``close``
+when it is no copy but ``a < COPY_RATIO``, else ``novel``. Hubness counts, for each training image, the samples whose
 nearest training image it is: memorisation hot-spots stand out.
 """
 
@@ -25,6 +25,7 @@ from indexer.index import VectorIndex
 from indexer.ndb import combined
 
 COPY_RATIO = 0.5  # docs/inspection.md: measured on near-copies vs held-out real images
+PIXEL_GATE_RATIO = 2.0  # a pixel match counts only for a sample this near t in features
 EPS = 1e-9
 Verifier = Callable[[int, int], Match]  # (sample id, training id) -> pixel comparison
 
@@ -88,8 +89,11 @@ def memorisation(train: dict[str, np.ndarray], train_ids: np.ndarray,
         if pixels is None:
             verdict = "copy" if ratio < copy_ratio else "novel"
         else:
-            verdict = ("copy" if pixels < pixel_threshold
-                       else "close" if ratio < copy_ratio else "novel")
+            # both: pixels alone call a blurry sample a copy of a texture-less training image
+            # (static noise blurs to flat grey), features alone cannot tell a copy from a
+            # sibling of a narrow mode
+            copy = pixels < pixel_threshold and ratio < PIXEL_GATE_RATIO
+            verdict = "copy" if copy else "close" if ratio < copy_ratio else "novel"
         verdicts.append(SampleVerdict(
             int(sample), int(nn["block1"][1][j]), round(float(nn["block1"][0][j]), 6),
             int(nn["block5"][1][j]), round(float(nn["block5"][0][j]), 6), t, round(sim, 6),
