@@ -145,6 +145,15 @@ def train(
         help="Read the images from these TFRecords (a glob; gs:// works) instead of the "
              "workspace's curated set.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    fraction: Annotated[float, typer.Option(
+        help="Train on this share of the curated set: a random subset seeded by --seed.")] = 1.0,
+    include_flagged: Annotated[bool, typer.Option(
+        help="Ignore the flags: train on every ingested image (the uncurated baseline).")]
+    = False,
+    eval_every: Annotated[int | None, typer.Option(
+        help="Score the generator every N epochs (NDB/K, JS, copy rate, dropped modes) into "
+             "metrics.jsonl; 0 = never [default: --checkpoint-every].")] = None,
+    eval_samples: Annotated[int, typer.Option(help="Fixed samples per evaluation.")] = 500,
     resume: Annotated[str | None, typer.Option(help="Continue RUN from its latest checkpoint.")]
     = None,
     as_json: JsonOpt = False,
@@ -187,8 +196,12 @@ def train(
         except ConfigError as exc:
             raise InputError(str(exc)) from None
         if not tfrecords:
-            files = curated_files(ws)
-    result = _run(config, folder, files, bool(resume), tpu, tfrecords, chief)
+            files = subset(all_ok_files(ws) if include_flagged else curated_files(ws),
+                           fraction, seed)
+    evaluation = evaluation_settings(folder, resume, eval_every, checkpoint_every, eval_samples,
+                                     seed, chief)
+    epoch_fn = make_epoch_fn(ws, evaluation, config) if chief and evaluation["every"] else None
+    result = _run(config, folder, files, bool(resume), tpu, tfrecords, chief, epoch_fn)
     result = {"run": name, "folder": str(folder), **result}
     if as_json:
         _emit_json(result)
@@ -220,8 +233,76 @@ def _retarget(config: Any, epochs: int, folder: Path) -> Any:
     return config
 
 
+def all_ok_files(ws: Workspace) -> list[Path]:
+    """Every ingested (ok) image, flagged or not: the uncurated set."""
+    with Catalog.reading(ws.catalog_path) as catalog:
+        return [ws.root / f for _, _, f in catalog.ok_files()]
+
+
+def subset(files: list[Path], fraction: float, seed: int) -> list[Path]:
+    """A seeded random share of the files (in their order), at least one."""
+    if not 0 < fraction <= 1:
+        raise InputError(f"--fraction {fraction}: give a share in (0, 1], e.g. 0.33")
+    if fraction == 1 or not files:
+        return files
+    import numpy as np
+
+    keep = max(1, round(len(files) * fraction))
+    picked = np.sort(np.random.default_rng([seed, 1]).choice(len(files), keep, replace=False))
+    return [files[i] for i in picked]
+
+
+def evaluation_settings(folder: Path, resume: str | None, every: int | None,
+                        checkpoint_every: int, samples: int, seed: int,
+                        chief: bool) -> dict[str, Any]:
+    """How often and on how many fixed samples the run is scored; kept in evaluation.json so
+    a resumed run scores the same way."""
+    path = folder / "evaluation.json"
+    if resume and path.is_file():
+        return dict(json.loads(path.read_text()))
+    if every is not None and not 0 <= every <= 10_000:
+        raise InputError("--eval-every must be between 0 (never) and 10000")
+    if not 10 <= samples <= 20_000:
+        raise InputError("--eval-samples must be between 10 and 20000")
+    settings = {"every": checkpoint_every if every is None else every, "samples": samples,
+                "seed": seed}
+    if chief and not resume:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings, indent=1) + "\n")
+    return settings
+
+
+def make_epoch_fn(ws: Workspace, evaluation: dict[str, Any], config: Any) -> Any:
+    """Score the generator at every ``every``-th epoch and the last one against the curated
+    training set (indexer.checkpoint_eval); without a training index, say so once and skip."""
+    import numpy as np
+
+    from indexer.store import IndexStore
+
+    if IndexStore(ws, "train").read_meta() is None:
+        typer.secho("warning: no training index: the run is not scored per checkpoint; run "
+                    "`modescope index` first to get NDB/K and copy rate in metrics.jsonl",
+                    err=True, fg=typer.colors.YELLOW)
+        return None
+    z = np.random.default_rng([evaluation["seed"], 2]).standard_normal(
+        (evaluation["samples"], config.latent_dim)).astype(np.float32)
+    state: dict[str, Any] = {}
+
+    def epoch_fn(epoch: int, sample: Any) -> dict[str, Any] | None:
+        if epoch % evaluation["every"] and epoch != config.total_epochs:
+            return None
+        if "evaluator" not in state:
+            from indexer.checkpoint_eval import CheckpointEvaluator
+
+            state["evaluator"] = CheckpointEvaluator(ws)
+        result: dict[str, Any] = state["evaluator"].evaluate(sample(z))
+        return result
+
+    return epoch_fn
+
+
 def _run(config: Any, folder: Path, files: list[Path] | None, resume: bool, tpu: str | None,
-         tfrecords: str | None, chief: bool) -> dict[str, Any]:
+         tfrecords: str | None, chief: bool, epoch_fn: Any = None) -> dict[str, Any]:
     from trainer.loop import train as run_train
     from trainer.runfolder import write_progress
 
@@ -238,7 +319,7 @@ def _run(config: Any, folder: Path, files: list[Path] | None, resume: bool, tpu:
 
         try:
             result = run_train(config, folder, files, progress_fn=progress, abort_fn=cancel,
-                               resume=resume, tpu=tpu, tfrecords=tfrecords)
+                               resume=resume, tpu=tpu, tfrecords=tfrecords, epoch_fn=epoch_fn)
         except ValueError as exc:
             failed(str(exc))
             raise InputError(str(exc)) from None

@@ -12,6 +12,7 @@ TensorFlow import at all). Progressive growing trains the sizes of ``config.prog
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import tempfile
@@ -37,6 +38,8 @@ from trainer.runfolder import (
 
 ProgressFn = Callable[[dict[str, Any]], None]
 AbortFn = Callable[[], bool]
+SampleFn = Callable[[np.ndarray], np.ndarray]
+EpochFn = Callable[[int, SampleFn], dict[str, Any] | None]
 
 
 class Models:
@@ -98,9 +101,14 @@ def stage_of(config: TrainConfig, epoch: int) -> int:
 
 def train(config: TrainConfig, run_dir: Path, files: list[Path] | None = None,
           progress_fn: ProgressFn | None = None, abort_fn: AbortFn | None = None,
-          resume: bool = False, *, tpu: str | None = None, tfrecords: str | None = None
-          ) -> dict[str, Any]:
-    """Train (or resume) a run; returns {"status": "finished"|"cancelled", "epoch", "step"}."""
+          resume: bool = False, *, tpu: str | None = None, tfrecords: str | None = None,
+          epoch_fn: EpochFn | None = None) -> dict[str, Any]:
+    """Train (or resume) a run; returns {"status": "finished"|"cancelled", "epoch", "step"}.
+
+    ``epoch_fn(epoch, sample)``, on the chief after each epoch's checkpoint, may score the
+    generator: ``sample(z)`` turns latent vectors into uint8 images at the current size. A dict
+    it returns becomes a row of ``metrics.jsonl`` (with the epoch and the seconds it took); its
+    time is left out of ``wall_s``, so training time stays comparable."""
     import keras
 
     from trainer.strategy import describe, is_chief
@@ -186,6 +194,7 @@ def train(config: TrainConfig, run_dir: Path, files: list[Path] | None = None,
         return min(1.0, (step - stage_start(m.stage)) / fade_steps)
 
     started = time.perf_counter()
+    eval_total = 0.0  # seconds spent in epoch_fn in this process: not training time
     info: dict[str, Any] = {"status": "running", "total_steps": total_steps,
                             "total_epochs": config.total_epochs, "d_loss": None,
                             "g_loss": None, "images_per_s": None, "eta_s": None}
@@ -238,7 +247,7 @@ def train(config: TrainConfig, run_dir: Path, files: list[Path] | None = None,
         skip = 0
         elapsed = time.perf_counter() - t_epoch
         step_fn.sync()
-        wall = wall0 + time.perf_counter() - started
+        wall = wall0 + time.perf_counter() - started - eval_total
         row = {"step": step, "epoch": epoch + 1, "d_loss": float(ld), "g_loss": float(lg),
                "images_per_s": round((step - first_step) * batch / elapsed, 2),
                "wall_s": round(wall, 2), "size": m.size, "stage": m.stage + 1}
@@ -257,6 +266,16 @@ def train(config: TrainConfig, run_dir: Path, files: list[Path] | None = None,
             save_checkpoint(run, f"epoch-{epoch + 1:04d}", m.g, m.d, m.opt_g, m.opt_d, state)
         run.log(f"epoch {epoch + 1}: d_loss {row['d_loss']:.4f} g_loss {row['g_loss']:.4f} "
                 f"{row['images_per_s']} img/s ({m.size} px)")
+        if epoch_fn is not None:
+            t_eval = time.perf_counter()
+            metrics = epoch_fn(epoch + 1, functools.partial(sample_images, m.g))
+            spent = time.perf_counter() - t_eval
+            eval_total += spent
+            if metrics is not None:
+                run.metric({"epoch": epoch + 1, "step": step, "size": m.size, **metrics,
+                            "eval_seconds": round(spent, 3), "train_wall_s": row["wall_s"]})
+                run.log(f"epoch {epoch + 1}: evaluated in {spent:.1f} s: " + ", ".join(
+                    f"{k} {v}" for k, v in metrics.items() if not isinstance(v, dict)))
         info.update(step=step, epoch=epoch + 1, size=m.size, d_loss=row["d_loss"],
                     g_loss=row["g_loss"])
         run.progress(info)
@@ -264,6 +283,12 @@ def train(config: TrainConfig, run_dir: Path, files: list[Path] | None = None,
         run.progress({**info, "status": "finished", "step": step, "eta_s": 0}, force=True)
     _drop_worker_folder(run, chief)
     return {"status": "finished", "epoch": config.total_epochs, "step": step}
+
+
+def sample_images(g: Any, z: np.ndarray, batch: int = 256) -> np.ndarray:
+    """uint8 images of generator ``g`` for latent vectors ``z`` (N, latent_dim)."""
+    parts = [to_pixels(g(z[i:i + batch], training=False)) for i in range(0, len(z), batch)]
+    return np.concatenate(parts) if parts else np.zeros((0, 0, 0, 3), np.uint8)
 
 
 def _drop_worker_folder(run: Run, chief: bool) -> None:

@@ -72,6 +72,11 @@ class Run:
         with open(self.path("stats.jsonl"), "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
 
+    def metric(self, row: dict[str, Any]) -> None:
+        """A row of metrics.jsonl: the generator's scores at a checkpoint (append-only)."""
+        with open(self.path("metrics.jsonl"), "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+
     def progress(self, info: dict[str, Any], *, force: bool = False) -> bool:
         """Write progress.json if a second has passed since the last write (or ``force``)."""
         now = time.monotonic()
