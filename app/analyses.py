@@ -148,6 +148,15 @@ class Analyses:
             return None
         return Analysis(kind, record["result"], record["versions"], record["computed_at"])
 
+    def last(self, run: str, kind: str) -> Analysis | None:
+        """The stored analysis whatever it was computed from (shown, marked, while a fresh one
+        is computed)."""
+        record = self._read(cache_path(self.ws, run, kind))
+        if record is None or "result" not in record:
+            return None
+        return Analysis(kind, record["result"], record.get("versions", {}),
+                        record.get("computed_at", ""))
+
     def submit(self, run: str, kind: str,
                versions: dict[str, str | None] | None = None) -> Future[Analysis]:
         """A future for the fresh analysis: the cache, or one shared computation."""

@@ -68,15 +68,30 @@ def run_out(s: RunSummary) -> RunOut:
                   metrics=MetricsOut(**s.metrics.__dict__))
 
 
+STALE_NOTE = ("shown as computed before the latest change to the flags or indexes; a fresh "
+              "one is being computed: reload in a moment")
+
+
 async def analysis(request: Request, run: str, kind: str,
                    versions: dict[str, str | None] | None = None
                    ) -> tuple[Analysis | None, str | None]:
-    """The fresh analysis (computed off the event loop when missing or stale) or why not."""
+    """The fresh analysis, or while it is computed off the event loop: the last one, marked
+    (stale-while-revalidate: a flag burst must not make every page wait for k-means), or, when
+    there is none yet, the fresh one after at most ``analysis_wait_s``."""
+    analyses = runs_side(request).analyses
     try:
-        fut = await run_in_threadpool(runs_side(request).analyses.submit, run, kind, versions)
-        return await asyncio.wrap_future(fut), None
+        fut = await run_in_threadpool(analyses.submit, run, kind, versions)
+        if fut.done():
+            return fut.result(), None
+        old = await run_in_threadpool(analyses.last, run, kind)
+        if old is not None:
+            return old, STALE_NOTE
+        wait = request.app.state.settings.analysis_wait_s
+        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)), wait), None
     except AnalysisUnavailable as exc:
         return None, exc.detail
+    except TimeoutError:
+        return None, f"the {kind} analysis is still being computed: reload in a moment"
 
 
 def render(request: Request, template: str, context: dict[str, Any]) -> HTMLResponse:
