@@ -15,7 +15,18 @@ from app import security
 from app.catalog_view import CatalogView
 from app.dataset_view import open_dataset
 from app.errors import AppError, render_error
-from app.routes import auth, compare, dataset, docs, export, jobs, overview, runs, samples
+from app.routes import (
+    auth,
+    compare,
+    dataset,
+    docs,
+    experiments,
+    export,
+    jobs,
+    overview,
+    runs,
+    samples,
+)
 from app.runs_state import open_runs_side
 from app.settings import Settings
 from modescope import __version__
@@ -52,7 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dataset.router)
     app.include_router(export.router)
     app.include_router(docs.router)
-    for router in (runs.router, samples.router, jobs.router, compare.router):
+    for router in (runs.router, samples.router, jobs.router, compare.router,
+                   experiments.router):
         app.include_router(router)
 
     @app.exception_handler(AppError)

@@ -70,3 +70,37 @@ def loss_chart(stats: list[dict[str, Any]], keys: tuple[str, ...] = ("d_loss", "
     x_ticks = [(px(e), str(e)) for e in range(first, int(x_hi) + 1, step)]
     y_ticks = [(py(t), f"{t:g}") for t in ticks]
     return Chart(WIDTH, HEIGHT, series, y_ticks, x_ticks, (x0, y0, x1, y1))
+
+
+def curves_chart(curves: dict[str, list[tuple[float, float]]], *, y_min: float = 0.0,
+                 y_max: float | None = None) -> Chart | None:
+    """One polyline per named curve of (epoch, value) points: runs of an experiment together,
+    or several metrics of one run. Series are named ``c0``, ``c1``... (CSS colours by index);
+    the caller keeps the order to label them."""
+    pts_all = [(x, y) for pts in curves.values() for x, y in pts if math.isfinite(y)]
+    if not pts_all:
+        return None
+    xs = [x for x, _ in pts_all]
+    x_lo, x_hi = min(xs), max(xs)
+    if x_hi == x_lo:
+        x_lo, x_hi = x_lo - 1, x_hi + 1
+    top = max(y for _, y in pts_all) if y_max is None else y_max
+    ticks = _nice_ticks(y_min, max(top, y_min + 1e-6))
+    y_lo, y_hi = ticks[0], ticks[-1]
+    x0, y0, x1, y1 = PAD_L, PAD_T, WIDTH - PAD_R, HEIGHT - PAD_B
+
+    def px(x: float) -> float:
+        return round(x0 + (x - x_lo) / (x_hi - x_lo) * (x1 - x0), 1)
+
+    def py(v: float) -> float:
+        return round(y1 - (v - y_lo) / (y_hi - y_lo) * (y1 - y0), 1)
+
+    series = []
+    for i, pts in enumerate(curves.values()):
+        good = [(x, y) for x, y in sorted(pts) if math.isfinite(y)]
+        series.append(Series(f"c{i % 8}", " ".join(f"{px(x)},{py(y)}" for x, y in good),
+                             good[-1][1] if good else None))
+    step = max(1, math.ceil((x_hi - x_lo) / 8))
+    x_ticks = [(px(e), str(e)) for e in range(math.ceil(x_lo), int(x_hi) + 1, step)]
+    return Chart(WIDTH, HEIGHT, series, [(py(t), f"{t:g}") for t in ticks], x_ticks,
+                 (x0, y0, x1, y1))

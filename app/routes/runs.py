@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from app.analyses import Analysis, AnalysisUnavailable
-from app.plots import loss_chart
+from app.plots import curves_chart, loss_chart
 from app.run_images import image_response
 from app.runs_state import runs_side
 from app.runs_view import RunDetail, RunSummary, safe_run
@@ -111,6 +111,23 @@ async def runs_json(request: Request) -> list[RunOut]:
     return [run_out(s) for s in await run_in_threadpool(runs_side(request).runs.list_runs)]
 
 
+def metrics_chart(rows: list[dict[str, Any]]) -> Any:
+    """NDB/K, copy rate and dropped/K per checkpoint (metrics.jsonl), on one 0-1 scale."""
+    def curve(value: Any) -> list[tuple[float, float]]:
+        out = []
+        for r in rows:
+            v = value(r)
+            if isinstance(r.get("epoch"), int) and isinstance(v, int | float):
+                out.append((float(r["epoch"]), float(v)))
+        return out
+
+    return curves_chart({
+        "ndb_over_k": curve(lambda r: r.get("ndb_over_k")),
+        "copy_rate": curve(lambda r: r.get("copy_rate")),
+        "dropped_share": curve(lambda r: r["dropped"] / r["k"] if r.get("k") else None),
+    }, y_max=1.0)
+
+
 @router.get("/runs/{run}", response_class=HTMLResponse)
 async def run_page(request: Request, run: str,
                    epoch: int | None = Query(None, ge=1)) -> HTMLResponse:
@@ -118,6 +135,7 @@ async def run_page(request: Request, run: str,
     shown = epoch if epoch in d.epochs else (d.epochs[-1] if d.epochs else None)
     return render(request, "run.html", {
         "title": f"Run {run}", "d": d, "s": d.summary, "chart": loss_chart(d.stats),
+        "metrics_chart": metrics_chart(d.metrics_rows),
         "epoch": shown, "refresh": d.progress is not None
         and d.progress.get("status") == "running"})
 

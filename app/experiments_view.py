@@ -1,0 +1,75 @@
+"""Experiments in the app: plan one (modescope.experiment), queue its runs as training jobs,
+and show one row per run with an NDB/K-over-epochs chart of all runs together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import BadRequest, NotFound
+from app.jobs import JobConflict, JobRunner, modescope_argv
+from app.plots import Chart, curves_chart
+from modescope import experiment as ex
+from modescope.errors import InputError
+from modescope.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class ExperimentForm:
+    name: str
+    factor: str
+    values: str  # comma-separated
+    epochs: int
+    batch: int
+    size: int | None
+    eval_every: int
+    eval_samples: int
+    seed: int = 0
+
+
+@dataclass
+class ExperimentPage:
+    summary: dict[str, Any]
+    chart: Chart | None
+    keys: list[tuple[str, str]]  # (series class, label) in chart order
+
+
+def start(ws: Workspace, jobs: JobRunner, form: ExperimentForm) -> ex.Experiment:
+    """Validate, save the plan, and queue one training job per value (they run in turn)."""
+    base = {"epochs": form.epochs, "batch": form.batch, "size": form.size,
+            "eval_every": form.eval_every, "eval_samples": form.eval_samples, "seed": form.seed}
+    try:
+        if not 1 <= form.eval_every <= 10_000 or not 10 <= form.eval_samples <= 20_000:
+            raise InputError("evaluate every 1-10000 epochs on 10-20000 samples")
+        planned = ex.Experiment(form.name, form.factor, [], base)
+        for value in form.values.split(","):
+            if value.strip() and (ws.root / "runs" / planned.run_name(value.strip())).exists():
+                raise JobConflict(f"run {planned.run_name(value.strip())} exists; choose "
+                                  "another experiment name")
+        exp = ex.create(ws, form.name, form.factor, form.values.split(","), base)
+    except InputError as exc:
+        raise BadRequest(str(exc)) from None
+    for value in exp.values:
+        argv = [*modescope_argv(), "train", "--workspace", str(ws.root),
+                *exp.train_args(value), "--json"]
+        jobs.submit("train", exp.run_name(value), {"experiment": exp.name, exp.factor: value,
+                                                   **exp.base}, argv)
+    return exp
+
+
+def listing(ws: Workspace) -> list[dict[str, Any]]:
+    return [ex.summary(ws, e) for e in ex.list_experiments(ws)]
+
+
+def page(ws: Workspace, name: str) -> ExperimentPage:
+    try:
+        exp = ex.load(ws, name)
+    except InputError as exc:
+        raise NotFound(str(exc)) from None
+    summary = ex.summary(ws, exp)
+    curves = {r["run"]: [(float(p["epoch"]), float(p["ndb_over_k"])) for p in r["curve"]]
+              for r in summary["rows"]}
+    chart = curves_chart(curves, y_max=1.0)
+    keys = [(s.name, f"{exp.factor} {r['value']}") for s, r in
+            zip(chart.series, summary["rows"], strict=True)] if chart else []
+    return ExperimentPage(summary, chart, keys)
