@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 DEMO_DATA ?= demo-data
 DEMO_N ?= 2000
 WORKSPACE ?= modescope-workspace
+DEMO_RUN ?= demo
+DEMO_EPOCHS ?= 10
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
@@ -24,7 +26,9 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 
-# -- the demo: synthetic data -> ingest -> serve -----------------------------------------------
+# -- the demo: synthetic data -> ingest -> index -> a short 32-px DCGAN run -> its samples
+# generated, indexed and inspected -> serve. Every step is idempotent: `make demo` again resumes
+# or skips what is done.
 demo: $(VENV)/.installed
 	@if [ ! -f $(DEMO_DATA)/truth.json ]; then \
 		rm -rf $(DEMO_DATA) && $(BIN)/modescope demo-data $(DEMO_DATA) --n $(DEMO_N) --seed 0; \
@@ -35,6 +39,17 @@ demo: $(VENV)/.installed
 	$(BIN)/modescope index --workspace $(WORKSPACE) || { rc=$$?; [ $$rc = 3 ] || exit $$rc; \
 		echo "ImageNet weights unavailable: indexing with untrained (random) VGG16 weights"; \
 		$(BIN)/modescope index --workspace $(WORKSPACE) --weights random --seed 0; }
+	@# a short DCGAN run on the curated set (32 px, CPU: a few minutes), scored per checkpoint
+	@state=$$($(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[1])).get("status"))' \
+		$(WORKSPACE)/runs/$(DEMO_RUN)/progress.json 2>/dev/null || echo none); \
+	if [ "$$state" = finished ]; then echo "run $(DEMO_RUN) is trained"; \
+	elif [ -f $(WORKSPACE)/runs/$(DEMO_RUN)/checkpoints/latest/state.json ]; then \
+		$(BIN)/modescope train --workspace $(WORKSPACE) --resume $(DEMO_RUN); \
+	else rm -rf $(WORKSPACE)/runs/$(DEMO_RUN); \
+		$(BIN)/modescope train --workspace $(WORKSPACE) --run $(DEMO_RUN) --size 32 \
+			--epochs $(DEMO_EPOCHS) --batch 64 --checkpoint-every 5; fi
+	@# its samples: generated, indexed, and the modes and memorisation analyses written
+	$(BIN)/python -m app.pipeline --workspace $(WORKSPACE) --run $(DEMO_RUN) --n 500
 	$(BIN)/modescope serve --workspace $(WORKSPACE) --host $(HOST) --port $(PORT)
 
 # -- tests: lint, types, then pytest (unit, CLI subprocess, HTTP, headless Chromium) ----------
@@ -56,9 +71,15 @@ browser:
 	else echo "browser tests need /usr/bin/chromium: install Debian's chromium package"; exit 0; fi; \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
 
-bench: $(VENV)/.installed
+# Each benchmark prints one table (README "Benchmarks"); together they take about half an hour.
+bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/index_bench.py
+	$(BIN)/python bench/inspect_bench.py
+	$(BIN)/python bench/train_bench.py
+	$(BIN)/python bench/web_bench.py
+	$(BIN)/python bench/dataset_bench.py
+	$(BIN)/python bench/load.py --build .bench-load
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
