@@ -283,5 +283,7 @@ from modescope import (  # noqa: E402,F401  (their commands)
     cli_train,
 )
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m modescope.cli`: the commands registered on the
+    from modescope.cli import main as _main  # importable module, not on this __main__ copy
+
+    _main()

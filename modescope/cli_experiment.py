@@ -53,7 +53,9 @@ def create_cmd(
 
 
 def train_command(ws: Workspace, args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "modescope.cli", "train", "--workspace", str(ws.root), *args]
+    script = Path(sys.executable).parent / "modescope"  # this environment's console script
+    base = [str(script)] if script.is_file() else [sys.executable, "-m", "modescope.cli"]
+    return [*base, "train", "--workspace", str(ws.root), *args]
 
 
 def next_step(ws: Workspace, exp: ex.Experiment, value: str) -> list[str] | None:

@@ -79,3 +79,15 @@ def test_a_second_ingest_on_the_same_workspace_is_refused_while_one_runs(tmp_pat
     finally:
         os.close(fd)
     assert res.code == 2 and "another ingest is running" in res.err and "4242" in res.err
+
+
+def test_python_dash_m_has_every_subcommand() -> None:
+    """`python -m modescope.cli` (used where no console script exists) registers the commands on
+    the importable module, not on a second __main__ copy that has none."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "modescope.cli", "experiment", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "create" in proc.stdout and "run" in proc.stdout
