@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import AppError, wants_json
+from app.errors import AppError, document_errors, wants_json
 from app.settings import Settings
 
 SESSION_COOKIE = "modescope_session"
@@ -276,6 +276,7 @@ class BodyLimit:
 def install(app: FastAPI, settings: Settings) -> None:
     """Middleware (outermost last) and the login redirect; called once by ``create_app``."""
     settings.check_exposure()
+    document_errors(app)  # every route can answer this layer's 401/403/413/400 and its own 4xx
     app.state.login_throttle = LoginThrottle()
     app.add_middleware(SessionMiddleware, secret_key=session_key(settings),
                        session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE,
