@@ -24,7 +24,7 @@ def login_page(request: Request, next: str = Query("/", max_length=2000)) -> Res
     return _login_page(request, next, None, 200)
 
 
-@router.post("/login", name="login")
+@router.post("/login", name="login", status_code=303, response_class=RedirectResponse)
 def login(request: Request, token: str = Form(..., max_length=1000),
           next: str = Form("/", max_length=2000)) -> Response:
     throttle: security.LoginThrottle = request.app.state.login_throttle
@@ -37,7 +37,7 @@ def login(request: Request, token: str = Form(..., max_length=1000),
     return RedirectResponse(security.safe_next(next), status_code=303)
 
 
-@router.post("/logout", name="logout")
+@router.post("/logout", name="logout", status_code=303, response_class=RedirectResponse)
 def logout(request: Request) -> Response:
     security.log_out(request)
     return RedirectResponse("/login", status_code=303)

@@ -25,7 +25,8 @@ def _rows(request: Request) -> list[CuratedRow]:
         raise ExportFailed(str(exc)) from None
 
 
-@router.get("/export/curated.csv", name="export_csv")
+@router.get("/export/curated.csv", name="export_csv", response_class=Response,
+            responses={200: {"content": {"text/csv": {}}, "description": "The curated set"}})
 def export_csv(request: Request) -> Response:
     return Response(to_csv(_rows(request)), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="curated.csv"'})
