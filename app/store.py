@@ -13,12 +13,18 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Annotated
+
+from annotated_types import Ge, Le
 
 from app.errors import AppError, BadRequest
 from modescope.catalog import FLAG_REASONS, Catalog, ImageRow
 from modescope.workspace import Workspace
 
 MAX_IDS_PER_CHANGE = 10_000
+# a row id as it arrives in a URL or a form: SQLite stores 64-bit integers, and a bigger one
+# raised OverflowError inside the query (a 500); bounded here it is a 422 at the edge
+RowId = Annotated[int, Ge(-(2**63)), Le(2**63 - 1)]
 MAX_NOTE_CHARS = 500
 _ROW = "i.id, i.path, i.label, i.sha256, i.status, i.reason, i.warning, i.duplicate_of, " \
        "i.width, i.height, i.file"

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, Strict
 
 from app.dataset_view import VIEWS, DatasetPage, DatasetView, ImageDetail, Tile
 from app.runs_state import runs_side
 from app.security import safe_next
-from app.store import MAX_IDS_PER_CHANGE, MAX_NOTE_CHARS, FlagChange, FlagStore
+from app.store import MAX_IDS_PER_CHANGE, MAX_NOTE_CHARS, FlagChange, FlagStore, RowId
 from modescope.catalog import FLAG_REASONS
 
 router = APIRouter()
 Reason = Literal["noisy", "duplicate", "off-topic", "other"]
 View = Literal["all", "modes", "outliers", "duplicates", "flagged", "suggest"]
+# JSON ids are numbers: lax parsing read `true` as image 1 and "7" as 7 (found by fuzzing)
+JsonId = Annotated[RowId, Strict()]
 assert tuple(Reason.__args__) == FLAG_REASONS and tuple(View.__args__) == VIEWS  # type: ignore[attr-defined]
 
 
@@ -72,13 +74,13 @@ class ImageDetailOut(BaseModel):
 
 
 class FlagIn(BaseModel):
-    ids: list[int] = Field(min_length=1, max_length=MAX_IDS_PER_CHANGE)
+    ids: list[JsonId] = Field(min_length=1, max_length=MAX_IDS_PER_CHANGE)
     reason: Reason = "noisy"
     note: str | None = Field(None, max_length=MAX_NOTE_CHARS)
 
 
 class UnflagIn(BaseModel):
-    ids: list[int] = Field(min_length=1, max_length=MAX_IDS_PER_CHANGE)
+    ids: list[JsonId] = Field(min_length=1, max_length=MAX_IDS_PER_CHANGE)
 
 
 class ChangeOut(BaseModel):
@@ -137,7 +139,7 @@ def dataset_json(request: Request, view: View = "all", page: int = Query(1, ge=1
 
 
 @router.get("/dataset/images/{image_id}", response_class=HTMLResponse, name="dataset_image")
-def image_page(request: Request, image_id: int, done: str | None = Query(None, max_length=200)
+def image_page(request: Request, image_id: RowId, done: str | None = Query(None, max_length=200)
                ) -> Response:
     detail = _view(request).image(image_id, runs_side(request).indexes)
     return request.app.state.templates.TemplateResponse(
@@ -147,7 +149,7 @@ def image_page(request: Request, image_id: int, done: str | None = Query(None, m
 
 
 @router.get("/api/dataset/images/{image_id}", response_model=ImageDetailOut)
-def image_json(request: Request, image_id: int) -> ImageDetailOut:
+def image_json(request: Request, image_id: RowId) -> ImageDetailOut:
     i: ImageDetail = _view(request).image(image_id, runs_side(request).indexes)
     return ImageDetailOut(
         image=_tile_out(request, i.tile), sha256=i.row.sha256, width=i.row.width,
@@ -159,8 +161,9 @@ def image_json(request: Request, image_id: int) -> ImageDetailOut:
         notice=i.notice)
 
 
-@router.post("/dataset/flag", name="flag_form")
-def flag_form(request: Request, ids: list[int] = Form([]), reason: Reason = Form("noisy"),
+@router.post("/dataset/flag", name="flag_form", status_code=303,
+             response_class=RedirectResponse)
+def flag_form(request: Request, ids: list[RowId] = Form([]), reason: Reason = Form("noisy"),
               note: str = Form("", max_length=MAX_NOTE_CHARS),
               back: str = Form("/dataset", max_length=2000)) -> Response:
     change = _store(request).flag(ids, reason, note)
@@ -168,8 +171,9 @@ def flag_form(request: Request, ids: list[int] = Form([]), reason: Reason = Form
                  + _skipped(change))
 
 
-@router.post("/dataset/unflag", name="unflag_form")
-def unflag_form(request: Request, ids: list[int] = Form([]),
+@router.post("/dataset/unflag", name="unflag_form", status_code=303,
+             response_class=RedirectResponse)
+def unflag_form(request: Request, ids: list[RowId] = Form([]),
                 back: str = Form("/dataset", max_length=2000)) -> Response:
     change = _store(request).unflag(ids)
     return _back(back, f"unflagged {len(change.changed)}")

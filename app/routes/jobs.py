@@ -19,6 +19,7 @@ from app.jobs import Job
 from app.jobs_view import JobRow, job_rows
 from app.routes.runs import render
 from app.runs_state import runs_side
+from app.store import RowId
 
 router = APIRouter()
 
@@ -39,6 +40,11 @@ class JobOut(BaseModel):
     eta_s: float | None
     log_tail: str
     resumable: bool
+
+
+# a form gets 303 to /jobs; a JSON client (Accept: application/json) gets 202 and the job
+STARTED: dict[str, Any] = {"status_code": 303, "response_class": RedirectResponse,
+                           "responses": {202: {"model": JobOut, "description": "The job"}}}
 
 
 def job_out(r: JobRow) -> JobOut:
@@ -74,7 +80,7 @@ async def jobs_json(request: Request) -> list[JobOut]:
     return [job_out(r) for r in await run_in_threadpool(job_rows, runs_side(request).jobs)]
 
 
-@router.post("/jobs/train")
+@router.post("/jobs/train", **STARTED)
 async def start_train(request: Request, run: str = Form(""), size: int = Form(64),
                       epochs: int = Form(25), batch: int = Form(64),
                       lr_d: float = Form(2e-4), lr_g: float = Form(2e-4),
@@ -86,7 +92,7 @@ async def start_train(request: Request, run: str = Form(""), size: int = Form(64
     return _done(request, job)
 
 
-@router.post("/jobs/pipeline")
+@router.post("/jobs/pipeline", **STARTED)
 async def start_pipeline(request: Request, run: str = Form(...),
                          n: int = Form(500)) -> Response:
     side = runs_side(request)
@@ -95,14 +101,14 @@ async def start_pipeline(request: Request, run: str = Form(...),
     return _done(request, job)
 
 
-@router.post("/jobs/{job_id}/cancel")
-async def cancel_job(request: Request, job_id: int) -> Response:
+@router.post("/jobs/{job_id}/cancel", **STARTED)
+async def cancel_job(request: Request, job_id: RowId) -> Response:
     job = await run_in_threadpool(runs_side(request).jobs.cancel, job_id)
     return _done(request, job)
 
 
-@router.post("/jobs/{job_id}/resume")
-async def resume(request: Request, job_id: int) -> Response:
+@router.post("/jobs/{job_id}/resume", **STARTED)
+async def resume(request: Request, job_id: RowId) -> Response:
     side = runs_side(request)
     old = await run_in_threadpool(side.jobs.db.get, job_id)
     name, params, argv = await run_in_threadpool(resume_job, side.ws, old)

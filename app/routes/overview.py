@@ -12,6 +12,7 @@ from app.catalog_view import CatalogView, Overview
 from app.routes.runs import RunOut, run_out
 from app.run_images import CACHE_CONTROL as IMMUTABLE
 from app.runs_state import runs_side
+from app.store import RowId
 from modescope import __version__
 
 router = APIRouter()
@@ -92,8 +93,10 @@ def _image_out(request: Request, row: Any) -> ImageOut:
     return ImageOut(id=row.id, path=row.path, label=row.label, url=url)
 
 
-@router.get("/images/train/{image_id}.png", name="train_image")
-def train_image(request: Request, image_id: int,
+@router.get("/images/train/{image_id}.png", name="train_image", response_class=Response,
+            responses={200: {"content": {"image/png": {}}, "description": "The image"},
+                       304: {"description": "Not modified (If-None-Match)"}})
+def train_image(request: Request, image_id: RowId,
                 v: str | None = Query(None, max_length=64)) -> Response:
     """A training image by id. The normalised file is named by its content hash, which is the
     strong ETag. An id's content can change when its source file changes and is re-ingested, so
