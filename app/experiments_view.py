@@ -70,6 +70,7 @@ def page(ws: Workspace, name: str) -> ExperimentPage:
     curves = {r["run"]: [(float(p["epoch"]), float(p["ndb_over_k"])) for p in r["curve"]]
               for r in summary["rows"]}
     chart = curves_chart(curves, y_max=1.0)
-    keys = [(s.name, f"{exp.factor} {r['value']}") for s, r in
+    keys = [(s.name, r["value"] if exp.factor == "curated" else f"{exp.factor} {r['value']}")
+            for s, r in
             zip(chart.series, summary["rows"], strict=True)] if chart else []
     return ExperimentPage(summary, chart, keys)

@@ -110,6 +110,7 @@ class Metrics:
     copies: int | None = None
     modes_fresh: bool = False
     memorisation_fresh: bool = False
+    checkpoint_epoch: int | None = None  # set when the figures are a checkpoint's scores
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,14 @@ class RunsView:
                 found[kind] = record["result"]
                 fresh[kind] = record.get("versions") == versions
         modes, mem = found.get("modes"), found.get("memorisation")
+        if modes is None and mem is None:  # not inspected: the last checkpoint's scores
+            rows = read_jsonl(self.folder(run) / "metrics.jsonl")
+            if rows and isinstance(rows[-1].get("ndb_over_k"), int | float):
+                last = rows[-1]
+                return Metrics(ndb_over_k=last["ndb_over_k"], js=last.get("js"),
+                               k=last.get("k"), copy_rate=last.get("copy_rate"),
+                               modes_fresh=True, memorisation_fresh=True,
+                               checkpoint_epoch=last.get("epoch"))
         return Metrics(
             ndb_over_k=modes["ndb_over_k"] if modes else None, js=modes["js"] if modes else None,
             k=modes["k"] if modes else None, dropped=list(modes["dropped"]) if modes else [],

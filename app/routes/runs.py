@@ -26,6 +26,7 @@ class MetricsOut(BaseModel):
     dropped: list[int]
     copy_rate: float | None
     copies: int | None
+    checkpoint_epoch: int | None = None  # the figures are this checkpoint's scores
     modes_fresh: bool
     memorisation_fresh: bool
 
