@@ -165,12 +165,18 @@ def test_runs_list_and_overview_show_metrics_once_inspected(client: TestClient) 
     before = {r["name"]: r for r in client.get("/api/runs").json()}
     assert set(before) == {"imported", "tiny"}
     assert before["imported"]["kind"] == "imported" and before["imported"]["samples"] == 120
-    assert before["tiny"]["metrics"]["ndb_over_k"] is None
+    assert before["imported"]["metrics"]["ndb_over_k"] is None  # nothing scored it yet
+    # a trained run shows its last checkpoint's scores until it is inspected
+    scored = [json.loads(line) for line in (client.app.state.settings.workspace  # type: ignore[attr-defined]
+              / "runs/tiny/metrics.jsonl").read_text().splitlines()]
+    assert before["tiny"]["metrics"]["ndb_over_k"] == scored[-1]["ndb_over_k"]
+    assert before["tiny"]["metrics"]["checkpoint_epoch"] == scored[-1]["epoch"] == 2
     modes = client.get("/api/runs/tiny/modes").json()["result"]
     mem = client.get("/api/runs/tiny/memorisation").json()["result"]
     tiny = {r["name"]: r for r in client.get("/api/runs").json()}["tiny"]
     assert tiny["metrics"]["ndb_over_k"] == modes["ndb_over_k"]
     assert tiny["metrics"]["copy_rate"] == mem["copy_rate"] and tiny["metrics"]["modes_fresh"]
+    assert tiny["metrics"]["checkpoint_epoch"] is None  # now the inspection's figures
     assert tiny["epoch"] == 2 and tiny["total_epochs"] == 2
     assert f'{modes["ndb_over_k"]:.3f}' in client.get("/runs").text
     overview = client.get("/api/overview").json()
