@@ -97,7 +97,7 @@ def _check_value(factor: str, value: str) -> str:
 
 def create(ws: Workspace, name: str, factor: str, values: list[str],
            base: dict[str, Any], *, replace: bool = False) -> Experiment:
-    if not EXPERIMENT_NAME.match(name):
+    if not EXPERIMENT_NAME.fullmatch(name):
         raise InputError(f"experiment name {name!r} must be 1-40 letters, digits, '_' or '-'")
     if factor not in FACTORS:
         raise InputError(f"--factor {factor!r}: use one of {', '.join(FACTORS)}")
@@ -141,7 +141,7 @@ def experiment_path(ws: Workspace, name: str) -> Path:
 
 def load(ws: Workspace, name: str) -> Experiment:
     path = experiment_path(ws, name)
-    if not EXPERIMENT_NAME.match(name) or not path.is_file():
+    if not EXPERIMENT_NAME.fullmatch(name) or not path.is_file():
         raise InputError(f"no experiment {name!r} in {ws.root}; create it with `modescope "
                          "experiment create`")
     return Experiment(**json.loads(path.read_text()))

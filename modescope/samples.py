@@ -26,7 +26,7 @@ RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 def check_run_name(run: str) -> str:
     """A run name is a safe folder name: 1-64 letters, digits, '.', '_' or '-'."""
-    if not RUN_NAME.match(run):
+    if not RUN_NAME.fullmatch(run):
         raise InputError(f"run name {run!r} must be 1-64 letters, digits, '.', '_' or '-'")
     return run
 

@@ -53,7 +53,9 @@ async def experiments_json(request: Request) -> list[ExperimentOut]:
     return [ExperimentOut.model_validate(i) for i in items]
 
 
-@router.post("/experiments")
+@router.post("/experiments", status_code=303, response_class=RedirectResponse,
+             responses={202: {"model": ExperimentOut,
+                              "description": "Queued (JSON clients)"}})
 async def start_experiment(
         request: Request, name: str = Form(...), factor: str = Form(...),
         values: str = Form(...), epochs: int = Form(10), batch: int = Form(64),

@@ -184,13 +184,17 @@ async def memorisation_json(request: Request, run: str) -> AnalysisOut:
                     result=mem.result)
 
 
-@router.get("/images/runs/{run}/epochs/{epoch}.png", name="epoch_image")
+@router.get("/images/runs/{run}/epochs/{epoch}.png", name="epoch_image", response_class=Response,
+            responses={200: {"content": {"image/png": {}}, "description": "The image"},
+                       304: {"description": "Not modified (If-None-Match)"}})
 def epoch_image(request: Request, run: str, epoch: int) -> Response:
     side = runs_side(request)
     return image_response(request, side.runs.epoch_file(safe_run(run), epoch), side.etags)
 
 
-@router.get("/images/runs/{run}/{n}.png", name="sample_image")
+@router.get("/images/runs/{run}/{n}.png", name="sample_image", response_class=Response,
+            responses={200: {"content": {"image/png": {}}, "description": "The image"},
+                       304: {"description": "Not modified (If-None-Match)"}})
 def sample_image(request: Request, run: str, n: int) -> Response:
     side = runs_side(request)
     return image_response(request, side.runs.sample_file(safe_run(run), n), side.etags)

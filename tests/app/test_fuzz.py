@@ -166,15 +166,7 @@ KNOWN_GETS = [op for op in FUZZED if op.startswith("GET ") and "{" in op
               and set(re.findall(r"{(\w+)}", op)) <= set(KNOWN)]
 
 
-# app/routes/runs.py answers PNG but its schema says JSON; the fix (response_class=Response and
-# responses={200: {"content": {"image/png": {}}}, 304: ...}, as /images/train has) is its
-# owner's to make. Strict: once made, these XPASS and the mark must go.
-PNG_UNDOCUMENTED = pytest.mark.xfail(strict=True, reason="runs.py documents its PNGs as JSON")
-
-
-@pytest.mark.parametrize("label", [
-    pytest.param(op, marks=PNG_UNDOCUMENTED) if op.startswith("GET /images/runs/") else op
-    for op in KNOWN_GETS])
+@pytest.mark.parametrize("label", KNOWN_GETS)
 def test_existing_resources_answer_as_documented(open_browser: tuple[Any, Browser],
                                                   label: str) -> None:
     schema, browser = open_browser
