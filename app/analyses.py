@@ -15,6 +15,7 @@ import functools
 import hashlib
 import json
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -116,6 +117,7 @@ class Analyses:
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], Future[Analysis]] = {}
         self._parsed: dict[Path, tuple[int, dict[str, Any]]] = {}
+        self._started: dict[tuple[str, str], float] = {}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -147,6 +149,22 @@ class Analyses:
         if record.get("versions") != versions:
             return None
         return Analysis(kind, record["result"], record["versions"], record["computed_at"])
+
+    REVALIDATE_S = 15.0  # during a flag burst: at most one recomputation per analysis this often
+
+    def revalidate(self, run: str, kind: str) -> None:
+        """Start a fresh computation in the background unless one runs or one started less
+        than REVALIDATE_S ago (a burst of flags must not keep a core busy with k-means)."""
+        key = (run, kind)
+        now = time.monotonic()
+        with self._lock:
+            pending = self._pending.get(key)
+            if pending is not None and not pending.done():
+                return
+            if now - self._started.get(key, -1e9) < self.REVALIDATE_S:
+                return
+            self._started[key] = now
+            self._pending[key] = self._pool.submit(self._compute, run, kind)
 
     def last(self, run: str, kind: str) -> Analysis | None:
         """The stored analysis whatever it was computed from (shown, marked, while a fresh one

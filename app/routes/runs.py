@@ -81,12 +81,14 @@ async def analysis(request: Request, run: str, kind: str,
     there is none yet, the fresh one after at most ``analysis_wait_s``."""
     analyses = runs_side(request).analyses
     try:
-        fut = await run_in_threadpool(analyses.submit, run, kind, versions)
-        if fut.done():
-            return fut.result(), None
+        fresh = await run_in_threadpool(analyses.cached, run, kind, versions)
+        if fresh is not None:
+            return fresh, None
         old = await run_in_threadpool(analyses.last, run, kind)
         if old is not None:
+            analyses.revalidate(run, kind)
             return old, STALE_NOTE
+        fut = await run_in_threadpool(analyses.submit, run, kind, versions)
         wait = request.app.state.settings.analysis_wait_s
         return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)), wait), None
     except AnalysisUnavailable as exc:
