@@ -39,44 +39,21 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 
 def loss_chart(stats: list[dict[str, Any]], keys: tuple[str, ...] = ("d_loss", "g_loss")
                ) -> Chart | None:
-    """One polyline per loss against the epoch, from stats.jsonl rows."""
-    rows = [r for r in stats if isinstance(r.get("epoch"), int | float)]
-    values = [float(r[k]) for r in rows for k in keys
-              if isinstance(r.get(k), int | float) and math.isfinite(r[k])]
-    if not rows or not values:
+    """One polyline per loss against the epoch, from stats.jsonl rows (series named by key)."""
+    curves = {k: [(float(r["epoch"]), float(r[k])) for r in stats
+                  if isinstance(r.get("epoch"), int | float) and isinstance(r.get(k), int | float)
+                  and math.isfinite(r[k])] for k in keys}
+    values = [y for pts in curves.values() for _, y in pts]
+    if not values:
         return None
-    x_lo, x_hi = min(r["epoch"] for r in rows), max(r["epoch"] for r in rows)
-    if x_hi == x_lo:
-        x_lo, x_hi = x_lo - 1, x_hi + 1
-    ticks = _nice_ticks(min(0.0, min(values)), max(values))
-    y_lo, y_hi = ticks[0], ticks[-1]
-    x0, y0, x1, y1 = PAD_L, PAD_T, WIDTH - PAD_R, HEIGHT - PAD_B
-
-    def px(epoch: float) -> float:
-        return round(x0 + (epoch - x_lo) / (x_hi - x_lo) * (x1 - x0), 1)
-
-    def py(v: float) -> float:
-        return round(y1 - (v - y_lo) / (y_hi - y_lo) * (y1 - y0), 1)
-
-    series = []
-    for k in keys:
-        pts = [(px(r["epoch"]), py(float(r[k]))) for r in rows
-               if isinstance(r.get(k), int | float) and math.isfinite(r[k])]
-        last = next((float(r[k]) for r in reversed(rows)
-                     if isinstance(r.get(k), int | float)), None)
-        series.append(Series(k, " ".join(f"{x},{y}" for x, y in pts), last))
-    step = max(1, math.ceil((x_hi - x_lo) / 8))
-    first = math.ceil(x_lo)
-    x_ticks = [(px(e), str(e)) for e in range(first, int(x_hi) + 1, step)]
-    y_ticks = [(py(t), f"{t:g}") for t in ticks]
-    return Chart(WIDTH, HEIGHT, series, y_ticks, x_ticks, (x0, y0, x1, y1))
+    return curves_chart(curves, y_min=min(0.0, min(values)), named=True)
 
 
 def curves_chart(curves: dict[str, list[tuple[float, float]]], *, y_min: float = 0.0,
-                 y_max: float | None = None) -> Chart | None:
-    """One polyline per named curve of (epoch, value) points: runs of an experiment together,
-    or several metrics of one run. Series are named ``c0``, ``c1``... (CSS colours by index);
-    the caller keeps the order to label them."""
+                 y_max: float | None = None, named: bool = False) -> Chart | None:
+    """One polyline per curve of (epoch, value) points: the losses of a run, its scores, or the
+    runs of an experiment. Series are named by their key (``named``) or ``c0``, ``c1``... (CSS
+    colours by index; the caller keeps the order to label them)."""
     pts_all = [(x, y) for pts in curves.values() for x, y in pts if math.isfinite(y)]
     if not pts_all:
         return None
@@ -98,7 +75,8 @@ def curves_chart(curves: dict[str, list[tuple[float, float]]], *, y_min: float =
     series = []
     for i, pts in enumerate(curves.values()):
         good = [(x, y) for x, y in sorted(pts) if math.isfinite(y)]
-        series.append(Series(f"c{i % 8}", " ".join(f"{px(x)},{py(y)}" for x, y in good),
+        name = list(curves)[i] if named else f"c{i % 8}"
+        series.append(Series(name, " ".join(f"{px(x)},{py(y)}" for x, y in good),
                              good[-1][1] if good else None))
     step = max(1, math.ceil((x_hi - x_lo) / 8))
     x_ticks = [(px(e), str(e)) for e in range(math.ceil(x_lo), int(x_hi) + 1, step)]

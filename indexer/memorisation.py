@@ -8,8 +8,8 @@ where t' is t's own nearest other training image (after Alaa et al. 2022: a samp
 training image than that image's own neighbours is suspicious). Descriptors find t; pixels decide
 (indexer/copycheck.py): the verdict is ``copy`` when the sample matches t in pixels (largest
 blurred patch difference < PIXEL_COPY, after alignment) and ``a < PIXEL_GATE_RATIO``, ``close``
-when it is no copy but ``a < COPY_RATIO``, else ``novel``. Hubness counts, for each training image, the samples whose
-nearest training image it is: memorisation hot-spots stand out.
+when it is no copy but ``a < COPY_RATIO``, else ``novel``. Hubness counts, for each training
+image, the samples whose nearest training image it is: memorisation hot-spots stand out.
 """
 
 from __future__ import annotations

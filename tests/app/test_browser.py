@@ -10,12 +10,10 @@ from typing import Any
 
 import pytest
 
+from tests.app.browser import chromium
 from tests.app.conftest import Server
-from tests.conftest import chromium_path
 
 pytestmark = pytest.mark.browser
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def wait_until(page: Any, expression: str, timeout_s: float = 10.0) -> None:
@@ -29,19 +27,8 @@ def wait_until(page: Any, expression: str, timeout_s: float = 10.0) -> None:
 
 @pytest.fixture(scope="module")
 def page() -> Iterator[Any]:
-    exe = chromium_path()
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser tests: /usr/bin/chromium is missing "
-                        "(`make test` installs it with apt-get)")
-        pytest.skip("chromium is not installed; `make browser` installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1280, "height": 900})
-        yield pg
-        browser.close()
+    with chromium() as browser:
+        yield browser.new_page(viewport={"width": 1280, "height": 900})
 
 
 def test_overview_shows_counts_and_loaded_thumbnails(page: Any, server: Server,

@@ -4,7 +4,6 @@ flag from a training-image page. Screenshots of every dataset page (pytest tmp d
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -14,9 +13,8 @@ from typing import Any
 import pytest
 
 from tests.app import dataset_fixtures
+from tests.app.browser import chromium
 from tests.app.conftest import Server
-from tests.app.test_browser import CHROMIUM_ARGS
-from tests.conftest import chromium_path
 
 pytestmark = pytest.mark.browser
 dataset_ws_base = dataset_fixtures.dataset_ws_base
@@ -26,21 +24,12 @@ SHOTS = Path("/tmp/shots")
 
 @pytest.fixture
 def browser_page() -> Iterator[tuple[Any, list[str]]]:
-    exe = chromium_path()
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser tests: /usr/bin/chromium is missing")
-        pytest.skip("chromium is not installed; `make browser` installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         problems: list[str] = []
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
         yield page, problems
-        browser.close()
 
 
 @pytest.fixture

@@ -13,16 +13,14 @@ from typing import Any
 
 import pytest
 
+from tests.app.browser import chromium
 from tests.app.conftest import Server
 from tests.app.runs_fixtures import (  # noqa: F401  (fixtures)
     runs_workspace_base_fixture,
     runs_ws_fixture,
 )
-from tests.conftest import chromium_path
 
 pytestmark = pytest.mark.browser
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS_COPY = Path("/tmp/shots")
 
 
@@ -38,15 +36,7 @@ def served(runs_workspace_base: Path, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="module")
 def page() -> Iterator[Any]:
-    exe = chromium_path()
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser tests: /usr/bin/chromium is missing")
-        pytest.skip("chromium is not installed; `make browser` installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         pg = browser.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
         # CSP violations and script errors; failed loads are recorded with their URL below
@@ -57,7 +47,6 @@ def page() -> Iterator[Any]:
         pg.on("pageerror", lambda e: errors.append(str(e)))
         pg.console_errors = errors
         yield pg
-        browser.close()
 
 
 def shoot(page: Any, tmp_path: Path, name: str) -> None:
