@@ -81,7 +81,21 @@ def test_gallery_then_a_sample_with_24_plus_24_neighbours(page: Any, served: Ser
     assert page.locator(".verdict").first.inner_text() in ("copy", "novel", "close")
     shoot(page, tmp_path, "sample")
     first = page.locator("section[data-layer=block5] ol.nn a").first
-    assert first.get_attribute("href").startswith("/dataset/images/")
+    href = first.get_attribute("href")
+    assert href.startswith("/dataset/images/")
+    # flag that neighbour on its training-image page, come back, reload: still flagged
+    first.click()
+    page.wait_for_url("**" + href)
+    page.locator("#flag-one button.flag").click()
+    page.wait_for_load_state("load")
+    assert "flagged: noisy" in page.locator(".flag-state").inner_text()
+    page.goto(served.url + "/runs/imported/samples/3")
+    page.reload()
+    flagged = page.locator("section[data-layer=block5] ol.nn li.flagged a")
+    assert href in [flagged.nth(i).get_attribute("href") for i in range(flagged.count())]
+    page.goto(served.url + href)
+    page.locator("#flag-one button.unflag").click()  # leave the shared workspace as it was
+    page.wait_for_load_state("load")
     page.goto(served.url + "/runs/imported/samples?sort=copied")
     assert all_loaded(page, "ul.grid.samples img") == [64] * 60
     shoot(page, tmp_path, "samples-most-copied")
