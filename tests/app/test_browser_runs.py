@@ -116,7 +116,9 @@ def test_modes_page_shows_bins_with_bars_and_examples(page: Any, served: Server,
 def test_timeline_slider_swaps_the_epoch_grid(page: Any, served: Server,
                                               tmp_path: Path) -> None:
     page.goto(served.url + "/runs/tiny")
-    assert page.locator("svg.chart polyline").count() == 2
+    assert page.locator("section[aria-labelledby=loss-h] svg.chart polyline").count() == 2
+    # tiny was scored at its last checkpoint: NDB/K, copy rate and dropped/K
+    assert page.locator("section[aria-labelledby=ndb-h] svg.chart polyline").count() == 3
     img = page.locator("#timeline-img")
     assert img.get_attribute("src").endswith("/epochs/2.png")
     page.locator("#timeline-slider").fill("0")
