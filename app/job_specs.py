@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import BadRequest
-from app.jobs import Job, JobConflict, modescope_argv
+from app.jobs import Job, JobConflict
+from modescope.command import modescope_argv
 from modescope.errors import InputError
 from modescope.samples import check_run_name, run_dir
 from modescope.workspace import Workspace

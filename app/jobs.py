@@ -19,7 +19,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -86,14 +85,6 @@ class Job:
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def modescope_argv() -> list[str]:
-    """The modescope command of this environment (its console script, else the module)."""
-    script = Path(sys.executable).parent / "modescope"
-    if script.is_file():
-        return [str(script)]
-    return [sys.executable, "-c", "from modescope.cli import main; main()"]
 
 
 def process_alive(pid: int | None, marker: str) -> bool:

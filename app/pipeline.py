@@ -16,7 +16,7 @@ from pathlib import Path
 from app.analyses import store_analysis
 from app.errors import AppError
 from app.job_specs import PIPELINE_STEPS
-from app.jobs import modescope_argv
+from modescope.command import modescope_argv
 from modescope.workspace import Workspace
 
 

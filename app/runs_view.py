@@ -6,7 +6,6 @@ epoch e): no path from a URL ever reaches the file system.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 from app.analyses import Analyses, cache_path, current_versions
 from app.errors import NotFound
 from modescope.errors import InputError
+from modescope.runfiles import progress_of, read_json, read_jsonl
 from modescope.samples import check_run_name
 from modescope.workspace import Workspace
 
@@ -30,30 +30,6 @@ def safe_run(run: str) -> str:
         raise NotFound(str(exc)) from None
 
 
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of an append-only JSON-lines file; a half-written last line is skipped."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return []
-    rows = []
-    for line in text.splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         with open(path, "rb") as fh:
@@ -65,39 +41,6 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         return ""
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def progress_of(folder: Path) -> dict[str, Any] | None:
-    """The trainer's progress.json, or, before it exists, the last stats.jsonl row."""
-    config = read_json(folder / "config.json") or {}
-    progress = read_json(folder / "progress.json")
-    if isinstance(progress, dict):
-        if progress.get("status") == "running" and not pid_alive(progress.get("pid")):
-            progress = {**progress, "status": "interrupted"}
-        return progress
-    stats = read_jsonl(folder / "stats.jsonl")
-    if not stats:
-        return None
-    last = stats[-1]
-    total = config.get("epochs")
-    if config.get("progressive"):
-        total = sum(config.get("stage_epochs") or []) or total
-    done = total is not None and last.get("epoch", 0) >= total
-    return {"status": "finished" if done else "stopped", "epoch": last.get("epoch"),
-            "total_epochs": total, "step": last.get("step"), "d_loss": last.get("d_loss"),
-            "g_loss": last.get("g_loss"), "images_per_s": last.get("images_per_s"),
-            "eta_s": None, "from": "stats.jsonl"}
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import typer
 
 from modescope import experiment as ex
 from modescope.cli import JsonOpt, WorkspaceOpt, _emit_json, cli
+from modescope.command import modescope_argv
 from modescope.errors import InputError
 from modescope.workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -53,9 +54,7 @@ def create_cmd(
 
 
 def train_command(ws: Workspace, args: list[str]) -> list[str]:
-    script = Path(sys.executable).parent / "modescope"  # this environment's console script
-    base = [str(script)] if script.is_file() else [sys.executable, "-m", "modescope.cli"]
-    return [*base, "train", "--workspace", str(ws.root), *args]
+    return [*modescope_argv(), "train", "--workspace", str(ws.root), *args]
 
 
 def next_step(ws: Workspace, exp: ex.Experiment, value: str) -> list[str] | None:

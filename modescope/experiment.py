@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from modescope.errors import InputError
+from modescope.runfiles import progress_of, read_json, read_jsonl
 from modescope.samples import check_run_name
 from modescope.workspace import Workspace, atomic_write_bytes
 
@@ -107,6 +108,10 @@ def create(ws: Workspace, name: str, factor: str, values: list[str],
     unknown = sorted(set(base) - set(BASE_OPTIONS))
     if unknown:
         raise ValueError(f"unknown base options {unknown}")
+    every, samples = base.get("eval_every"), base.get("eval_samples")
+    if (every is not None and not 1 <= every <= 10_000) or (
+            samples is not None and not 10 <= samples <= 20_000):
+        raise InputError("evaluate every 1-10000 epochs on 10-20000 samples")
     _validate_base(base, factor, clean)
     exp = Experiment(name, factor, clean, {k: v for k, v in base.items() if v is not None},
                      datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -124,13 +129,14 @@ def _validate_base(base: dict[str, Any], factor: str, values: list[str]) -> None
     from trainer.config import ConfigError, TrainConfig
 
     for value in values:
-        size = int(value) if factor == "size" else base.get("size") or 64
-        lr_d, lr_g = ((float(x) for x in value.split("/")) if factor == "lr"
-                      else (base.get("lr_d") or 2e-4, base.get("lr_g") or 2e-4))
-        try:
-            TrainConfig(size=size, epochs=base.get("epochs") or 25,
-                        batch_size=base.get("batch") or 64, lr_d=lr_d, lr_g=lr_g,
-                        seed=base.get("seed") or 0)
+        opts = {"size": base.get("size"), "epochs": base.get("epochs"),
+                "batch_size": base.get("batch"), "seed": base.get("seed")}
+        if factor == "size":
+            opts["size"] = int(value)
+        if factor == "lr":
+            opts["lr_d"], opts["lr_g"] = (float(x) for x in value.split("/"))
+        try:  # options not given take TrainConfig's own defaults
+            TrainConfig(**{k: v for k, v in opts.items() if v is not None})
         except ConfigError as exc:
             raise InputError(f"experiment run with {factor} {value}: {exc}") from None
 
@@ -155,33 +161,14 @@ def list_experiments(ws: Workspace) -> list[Experiment]:
             if EXPERIMENT_NAME.match(p.stem)]
 
 
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash: the rest stands
-    return rows
-
-
 def run_summary(ws: Workspace, run: str) -> dict[str, Any]:
     """Status, final and best metrics and training time of one run, from its folder."""
     folder = ws.root / "runs" / run
-    progress: dict[str, Any] = {}
-    if (folder / "progress.json").is_file():
-        try:
-            progress = json.loads((folder / "progress.json").read_text())
-        except json.JSONDecodeError:
-            progress = {}
-    stats = _jsonl(folder / "stats.jsonl")
-    metrics = _jsonl(folder / "metrics.jsonl")
-    dataset: dict[str, Any] = {}
-    if (folder / "dataset.json").is_file():
-        dataset = json.loads((folder / "dataset.json").read_text())
-    status = progress.get("status") or ("planned" if not folder.exists() else "unknown")
+    progress = progress_of(folder) if folder.exists() else None
+    stats = read_jsonl(folder / "stats.jsonl")
+    metrics = read_jsonl(folder / "metrics.jsonl")
+    dataset = read_json(folder / "dataset.json") or {}
+    status = "planned" if not folder.exists() else (progress or {}).get("status") or "unknown"
     final = metrics[-1] if metrics else {}
     best = min(metrics, key=lambda m: m["ndb_over_k"]) if metrics else {}
     return {
