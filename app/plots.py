@@ -82,3 +82,20 @@ def curves_chart(curves: dict[str, list[tuple[float, float]]], *, y_min: float =
     x_ticks = [(px(e), str(e)) for e in range(math.ceil(x_lo), int(x_hi) + 1, step)]
     return Chart(WIDTH, HEIGHT, series, [(py(t), f"{t:g}") for t in ticks], x_ticks,
                  (x0, y0, x1, y1))
+
+
+def scores_chart(rows: list[dict[str, Any]]) -> Chart | None:
+    """NDB/K, copy rate and dropped/K per checkpoint (metrics.jsonl), on one 0-1 scale."""
+    def curve(value: Any) -> list[tuple[float, float]]:
+        out = []
+        for r in rows:
+            v = value(r)
+            if isinstance(r.get("epoch"), int) and isinstance(v, int | float):
+                out.append((float(r["epoch"]), float(v)))
+        return out
+
+    return curves_chart({
+        "ndb_over_k": curve(lambda r: r.get("ndb_over_k")),
+        "copy_rate": curve(lambda r: r.get("copy_rate")),
+        "dropped_share": curve(lambda r: r["dropped"] / r["k"] if r.get("k") else None),
+    }, y_max=1.0)

@@ -14,6 +14,10 @@ from fastapi import Request
 from fastapi.responses import Response
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
+# what an image route documents in OpenAPI: PNG bodies and revalidation
+PNG_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"image/png": {}}, "description": "The image"},
+    304: {"description": "Not modified (If-None-Match)"}}
 
 
 class EtagCache:

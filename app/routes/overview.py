@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from app.catalog_view import CatalogView, Overview
 from app.routes.runs import RunOut, run_out
 from app.run_images import CACHE_CONTROL as IMMUTABLE
+from app.run_images import PNG_RESPONSES
 from app.runs_state import runs_side
 from app.store import RowId
 from modescope import __version__
@@ -94,8 +95,7 @@ def _image_out(request: Request, row: Any) -> ImageOut:
 
 
 @router.get("/images/train/{image_id}.png", name="train_image", response_class=Response,
-            responses={200: {"content": {"image/png": {}}, "description": "The image"},
-                       304: {"description": "Not modified (If-None-Match)"}})
+            responses=PNG_RESPONSES)
 def train_image(request: Request, image_id: RowId,
                 v: str | None = Query(None, max_length=64)) -> Response:
     """A training image by id. The normalised file is named by its content hash, which is the

@@ -11,8 +11,8 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from app.analyses import Analysis, AnalysisUnavailable
-from app.plots import curves_chart, loss_chart
-from app.run_images import image_response
+from app.plots import loss_chart, scores_chart
+from app.run_images import PNG_RESPONSES, image_response
 from app.runs_state import runs_side
 from app.runs_view import RunDetail, RunSummary, safe_run
 
@@ -114,23 +114,6 @@ async def runs_json(request: Request) -> list[RunOut]:
     return [run_out(s) for s in await run_in_threadpool(runs_side(request).runs.list_runs)]
 
 
-def metrics_chart(rows: list[dict[str, Any]]) -> Any:
-    """NDB/K, copy rate and dropped/K per checkpoint (metrics.jsonl), on one 0-1 scale."""
-    def curve(value: Any) -> list[tuple[float, float]]:
-        out = []
-        for r in rows:
-            v = value(r)
-            if isinstance(r.get("epoch"), int) and isinstance(v, int | float):
-                out.append((float(r["epoch"]), float(v)))
-        return out
-
-    return curves_chart({
-        "ndb_over_k": curve(lambda r: r.get("ndb_over_k")),
-        "copy_rate": curve(lambda r: r.get("copy_rate")),
-        "dropped_share": curve(lambda r: r["dropped"] / r["k"] if r.get("k") else None),
-    }, y_max=1.0)
-
-
 @router.get("/runs/{run}", response_class=HTMLResponse)
 async def run_page(request: Request, run: str,
                    epoch: int | None = Query(None, ge=1)) -> HTMLResponse:
@@ -138,7 +121,7 @@ async def run_page(request: Request, run: str,
     shown = epoch if epoch in d.epochs else (d.epochs[-1] if d.epochs else None)
     return render(request, "run.html", {
         "title": f"Run {run}", "d": d, "s": d.summary, "chart": loss_chart(d.stats),
-        "metrics_chart": metrics_chart(d.metrics_rows),
+        "metrics_chart": scores_chart(d.metrics_rows),
         "epoch": shown, "refresh": d.progress is not None
         and d.progress.get("status") == "running"})
 
@@ -168,35 +151,34 @@ async def modes_page(request: Request, run: str) -> HTMLResponse:
         "max_share": max([max(b["train_share"], b["gen_share"]) for b in bins] or [1.0])})
 
 
+async def _analysis_json(request: Request, run: str, kind: str) -> AnalysisOut:
+    """The fresh analysis (waiting for it if need be) as its JSON twin."""
+    await run_in_threadpool(runs_side(request).runs.folder, safe_run(run))
+    found = await asyncio.wrap_future(
+        await run_in_threadpool(runs_side(request).analyses.submit, run, kind))
+    return AnalysisOut(run=run, computed_at=found.computed_at, versions=found.versions,
+                       result=found.result)
+
+
 @router.get("/api/runs/{run}/modes", response_model=AnalysisOut)
 async def modes_json(request: Request, run: str) -> AnalysisOut:
-    await run_in_threadpool(runs_side(request).runs.folder, safe_run(run))
-    modes = await asyncio.wrap_future(
-        await run_in_threadpool(runs_side(request).analyses.submit, run, "modes"))
-    return AnalysisOut(run=run, computed_at=modes.computed_at, versions=modes.versions,
-                    result=modes.result)
+    return await _analysis_json(request, run, "modes")
 
 
 @router.get("/api/runs/{run}/memorisation", response_model=AnalysisOut)
 async def memorisation_json(request: Request, run: str) -> AnalysisOut:
-    await run_in_threadpool(runs_side(request).runs.folder, safe_run(run))
-    mem = await asyncio.wrap_future(
-        await run_in_threadpool(runs_side(request).analyses.submit, run, "memorisation"))
-    return AnalysisOut(run=run, computed_at=mem.computed_at, versions=mem.versions,
-                    result=mem.result)
+    return await _analysis_json(request, run, "memorisation")
 
 
 @router.get("/images/runs/{run}/epochs/{epoch}.png", name="epoch_image", response_class=Response,
-            responses={200: {"content": {"image/png": {}}, "description": "The image"},
-                       304: {"description": "Not modified (If-None-Match)"}})
+            responses=PNG_RESPONSES)
 def epoch_image(request: Request, run: str, epoch: int) -> Response:
     side = runs_side(request)
     return image_response(request, side.runs.epoch_file(safe_run(run), epoch), side.etags)
 
 
 @router.get("/images/runs/{run}/{n}.png", name="sample_image", response_class=Response,
-            responses={200: {"content": {"image/png": {}}, "description": "The image"},
-                       304: {"description": "Not modified (If-None-Match)"}})
+            responses=PNG_RESPONSES)
 def sample_image(request: Request, run: str, n: int) -> Response:
     side = runs_side(request)
     return image_response(request, side.runs.sample_file(safe_run(run), n), side.etags)
