@@ -40,6 +40,7 @@ STATIC_DIR = ROOT / "static"
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
+    templates.env.auto_reload = False  # no stat() of every template on every page
     templates.env.globals["version"] = __version__
     templates.env.globals["csrf_token"] = security.csrf_token
 
