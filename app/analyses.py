@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import sqlite3
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +25,7 @@ from typing import Any
 
 from app.errors import AppError
 from indexer.store import IndexStore
-from modescope.catalog import Catalog
+from modescope.catalog import Catalog, connect
 from modescope.errors import ModescopeError
 from modescope.samples import run_dir
 from modescope.workspace import Workspace, atomic_write_bytes
@@ -45,12 +46,68 @@ class Analysis:
     computed_at: str
 
 
+_meta_cache: dict[Path, tuple[tuple[int, int, int], str]] = {}
+
+
 def _meta_hash(ws: Workspace, source: str) -> str | None:
+    """A hash of an index's meta.json, re-read only when the file changes (it is replaced
+    atomically, so a new version is a new inode)."""
+    path = IndexStore(ws, source).meta_path
     try:
-        raw = IndexStore(ws, source).meta_path.read_bytes()
+        st = path.stat()
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        hit = _meta_cache.get(path)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     except FileNotFoundError:
         return None
-    return hashlib.sha256(raw).hexdigest()[:16]
+    _meta_cache[path] = (key, digest)
+    return digest
+
+
+class _FlagsVersion:
+    """A hash of the flagged ids, recomputed only when the catalog has changed.
+
+    One read connection per catalog, kept open: SQLite's ``PRAGMA data_version`` on it changes
+    whenever any other connection (this process's flag writer, another server process, the
+    CLI) commits, so the flags are read again only after a commit (a sample page used to read
+    every flag on each request)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._inode: int | None = None
+        self._seen: tuple[int, str] | None = None  # (data_version, hash)
+
+    def get(self) -> str:
+        with self._lock:
+            inode = self.path.stat().st_ino  # FileNotFoundError: no catalog
+            if self._conn is None or inode != self._inode:  # first use, or a new catalog file
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = connect(self.path, readonly=True)
+                self._inode, self._seen = inode, None
+            version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            if self._seen is None or self._seen[0] != version:
+                flags = Catalog(self._conn).flagged_ids()
+                text = ",".join(map(str, sorted(flags)))
+                self._seen = (version, hashlib.sha256(text.encode()).hexdigest()[:16])
+            return self._seen[1]
+
+
+_flag_versions: dict[Path, _FlagsVersion] = {}
+_flag_versions_lock = threading.Lock()
+
+
+def _flags_hash(ws: Workspace) -> str:
+    with _flag_versions_lock:
+        tracker = _flag_versions.setdefault(ws.catalog_path, _FlagsVersion(ws.catalog_path))
+    try:
+        return tracker.get()
+    except FileNotFoundError:
+        return hashlib.sha256(b"").hexdigest()[:16]  # no catalog: no flags
 
 
 @functools.cache
@@ -66,13 +123,8 @@ def code_version() -> str:
 
 def current_versions(ws: Workspace, run: str) -> dict[str, str | None]:
     """What an analysis of ``run`` depends on right now (data, curated set, code)."""
-    flags: set[int] = set()
-    if ws.catalog_path.is_file():
-        with Catalog.reading(ws.catalog_path) as catalog:
-            flags = catalog.flagged_ids()
-    flag_text = ",".join(map(str, sorted(flags)))
     return {"train": _meta_hash(ws, "train"), "generated": _meta_hash(ws, f"generated:{run}"),
-            "flags": hashlib.sha256(flag_text.encode()).hexdigest()[:16], "code": code_version()}
+            "flags": _flags_hash(ws), "code": code_version()}
 
 
 def cache_path(ws: Workspace, run: str, kind: str) -> Path:
@@ -174,6 +226,22 @@ class Analyses:
             return None
         return Analysis(kind, record["result"], record.get("versions", {}),
                         record.get("computed_at", ""))
+
+    STALE_NOTE = ("shown as computed before the latest change to the flags or indexes; a "
+                  "fresh one is being computed: reload in a moment")
+
+    def fresh_or_last(self, run: str, kind: str, versions: dict[str, str | None] | None = None
+                      ) -> tuple[Analysis | None, str | None]:
+        """Without waiting: the fresh analysis, or the last one with a note (and a fresh one
+        started in the background), or (None, None) when there has never been one."""
+        fresh = self.cached(run, kind, versions)
+        if fresh is not None:
+            return fresh, None
+        old = self.last(run, kind)
+        if old is None:
+            return None, None
+        self.revalidate(run, kind)
+        return old, self.STALE_NOTE
 
     def submit(self, run: str, kind: str,
                versions: dict[str, str | None] | None = None) -> Future[Analysis]:

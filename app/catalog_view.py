@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,28 +43,30 @@ class Overview:
 
 
 class CatalogView:
-    """Opens the catalog read-only per call: cheap, thread-safe, and sees new ingests at once."""
+    """Reads the catalog through each thread's reused read-only connection (``Catalog.reused``):
+    thread-safe, and sees new ingests at once."""
 
     REJECTED_SHOWN = 200
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
 
-    def _open(self) -> Catalog:
+    @contextmanager
+    def _open(self) -> Iterator[Catalog]:
         if not self.workspace.catalog_path.is_file():
             raise WorkspaceMissing(
                 f"{self.workspace.root} has no catalog yet; run "
                 f"`modescope ingest DIR --workspace {self.workspace.root}`"
             )
-        return Catalog.open(self.workspace.catalog_path, readonly=True)
+        with Catalog.reused(self.workspace.catalog_path) as catalog:
+            yield catalog
 
     def overview(self, page: int, page_size: int) -> Overview:
         try:
             config = self.workspace.read_config()
         except WorkspaceError as exc:
             raise WorkspaceMissing(str(exc)) from None
-        catalog = self._open()
-        try:
+        with self._open() as catalog:
             counts = {**catalog.counts(), "flagged": len(catalog.flagged_ids())}
             pages = max(1, math.ceil(counts["ok"] / page_size))
             page = min(max(1, page), pages)
@@ -78,16 +82,11 @@ class CatalogView:
                 last_ingest=catalog.last_ingest(), grid=grid,
                 index=index_summary(self.workspace),
             )
-        finally:
-            catalog.close()
 
     def image_file(self, image_id: int) -> Path:
         """The normalised PNG of a training image, found by id (never by a path from a URL)."""
-        catalog = self._open()
-        try:
+        with self._open() as catalog:
             row = catalog.image(image_id)
-        finally:
-            catalog.close()
         if row is None or row.file is None:
             raise NotFound(f"no training image with id {image_id}")
         path = self.workspace.root / row.file

@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runs_side = open_runs_side(app, settings)
         yield
         runs_side.close()
+        app.state.dataset.flags.close()
 
     # every route: logged in (unless open on loopback), and CSRF on POST/PUT/PATCH/DELETE
     app = FastAPI(title="modescope", version=__version__, lifespan=lifespan,

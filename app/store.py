@@ -2,8 +2,10 @@
 
 Writes go through ``Catalog.flag`` / ``Catalog.unflag`` (one transaction each) under a lock,
 so the web process never has two writers racing; SQLite's WAL lets readers (the pages, the CLI,
-``indexer.inspect``) carry on meanwhile. Reads open a read-only connection per call: cheap,
-thread-safe, and they see writes made by the CLI (`modescope flag`) at once.
+``indexer.inspect``) carry on meanwhile. Reads use each worker thread's own read-only
+connection (``Catalog.reused``): thread-safe, and they see writes made by the CLI
+(`modescope flag`) or another server process at once. The writer's connection is kept open too
+(opening one runs the schema script: ~1 ms a flag).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class FlagStore:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self._write_lock = threading.Lock()
+        self._writer_conn: tuple[int, Catalog] | None = None  # (inode, catalog); under the lock
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -62,7 +65,7 @@ class FlagStore:
             raise CatalogMissing(
                 f"{self.workspace.root} has no catalog yet; run "
                 f"`modescope ingest DIR --workspace {self.workspace.root}`")
-        with Catalog.reading(self.workspace.catalog_path) as catalog:
+        with Catalog.reused(self.workspace.catalog_path) as catalog:
             yield catalog
 
     def flags(self, ids: Iterable[int] | None = None) -> dict[int, Flag]:
@@ -143,14 +146,29 @@ class FlagStore:
 
     @contextmanager
     def _writer(self) -> Iterator[Catalog]:
-        if not self.workspace.catalog_path.is_file():
+        """The writer's catalog (call under ``_write_lock``): opened once, again only for a new
+        catalog file, and dropped after a failed change."""
+        path = self.workspace.catalog_path
+        try:
+            inode = path.stat().st_ino
+        except FileNotFoundError:
             raise CatalogMissing(f"{self.workspace.root} has no catalog yet; run "
-                                 "`modescope ingest` first")
-        catalog = Catalog.open(self.workspace.catalog_path)
+                                 "`modescope ingest` first") from None
+        if self._writer_conn is None or self._writer_conn[0] != inode:
+            self.close()
+            self._writer_conn = (inode, Catalog.open(path))
+        catalog = self._writer_conn[1]
         try:
             yield catalog
-        finally:
-            catalog.close()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the writer's connection (it is opened again on the next change)."""
+        if self._writer_conn is not None:
+            self._writer_conn[1].close()
+            self._writer_conn = None
 
     @staticmethod
     def _check_ids(ids: list[int]) -> list[int]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from app.catalog_view import CatalogView, Overview
+from app.errors import NotFound
 from app.routes.runs import RunOut, run_out
 from app.run_images import CACHE_CONTROL as IMMUTABLE
 from app.run_images import PNG_RESPONSES
@@ -108,4 +109,9 @@ def train_image(request: Request, image_id: RowId,
     headers = {"ETag": tag, "Cache-Control": IMMUTABLE if pinned else "no-cache"}
     if tag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
         return Response(status_code=304, headers=headers)
-    return FileResponse(path, media_type="image/png", headers=headers)
+    try:  # read here, in this route's worker thread: FileResponse would take two more hops
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"image {image_id}'s normalised file is missing; rerun "
+                       "`modescope ingest`") from None
+    return Response(data, media_type="image/png", headers=headers)

@@ -69,10 +69,6 @@ def run_out(s: RunSummary) -> RunOut:
                   metrics=MetricsOut(**s.metrics.__dict__))
 
 
-STALE_NOTE = ("shown as computed before the latest change to the flags or indexes; a fresh "
-              "one is being computed: reload in a moment")
-
-
 async def analysis(request: Request, run: str, kind: str,
                    versions: dict[str, str | None] | None = None
                    ) -> tuple[Analysis | None, str | None]:
@@ -81,13 +77,9 @@ async def analysis(request: Request, run: str, kind: str,
     there is none yet, the fresh one after at most ``analysis_wait_s``."""
     analyses = runs_side(request).analyses
     try:
-        fresh = await run_in_threadpool(analyses.cached, run, kind, versions)
-        if fresh is not None:
-            return fresh, None
-        old = await run_in_threadpool(analyses.last, run, kind)
-        if old is not None:
-            analyses.revalidate(run, kind)
-            return old, STALE_NOTE
+        found, note = await run_in_threadpool(analyses.fresh_or_last, run, kind, versions)
+        if found is not None:
+            return found, note
         fut = await run_in_threadpool(analyses.submit, run, kind, versions)
         wait = request.app.state.settings.analysis_wait_s
         return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)), wait), None

@@ -100,6 +100,18 @@ async def samples_json(request: Request, run: str, sort: str = "number",
 async def _detail(request: Request, run: str, n: int) -> SampleDetail:
     side = runs_side(request)
     run = safe_run(run)
+
+    def at_once() -> SampleDetail | None:
+        """The common case in one worker-thread hop: both analyses stored (fresh or last)."""
+        versions = current_versions(side.ws, run)
+        (mem, note1), (modes, note2) = (side.analyses.fresh_or_last(run, kind, versions)
+                                        for kind in ("memorisation", "modes"))
+        if mem is None or modes is None:
+            return None
+        return side.samples.detail(run, n, memorisation=mem, modes=modes, note=note1 or note2)
+
+    if (done := await run_in_threadpool(at_once)) is not None:
+        return done
     versions = await run_in_threadpool(current_versions, side.ws, run)  # once for both
     mem, note1 = await analysis(request, run, "memorisation", versions)
     modes, note2 = await analysis(request, run, "modes", versions)
