@@ -5,7 +5,10 @@
   ``runs/<RUN>/job-<id>.log``; so a cancel reaches the whole process group and nothing runs
   inside the server process (no TensorFlow import in the web process).
 - A background thread (``JobRunner``, started in the lifespan) launches queued jobs -- one
-  training job and one pipeline job at a time, the rest wait -- and polls them.
+  training job and one pipeline job at a time, the rest wait -- and polls them. Only the
+  server process holding ``locks/job-runner.lock`` does so (``modescope serve --workers N``
+  starts N processes; the others only add and cancel jobs in the table, and take over the
+  lock if its holder dies).
 - Cancel = SIGTERM to the process group (the trainer checkpoints and exits), SIGKILL after
   ``KILL_AFTER_S``. On start, a job marked running whose process is gone is ``interrupted``; a
   training job can be resumed (``modescope train --resume RUN``).
@@ -21,12 +24,14 @@ import sqlite3
 import subprocess
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from app.errors import AppError, BadRequest, NotFound
+from modescope.errors import WorkspaceError
 from modescope.samples import run_dir
 from modescope.workspace import Workspace
 
@@ -34,6 +39,7 @@ log = logging.getLogger(__name__)
 
 KILL_AFTER_S = 30.0
 POLL_S = 0.5
+OWNER_RETRY_S = 2.0  # how often a process without the runner lock tries to take it over
 KINDS = ("train", "pipeline")
 ACTIVE = ("queued", "running")
 SCHEMA = """
@@ -183,6 +189,8 @@ class JobRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._owner = ExitStack()  # holds locks/job-runner.lock while this process runs jobs
+        self.owner = False  # whether this process launches and watches the jobs
 
     @property
     def db(self) -> JobStore:
@@ -195,9 +203,18 @@ class JobRunner:
     def start(self) -> None:
         if not self.ws.root.is_dir():
             return  # no workspace yet: the pages say so; nothing to run
-        self.recover()
+        if self._take_ownership():
+            self.recover()  # before the first page: a dead job never shows as running
         self._thread = threading.Thread(target=self._loop, name="jobs", daemon=True)
         self._thread.start()
+
+    def _take_ownership(self) -> bool:
+        try:
+            self._owner.enter_context(self.ws.lock("job-runner"))
+        except (WorkspaceError, OSError):
+            return False  # another server process runs the jobs
+        self.owner = True
+        return True
 
     def stop(self) -> None:
         """Stop watching; workers keep running and are adopted by the next server."""
@@ -208,6 +225,8 @@ class JobRunner:
         if self.store is not None:
             self.store.close()
             self.store = None
+        self._owner.close()
+        self.owner = False
 
     def recover(self) -> None:
         """Jobs marked running whose process is gone were interrupted (server or machine died)."""
@@ -217,6 +236,11 @@ class JobRunner:
                 log.info("job %s (%s %s) was interrupted", job.id, job.kind, job.run)
 
     def _loop(self) -> None:
+        while not self.owner:  # another process runs the jobs until it exits
+            if self._stop.wait(OWNER_RETRY_S):
+                return
+            if self._take_ownership():
+                self.recover()
         while not self._stop.is_set():
             try:
                 self.tick()

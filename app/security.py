@@ -17,8 +17,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import sqlite3
 import threading
 import time
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -60,8 +63,11 @@ def token_required(settings: Settings) -> bool:
 
 def session_key(settings: Settings) -> str:
     """With a token: derived from it (sessions survive restarts, die with the token).
-    Without one (loopback only): random per process."""
+    Without one (loopback only): the configured session secret (one for all of a server's
+    worker processes), else random per process."""
     if settings.token is None:
+        if settings.session_secret is not None:
+            return settings.session_secret.get_secret_value()
         return secrets.token_hex(32)
     raw = settings.token.get_secret_value().encode()
     return hmac.new(raw, b"modescope session key v1", hashlib.sha256).hexdigest()
@@ -96,28 +102,59 @@ class TooManyAttempts(AppError):
 
 class LoginThrottle:
     """At most ``limit`` wrong tokens per client address per ``window_s``: a weak token chosen
-    by hand (16 characters of a word) still cannot be guessed at network speed."""
+    by hand (16 characters of a word) still cannot be guessed at network speed.
 
-    def __init__(self, limit: int = 10, window_s: float = 60.0, clients: int = 10_000) -> None:
+    With ``path`` (the workspace's app.sqlite) the failures are kept there, so every worker
+    process of ``modescope serve --workers N`` counts the same failures and a restart does
+    not reset them; without it (no workspace yet) they are kept in memory."""
+
+    def __init__(self, limit: int = 10, window_s: float = 60.0, clients: int = 10_000,
+                 path: Path | None = None) -> None:
         self.limit, self.window_s, self.clients = limit, window_s, clients
+        self.path = path
         self._failures: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
+    def _db(self) -> sqlite3.Connection:
+        assert self.path is not None
+        conn = sqlite3.connect(self.path, timeout=10)
+        conn.execute("CREATE TABLE IF NOT EXISTS login_failures (client TEXT NOT NULL, "
+                     "at REAL NOT NULL)")
+        return conn
+
+    def _recent(self, client: str, now: float) -> list[float]:
+        if self.path is None:
+            with self._lock:
+                recent = [t for t in self._failures.get(client, [])
+                          if now - t < self.window_s]
+                self._failures[client] = recent
+            return recent
+        with closing(self._db()) as conn, conn:
+            rows = conn.execute("SELECT at FROM login_failures WHERE client = ? AND at > ? "
+                                "ORDER BY at", (client, now - self.window_s)).fetchall()
+        return [at for (at,) in rows]
+
     def check(self, client: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._failures.get(client, []) if now - t < self.window_s]
-            self._failures[client] = recent
+        now = time.time()
+        recent = self._recent(client, now)
         if len(recent) >= self.limit:
             wait = self.window_s - (now - recent[0])
             raise TooManyAttempts(f"{len(recent)} wrong tokens from {client} in the last "
                                   f"{self.window_s:.0f} s; wait {wait:.0f} s and try again")
 
     def failed(self, client: str) -> None:
-        with self._lock:
-            if len(self._failures) >= self.clients and client not in self._failures:
-                self._failures.clear()
-            self._failures.setdefault(client, []).append(time.monotonic())
+        now = time.time()
+        if self.path is None:
+            with self._lock:
+                if len(self._failures) >= self.clients and client not in self._failures:
+                    self._failures.clear()
+                self._failures.setdefault(client, []).append(now)
+            return
+        with closing(self._db()) as conn, conn:
+            # forget what no window can count any more, so the table stays small
+            conn.execute("DELETE FROM login_failures WHERE at < ?", (now - 3600,))
+            conn.execute("INSERT INTO login_failures (client, at) VALUES (?, ?)",
+                         (client, now))
 
 
 def log_in(request: Request) -> None:
@@ -277,7 +314,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     """Middleware (outermost last) and the login redirect; called once by ``create_app``."""
     settings.check_exposure()
     document_errors(app)  # every route can answer this layer's 401/403/413/400 and its own 4xx
-    app.state.login_throttle = LoginThrottle()
+    shared = settings.workspace / "app.sqlite" if settings.workspace.is_dir() else None
+    app.state.login_throttle = LoginThrottle(path=shared)
     app.add_middleware(SessionMiddleware, secret_key=session_key(settings),
                        session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE,
                        same_site="strict", https_only=settings.secure_cookies)

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     # security (app/security.py): off loopback a token is required; a token is always honoured
     host: str = Field("127.0.0.1", description="Address the server listens on")
     token: SecretStr | None = Field(None, description="Login token (MODESCOPE_TOKEN)")
+    session_secret: SecretStr | None = Field(None, description=(
+        "Signs session cookies when there is no token (else a random one per start); "
+        "`modescope serve --workers N` shares one among its processes"))
     secure_cookies: bool = Field(False, description="Mark the session cookie Secure (HTTPS)")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Largest request body accepted")
     analysis_wait_s: float = Field(10.0, ge=0, le=300, description=(

@@ -66,12 +66,13 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, workspace: Path, log: Path) -> None:
+    def __init__(self, workspace: Path, log: Path, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(log, "w")  # noqa: SIM115  (closed in stop)
         self.proc = subprocess.Popen(
-            [str(BIN / "modescope"), "serve", "-w", str(workspace), "--port", str(self.port)],
+            [str(BIN / "modescope"), "serve", "-w", str(workspace), "--port", str(self.port),
+             "--workers", str(workers)],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -235,7 +236,9 @@ def main() -> None:
     ap.add_argument("--run", default="load")
     ap.add_argument("--rate", type=float, default=200.0)
     ap.add_argument("--duration", type=float, default=60.0)
-    ap.add_argument("--workers", type=int, default=48)
+    ap.add_argument("--workers", type=int, default=48, help="client threads")
+    ap.add_argument("--server-workers", type=int, default=2,
+                    help="server processes (modescope serve --workers)")
     ap.add_argument("--smoke", action="store_true", help="5 s at 40 requests/s")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -244,7 +247,7 @@ def main() -> None:
     workspace = build(args.build) if args.build else args.workspace
     if workspace is None:
         raise SystemExit("give --workspace WS or --build DIR")
-    server = Server(workspace, workspace.parent / "load-server.log")
+    server = Server(workspace, workspace.parent / "load-server.log", args.server_workers)
     try:
         client, _ = session(server.url)
         plan = make_plan(client, workspace, args.run)
@@ -261,13 +264,15 @@ def main() -> None:
     rows["all"] = percentiles([r.seconds for r in results]) | {
         "count": len(results), "errors": len(errors)}
     report = {"rate": args.rate, "duration_s": args.duration, "workers": args.workers,
+              "server_workers": args.server_workers,
               "cores": os.cpu_count(), "rows": rows, **flags,
               "error_examples": [f"{r.kind} {r.status} {r.error}" for r in errors[:5]]}
     if args.json:
         print(json.dumps(report, indent=1))
         return
     print(f"load: {args.rate:g} requests/s for {args.duration:g} s, {args.workers} client "
-          f"threads, {os.cpu_count()} cores, server and client on one machine")
+          f"threads, {args.server_workers} server processes, {os.cpu_count()} cores, server "
+          "and client on one machine")
     print("| kind | requests | p50 ms | p95 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|---:|")
     for kind, r in rows.items():
         print(f"| {kind} | {r['count']} | {r['p50']} | {r['p95']} | {r['p99']} | {r['errors']} |")

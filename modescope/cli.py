@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sqlite3
 import sys
 from pathlib import Path
@@ -163,6 +165,14 @@ def serve(
     token_file: Annotated[Path | None, typer.Option(
         help="File holding the login token (else MODESCOPE_TOKEN); required off loopback.",
     )] = None,
+    access_log: Annotated[bool, typer.Option(
+        help="Log every request (off by default: a line per thumbnail is noise, and costs).",
+    )] = False,
+    workers: Annotated[int, typer.Option(
+        min=1, max=64,
+        help="Server processes (one Python process serves about 100-150 requests/s; more "
+             "share the load, e.g. one per core).",
+    )] = 1,
 ) -> None:
     """Serve the web app for a workspace."""
     import uvicorn
@@ -191,10 +201,24 @@ def serve(
     except ValueError as exc:
         typer.echo(f"modescope: error: {exc}", err=True)
         raise typer.Exit(2) from None
-    app = create_app(settings)
     login = " (log in with the token)" if settings.token is not None else ""
-    typer.echo(f"modescope serving {ws.root} on http://{host}:{port}{login}", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    if workers == 1:
+        app = create_app(settings)
+        typer.echo(f"modescope serving {ws.root} on http://{host}:{port}{login}", err=True)
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
+        return
+    # several processes: each builds the app from the environment (MODESCOPE_* settings);
+    # one session secret for all, so a cookie signed by one process is good in every other
+    os.environ["MODESCOPE_WORKSPACE"] = str(ws.root)
+    os.environ["MODESCOPE_HOST"] = host
+    if settings.token is not None:
+        os.environ["MODESCOPE_TOKEN"] = settings.token.get_secret_value()
+    elif settings.session_secret is None:
+        os.environ["MODESCOPE_SESSION_SECRET"] = secrets.token_hex(32)
+    typer.echo(f"modescope serving {ws.root} on http://{host}:{port} with {workers} "
+               f"processes{login}", err=True)
+    uvicorn.run("app.main:create_app", factory=True, workers=workers, host=host, port=port,
+                log_level="info", access_log=access_log)
 
 
 class _progress:

@@ -251,7 +251,9 @@ def test_open_mode_answers_loopback_host_names_only(demo_workspace: Path,
 
 def test_wrong_tokens_are_throttled_per_client(demo_workspace: Path) -> None:
     app = create_app(Settings(workspace=demo_workspace, token=SecretStr(TOKEN)))
-    with TestClient(app, base_url="http://127.0.0.1") as client:
+    # failures are kept in the workspace (shared by server processes, kept over restarts), and
+    # other tests log in wrongly too: this test's client has an address of its own
+    with TestClient(app, base_url="http://127.0.0.1", client=("198.51.100.7", 50000)) as client:
         token = csrf_of(client.get("/login").text)
         for _ in range(10):
             res = client.post("/login", data={"token": "guess-guess-guess", "csrf_token": token})
