@@ -5,8 +5,9 @@
 the training index's and the run's index's meta.json, of the flagged ids (the curated set) and
 of the indexer's code.
 When any of them changes the cache is stale and the next page that needs it recomputes it, in a
-worker thread (one at a time; two requests for the same analysis share one computation), never
-on the event loop. The pipeline job writes the same files through ``store_analysis``.
+child process (one at a time; two requests for the same analysis share one computation), never
+on the event loop or under the server's GIL. The pipeline job writes the same files through
+``store_analysis``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import multiprocessing
 import sqlite3
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,12 +163,21 @@ def store_analysis(ws: Workspace, run: str, kind: str) -> Analysis:
     return Analysis(kind, result, {k: str(v) for k, v in versions.items()}, stamp)
 
 
+def _store_in_child(root: str, run: str, kind: str) -> Analysis:
+    return store_analysis(Workspace(Path(root)), run, kind)
+
+
 class Analyses:
-    """Cached analyses of runs, parsed once per file version, computed off the event loop."""
+    """Cached analyses of runs, parsed once per file version, computed off the event loop.
+
+    The computation itself runs in a child process (one, started on first use and kept): in a
+    thread of the server it held the GIL for ~0.5 s at a time (the pixel check, k-means
+    set-up), and every page waiting behind it showed that as latency."""
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
+        self._child: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], Future[Analysis]] = {}
         self._parsed: dict[Path, tuple[int, dict[str, Any]]] = {}
@@ -173,6 +185,8 @@ class Analyses:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._child is not None:
+            self._child.shutdown(wait=False, cancel_futures=True)
 
     def _read(self, path: Path) -> dict[str, Any] | None:
         try:
@@ -262,4 +276,15 @@ class Analyses:
 
     def _compute(self, run: str, kind: str) -> Analysis:
         hit = self.cached(run, kind)  # another process (the pipeline) may have written it
-        return hit if hit is not None else store_analysis(self.ws, run, kind)
+        if hit is not None:
+            return hit
+        if self._child is None:  # only _pool's one thread gets here: no race
+            # spawn, not fork: this process has threads (fork would copy held locks)
+            self._child = ProcessPoolExecutor(max_workers=1,
+                                              mp_context=multiprocessing.get_context("spawn"))
+        try:
+            return self._child.submit(_store_in_child, str(self.ws.root), run, kind).result()
+        except BrokenProcessPool:  # the child died (killed, out of memory): start another
+            self._child = None
+            raise AnalysisUnavailable(f"the {kind} computation of run {run} stopped "
+                                      "unexpectedly; reload to try again") from None

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
@@ -46,6 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # blocking page work runs in this many threads: under one GIL more threads only
+        # contend (40, anyio's default, gave p99 2x worse at 200 requests/s: bench/load.py)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         app.state.view = CatalogView(Workspace(settings.workspace))
         app.state.dataset = open_dataset(Workspace(settings.workspace), settings.analysis_wait_s)
         runs_side = open_runs_side(app, settings)

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
         "`modescope serve --workers N` shares one among its processes"))
     secure_cookies: bool = Field(False, description="Mark the session cookie Secure (HTTPS)")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Largest request body accepted")
+    worker_threads: int = Field(8, ge=1, le=256, description=(
+        "Threads for blocking page work (each page that waits for a first analysis holds one "
+        "for up to analysis_wait_s)"))
     analysis_wait_s: float = Field(10.0, ge=0, le=300, description=(
         "How long a dataset page waits for a background analysis before showing 'computing'"))
 

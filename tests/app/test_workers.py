@@ -194,3 +194,29 @@ def test_serve_with_two_processes_end_to_end(runs_ws: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert proc.returncode == 0
+
+
+def test_an_analysis_computed_in_a_child_survives_the_child_dying(runs_ws: Path) -> None:
+    """Analyses run in a child process (a computation in a server thread held the GIL for
+    ~0.5 s and stalled every page). A killed child is a clear error, and the next try works."""
+    import multiprocessing
+
+    from app.analyses import Analyses, AnalysisUnavailable, cache_path
+
+    ws = Workspace(runs_ws)
+    analyses = Analyses(ws)
+    before = {p.pid for p in multiprocessing.active_children()}
+    try:
+        modes = analyses.submit("imported", "modes").result(timeout=120)
+        assert modes.result["k"] > 0 and cache_path(ws, "imported", "modes").is_file()
+        children = [p for p in multiprocessing.active_children() if p.pid not in before]
+        assert len(children) == 1  # computed there, not in this process
+        os.kill(children[0].pid, signal.SIGKILL)  # type: ignore[arg-type]
+        children[0].join(timeout=10)
+        with pytest.raises(AnalysisUnavailable, match="stopped unexpectedly"):
+            analyses.submit("imported", "memorisation").result(timeout=120)
+        again = analyses.submit("imported", "memorisation").result(timeout=120)
+        assert again.result["n_samples"] == 120
+        assert cache_path(ws, "imported", "memorisation").is_file()
+    finally:
+        analyses.close()
