@@ -9,6 +9,7 @@ change of every id is known; afterwards every acknowledged flag state is checked
     python bench/load.py --build /tmp/load-ws            # make a demo workspace (once)
     python bench/load.py --workspace /tmp/load-ws/workspace --rate 200 --duration 60
     python bench/load.py ... --smoke --json              # 5 s at 40/s: what the tests run
+    python bench/load.py ... --server-workers 2          # modescope serve --workers 2
 
 Prints one table: p50/p95/p99 per kind, errors, lost flags. Targets (issue 8): p99 < 200 ms,
 0 errors, 0 lost flags.
@@ -237,7 +238,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=200.0)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--workers", type=int, default=48, help="client threads")
-    ap.add_argument("--server-workers", type=int, default=2,
+    ap.add_argument("--server-workers", type=int, default=1,
                     help="server processes (modescope serve --workers)")
     ap.add_argument("--smoke", action="store_true", help="5 s at 40 requests/s")
     ap.add_argument("--json", action="store_true")
