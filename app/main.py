@@ -59,7 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # every route: logged in (unless open on loopback), and CSRF on POST/PUT/PATCH/DELETE
     app = FastAPI(title="modescope", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None,  # /docs: app/routes/docs.py, vendored
+                  # /docs (vendored) and /openapi.json (behind the login): app/routes/docs.py
+                  docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(security.require_auth), Depends(security.require_csrf)])
     app.state.settings = settings
     app.state.templates = templates

@@ -264,3 +264,16 @@ def test_wrong_tokens_are_throttled_per_client(demo_workspace: Path) -> None:
         res = client.post("/login", data={"token": TOKEN, "csrf_token": token},
                           follow_redirects=False)
         assert res.status_code == 303
+
+
+def test_the_api_schema_is_behind_the_login(demo_workspace: Path) -> None:
+    app = create_app(Settings(workspace=demo_workspace, token=SecretStr(TOKEN)))
+    with TestClient(app, base_url="http://127.0.0.1", client=("198.51.100.9", 50000)) as client:
+        res = client.get("/openapi.json", headers={"accept": "application/json"})
+        assert res.status_code == 401 and "paths" not in res.text
+        res = client.get("/openapi.json", follow_redirects=False)
+        assert res.status_code == 303 and res.headers["location"].startswith("/login")
+        login(client)
+        schema = client.get("/openapi.json").json()
+        assert "/api/dataset/flag" in schema["paths"] and "/openapi.json" not in schema["paths"]
+        assert 'src="/static/docs.js"' in client.get("/docs").text
