@@ -34,7 +34,10 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     start = math.floor(lo / step) * step
-    return [start + i * step for i in range(n + 2) if start + i * step <= hi + step * 0.5]
+    ticks = [start]  # up to the first tick at or above hi, so no value is drawn off the chart
+    while ticks[-1] < hi - step * 1e-9:
+        ticks.append(start + len(ticks) * step)
+    return ticks
 
 
 def loss_chart(stats: list[dict[str, Any]], keys: tuple[str, ...] = ("d_loss", "g_loss")
