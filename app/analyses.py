@@ -16,7 +16,6 @@ import functools
 import hashlib
 import json
 import multiprocessing
-import sqlite3
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -27,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import AppError
+from app.store import flags_version
 from indexer.store import IndexStore
-from modescope.catalog import Catalog, connect
 from modescope.errors import ModescopeError
 from modescope.samples import run_dir
 from modescope.workspace import Workspace, atomic_write_bytes
@@ -69,50 +68,6 @@ def _meta_hash(ws: Workspace, source: str) -> str | None:
     return digest
 
 
-class _FlagsVersion:
-    """A hash of the flagged ids, recomputed only when the catalog has changed.
-
-    One read connection per catalog, kept open: SQLite's ``PRAGMA data_version`` on it changes
-    whenever any other connection (this process's flag writer, another server process, the
-    CLI) commits, so the flags are read again only after a commit (a sample page used to read
-    every flag on each request)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._inode: int | None = None
-        self._seen: tuple[int, str] | None = None  # (data_version, hash)
-
-    def get(self) -> str:
-        with self._lock:
-            inode = self.path.stat().st_ino  # FileNotFoundError: no catalog
-            if self._conn is None or inode != self._inode:  # first use, or a new catalog file
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = connect(self.path, readonly=True)
-                self._inode, self._seen = inode, None
-            version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-            if self._seen is None or self._seen[0] != version:
-                flags = Catalog(self._conn).flagged_ids()
-                text = ",".join(map(str, sorted(flags)))
-                self._seen = (version, hashlib.sha256(text.encode()).hexdigest()[:16])
-            return self._seen[1]
-
-
-_flag_versions: dict[Path, _FlagsVersion] = {}
-_flag_versions_lock = threading.Lock()
-
-
-def _flags_hash(ws: Workspace) -> str:
-    with _flag_versions_lock:
-        tracker = _flag_versions.setdefault(ws.catalog_path, _FlagsVersion(ws.catalog_path))
-    try:
-        return tracker.get()
-    except FileNotFoundError:
-        return hashlib.sha256(b"").hexdigest()[:16]  # no catalog: no flags
-
-
 @functools.cache
 def code_version() -> str:
     """A hash of the analysis code itself: a new modescope recomputes old caches."""
@@ -127,7 +82,7 @@ def code_version() -> str:
 def current_versions(ws: Workspace, run: str) -> dict[str, str | None]:
     """What an analysis of ``run`` depends on right now (data, curated set, code)."""
     return {"train": _meta_hash(ws, "train"), "generated": _meta_hash(ws, f"generated:{run}"),
-            "flags": _flags_hash(ws), "code": code_version()}
+            "flags": flags_version(ws), "code": code_version()}
 
 
 def cache_path(ws: Workspace, run: str, kind: str) -> Path:

@@ -15,12 +15,13 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 from annotated_types import Ge, Le
 
 from app.errors import AppError, BadRequest
-from modescope.catalog import FLAG_REASONS, Catalog, ImageRow
+from modescope.catalog import FLAG_REASONS, Catalog, ImageRow, KeptConnection
 from modescope.workspace import Workspace
 
 MAX_IDS_PER_CHANGE = 10_000
@@ -51,20 +52,64 @@ class FlagChange:
     not_training: list[int]
 
 
+class _FlagsVersion:
+    """A hash of the flagged ids, recomputed only when the catalog has changed.
+
+    One read connection per catalog, kept open: SQLite's ``PRAGMA data_version`` on it changes
+    whenever any other connection (this process's flag writer, another server process, the
+    CLI) commits, so the flags are read again only after a commit (a sample page used to read
+    every flag on each request)."""
+
+    def __init__(self, path: Path) -> None:
+        self._kept = KeptConnection(path, readonly=True)
+        self._lock = threading.Lock()
+        self._seen: tuple[int, str] | None = None  # (data_version, hash)
+
+    def get(self) -> str:
+        with self._lock:
+            conn, opened = self._kept.get()  # FileNotFoundError: no catalog
+            if opened:  # data_version compares only within one connection
+                self._seen = None
+            version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+            if self._seen is None or self._seen[0] != version:
+                flags = Catalog(conn).flagged_ids()
+                text = ",".join(map(str, sorted(flags)))
+                self._seen = (version, hashlib.sha256(text.encode()).hexdigest()[:16])
+            return self._seen[1]
+
+
+_flag_versions: dict[Path, _FlagsVersion] = {}
+_flag_versions_lock = threading.Lock()
+
+
+def flags_version(ws: Workspace) -> str:
+    """A hash of the set of flagged ids (the curated set): the analyses' cache key and the
+    suggestion cache's; the hash of no flags when there is no catalog."""
+    with _flag_versions_lock:
+        tracker = _flag_versions.setdefault(ws.catalog_path, _FlagsVersion(ws.catalog_path))
+    try:
+        return tracker.get()
+    except FileNotFoundError:
+        return hashlib.sha256(b"").hexdigest()[:16]
+
+
 class FlagStore:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self._write_lock = threading.Lock()
-        self._writer_conn: tuple[int, Catalog] | None = None  # (inode, catalog); under the lock
+        self._writer_conn = KeptConnection(workspace.catalog_path, readonly=False)  # under the lock
 
     # -- reads --------------------------------------------------------------------------------
 
-    @contextmanager
-    def reading(self) -> Iterator[Catalog]:
+    def _require_catalog(self) -> None:
         if not self.workspace.catalog_path.is_file():
             raise CatalogMissing(
                 f"{self.workspace.root} has no catalog yet; run "
                 f"`modescope ingest DIR --workspace {self.workspace.root}`")
+
+    @contextmanager
+    def reading(self) -> Iterator[Catalog]:
+        self._require_catalog()
         with Catalog.reused(self.workspace.catalog_path) as catalog:
             yield catalog
 
@@ -90,12 +135,8 @@ class FlagStore:
 
     def version(self) -> str:
         """Changes whenever the set of flagged ids changes (keys the suggestion cache)."""
-        digest = hashlib.sha256()
-        with self.reading() as catalog:
-            for (image_id,) in catalog.conn.execute(
-                    "SELECT image_id FROM flags ORDER BY image_id"):
-                digest.update(image_id.to_bytes(8, "little"))
-        return digest.hexdigest()[:16]
+        self._require_catalog()
+        return flags_version(self.workspace)
 
     def flagged_page(self, limit: int, offset: int) -> tuple[list[ImageRow], int]:
         """Flagged training images, most recently flagged first, and how many there are.
@@ -148,27 +189,20 @@ class FlagStore:
     def _writer(self) -> Iterator[Catalog]:
         """The writer's catalog (call under ``_write_lock``): opened once, again only for a new
         catalog file, and dropped after a failed change."""
-        path = self.workspace.catalog_path
         try:
-            inode = path.stat().st_ino
+            conn, _ = self._writer_conn.get()
         except FileNotFoundError:
             raise CatalogMissing(f"{self.workspace.root} has no catalog yet; run "
                                  "`modescope ingest` first") from None
-        if self._writer_conn is None or self._writer_conn[0] != inode:
-            self.close()
-            self._writer_conn = (inode, Catalog.open(path))
-        catalog = self._writer_conn[1]
         try:
-            yield catalog
+            yield Catalog(conn)
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
         """Close the writer's connection (it is opened again on the next change)."""
-        if self._writer_conn is not None:
-            self._writer_conn[1].close()
-            self._writer_conn = None
+        self._writer_conn.close()
 
     @staticmethod
     def _check_ids(ids: list[int]) -> list[int]:

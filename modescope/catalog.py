@@ -121,13 +121,40 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+class KeptConnection:
+    """One connection to a catalog file, kept open between uses; a new file under the same
+    path (another device/inode: restored, re-created) gets a new connection. Not locked: use it
+    from one thread, or under the caller's lock."""
+
+    def __init__(self, path: Path, *, readonly: bool) -> None:
+        self.path, self.readonly = path, readonly
+        self._key: tuple[int, int] | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    def get(self) -> tuple[sqlite3.Connection, bool]:
+        """(the connection, whether it was opened just now); FileNotFoundError without a
+        catalog."""
+        st = self.path.stat()
+        key = (st.st_dev, st.st_ino)
+        if self._conn is not None and key == self._key:
+            return self._conn, False
+        self.close()
+        self._conn, self._key = connect(self.path, readonly=self.readonly), key
+        return self._conn, True
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = self._key = None
+
+
 class _ThreadReaders(threading.local):
-    """Each thread's open read-only connections, by catalog path: (device, inode, conn)."""
+    """Each thread's kept read-only connections, by catalog path."""
 
     LIMIT = 8
 
     def __init__(self) -> None:
-        self.conns: dict[Path, tuple[tuple[int, int], sqlite3.Connection]] = {}
+        self.conns: dict[Path, KeptConnection] = {}
 
 
 _readers = _ThreadReaders()
@@ -167,26 +194,19 @@ class Catalog:
         the same path (another inode) gets a new connection; a read that fails drops its
         connection, so no half-read statement keeps an old snapshot alive.
         """
-        st = path.stat()  # FileNotFoundError when there is no catalog
-        key = (st.st_dev, st.st_ino)
         conns = _readers.conns
-        hit = conns.get(path)
-        if hit is not None and hit[0] == key:
-            conn = hit[1]
-        else:
-            if hit is not None:
-                hit[1].close()
+        kept = conns.get(path)
+        if kept is None:
             if len(conns) >= _ThreadReaders.LIMIT:
-                for _, old in conns.values():
+                for old in conns.values():
                     old.close()
                 conns.clear()
-            conn = connect(path, readonly=True)
-            conns[path] = (key, conn)
+            kept = conns[path] = KeptConnection(path, readonly=True)
+        conn, _ = kept.get()  # FileNotFoundError when there is no catalog
         try:
             yield cls(conn)
         except BaseException:
-            conns.pop(path, None)
-            conn.close()
+            kept.close()
             raise
 
     @contextmanager
