@@ -195,7 +195,7 @@ class JobRunner:
     @property
     def db(self) -> JobStore:
         if self.store is None:
-            self.store = JobStore(self.ws.root / "app.sqlite")
+            self.store = JobStore(self.ws.app_db_path)
         return self.store
 
     # -- lifecycle -----------------------------------------------------------------------

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import AppError, document_errors, wants_json
 from app.settings import Settings
+from modescope.workspace import Workspace
 
 SESSION_COOKIE = "modescope_session"
 SESSION_MAX_AGE = 14 * 24 * 3600
@@ -314,7 +315,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     """Middleware (outermost last) and the login redirect; called once by ``create_app``."""
     settings.check_exposure()
     document_errors(app)  # every route can answer this layer's 401/403/413/400 and its own 4xx
-    shared = settings.workspace / "app.sqlite" if settings.workspace.is_dir() else None
+    ws = Workspace(settings.workspace)
+    shared = ws.app_db_path if ws.root.is_dir() else None
     app.state.login_throttle = LoginThrottle(path=shared)
     app.add_middleware(SessionMiddleware, secret_key=session_key(settings),
                        session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE,

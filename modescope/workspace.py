@@ -107,6 +107,11 @@ class Workspace:
         return self.root / "catalog.sqlite"
 
     @property
+    def app_db_path(self) -> Path:
+        """The web app's own state (jobs, login failures); the catalog stays the data's."""
+        return self.root / "app.sqlite"
+
+    @property
     def train_dir(self) -> Path:
         return self.root / "images" / "train"
 

@@ -21,14 +21,15 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, workspace: Path) -> None:
+    def __init__(self, workspace: Path, workers: int = 1, start_s: float = 30) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [*modescope_cmd(), "serve", "-w", str(workspace), "--port", str(self.port)],
+            [*modescope_cmd(), "serve", "-w", str(workspace), "--port", str(self.port),
+             "--workers", str(workers)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + start_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.proc.stdout.read()}")  # type: ignore[union-attr]
@@ -37,7 +38,7 @@ class Server:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise RuntimeError("server did not answer /health within 30 s")
+        raise RuntimeError(f"server did not answer /health within {start_s:g} s")
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -25,12 +25,11 @@ from app.security import LoginThrottle, TooManyAttempts
 from app.settings import Settings
 from modescope.catalog import Catalog
 from modescope.workspace import Workspace
-from tests.app.conftest import free_port
+from tests.app.conftest import Server
 from tests.app.runs_fixtures import (  # noqa: F401  (fixtures)
     runs_workspace_base_fixture,
     runs_ws_fixture,
 )
-from tests.conftest import modescope_cmd
 
 
 def csrf_of(html: str) -> str:
@@ -159,24 +158,11 @@ def test_reused_read_connections_see_commits_and_replaced_files(runs_ws: Path) -
 def test_serve_with_two_processes_end_to_end(runs_ws: Path) -> None:
     """`modescope serve --workers 2`: many fresh connections (the kernel hands each to either
     process) all accept one session; one process holds the job-runner lock; SIGTERM stops all."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [*modescope_cmd(), "serve", "-w", str(runs_ws), "--port", str(port), "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = Server(runs_ws, workers=2, start_s=60)
+    url = server.url
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stdout.read()  # type: ignore[union-attr]
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "no answer within 60 s"
-            time.sleep(0.2)
         children = set(map(int, subprocess.run(
-            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()))
+            ["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()))
         with httpx.Client(base_url=url) as first:
             token = csrf_of(first.get("/dataset").text)
             cookies = dict(first.cookies)
@@ -191,9 +177,9 @@ def test_serve_with_two_processes_end_to_end(runs_ws: Path) -> None:
         holder = int((runs_ws / "locks" / "job-runner.lock").read_text())
         assert holder in children, (holder, children)  # one worker process runs the jobs
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    assert proc.returncode == 0
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(timeout=30)
+    assert server.proc.returncode == 0
 
 
 def test_an_analysis_computed_in_a_child_survives_the_child_dying(runs_ws: Path) -> None:
