@@ -49,7 +49,7 @@ demo: $(VENV)/.installed
 		$(BIN)/modescope train --workspace $(WORKSPACE) --run $(DEMO_RUN) --size 32 \
 			--epochs $(DEMO_EPOCHS) --batch 64 --checkpoint-every 5; fi
 	@# its samples: generated, indexed, and the modes and memorisation analyses written
-	$(BIN)/python -m app.pipeline --workspace $(WORKSPACE) --run $(DEMO_RUN) --n 500
+	$(BIN)/python -m modescope.app.pipeline --workspace $(WORKSPACE) --run $(DEMO_RUN) --n 500
 	$(BIN)/modescope serve --workspace $(WORKSPACE) --host $(HOST) --port $(PORT)
 
 # -- tests: lint, types, then pytest (unit, CLI subprocess, HTTP, headless Chromium) ----------

@@ -25,12 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.errors import AppError
-from app.store import flags_version
-from indexer.store import IndexStore
-from modescope.errors import ModescopeError
-from modescope.samples import run_dir
-from modescope.workspace import Workspace, atomic_write_bytes
+from modescope.app.errors import AppError
+from modescope.app.store import flags_version
+from modescope.core.errors import ModescopeError
+from modescope.core.files import atomic_write_bytes
+from modescope.core.workspace import Workspace
+from modescope.indexer.store import IndexStore
 
 KINDS = ("modes", "memorisation")
 
@@ -71,7 +71,7 @@ def _meta_hash(ws: Workspace, source: str) -> str | None:
 @functools.cache
 def code_version() -> str:
     """A hash of the analysis code itself: a new modescope recomputes old caches."""
-    import indexer
+    from modescope import indexer
 
     digest = hashlib.sha256()
     for path in sorted(Path(indexer.__file__).parent.glob("*.py")):
@@ -88,12 +88,12 @@ def current_versions(ws: Workspace, run: str) -> dict[str, str | None]:
 def cache_path(ws: Workspace, run: str, kind: str) -> Path:
     if kind not in KINDS:
         raise ValueError(f"unknown analysis {kind!r}")
-    return run_dir(ws, run) / "inspection" / f"{kind}.json"
+    return ws.run(run).inspection_path(kind)
 
 
 def compute(ws: Workspace, run: str, kind: str) -> dict[str, Any]:
     """Run one analysis with indexer/inspect.py (no TensorFlow: stored vectors only)."""
-    from indexer.inspect import inspect_memorisation, inspect_modes
+    from modescope.indexer.inspect import inspect_memorisation, inspect_modes
 
     try:
         if kind == "modes":

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.errors import AppError, NotFound
-from indexer.store import index_summary
-from modescope.catalog import Catalog, ImageRow
-from modescope.errors import WorkspaceError
-from modescope.workspace import Workspace, WorkspaceConfig
+from modescope.app.errors import AppError, NotFound
+from modescope.core.catalog import Catalog, ImageRow
+from modescope.core.errors import WorkspaceError
+from modescope.core.workspace import Workspace, WorkspaceConfig
+from modescope.indexer.store import index_summary
 
 
 class WorkspaceMissing(AppError):

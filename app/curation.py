@@ -18,13 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from app.errors import AppError
-from app.store import FlagStore
-from indexer import ndb
-from indexer.inspect import inspect_duplicates, inspect_outliers, inspect_suggest, load_vectors
-from indexer.store import IndexStore
-from modescope.errors import ModescopeError
-from modescope.workspace import Workspace
+from modescope.app.errors import AppError
+from modescope.app.store import FlagStore
+from modescope.core.errors import ModescopeError
+from modescope.core.workspace import Workspace
+from modescope.indexer import ndb
+from modescope.indexer.inspect import (
+    inspect_duplicates,
+    inspect_outliers,
+    inspect_suggest,
+    load_vectors,
+)
+from modescope.indexer.store import IndexStore
 
 logger = logging.getLogger(__name__)
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from app.curation import Computing, Curation, NotReady
-from app.errors import NotFound
-from app.neighbours import IndexCache, NotIndexed
-from app.store import Flag, FlagStore
-from modescope.catalog import ImageRow
-from modescope.workspace import Workspace
+from modescope.app.curation import Computing, Curation, NotReady
+from modescope.app.errors import NotFound
+from modescope.app.neighbours import IndexCache, NotIndexed
+from modescope.app.store import Flag, FlagStore
+from modescope.core.catalog import ImageRow
+from modescope.core.workspace import Workspace
 
 VIEWS = ("all", "modes", "outliers", "duplicates", "flagged", "suggest")
 GROUPS_PER_PAGE = 12

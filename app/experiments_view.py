@@ -1,4 +1,4 @@
-"""Experiments in the app: plan one (modescope.experiment), queue its runs as training jobs,
+"""Experiments in the app: plan one (modescope.core.experiment), queue its runs as training jobs,
 and show one row per run with an NDB/K-over-epochs chart of all runs together."""
 
 from __future__ import annotations
@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import BadRequest, NotFound
-from app.jobs import JobConflict, JobRunner
-from app.plots import Chart, curves_chart
-from modescope import experiment as ex
-from modescope.command import modescope_argv
-from modescope.errors import InputError
-from modescope.workspace import Workspace
+from modescope.app.errors import BadRequest, NotFound
+from modescope.app.jobs import JobConflict, JobRunner
+from modescope.app.plots import Chart, curves_chart
+from modescope.core import experiment as ex
+from modescope.core.errors import InputError
+from modescope.core.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -42,15 +41,14 @@ def start(ws: Workspace, jobs: JobRunner, form: ExperimentForm) -> ex.Experiment
     try:
         planned = ex.Experiment(form.name, form.factor, [], base)
         for value in form.values.split(","):
-            if value.strip() and (ws.root / "runs" / planned.run_name(value.strip())).exists():
+            if value.strip() and ws.run(planned.run_name(value.strip())).exists():
                 raise JobConflict(f"run {planned.run_name(value.strip())} exists; choose "
                                   "another experiment name")
         exp = ex.create(ws, form.name, form.factor, form.values.split(","), base)
     except InputError as exc:
         raise BadRequest(str(exc)) from None
     for value in exp.values:
-        argv = [*modescope_argv(), "train", "--workspace", str(ws.root),
-                *exp.train_args(value), "--json"]
+        argv = exp.request(value).to_argv(ws.root, as_json=True)
         jobs.submit("train", exp.run_name(value), {"experiment": exp.name, exp.factor: value,
                                                    **exp.base}, argv)
     return exp

@@ -1,4 +1,4 @@
-"""What a job runs: parameters validated (TrainConfig, no TensorFlow) before any process starts."""
+"""What a job runs: a training request validated (no TensorFlow) before any process starts."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import BadRequest
-from app.jobs import Job, JobConflict
-from modescope.command import modescope_argv
-from modescope.errors import InputError
-from modescope.samples import check_run_name, run_dir
-from modescope.workspace import Workspace
-from trainer.config import ConfigError, TrainConfig
+from modescope.app.errors import BadRequest
+from modescope.app.jobs import Job, JobConflict
+from modescope.core.errors import InputError
+from modescope.core.training import TrainRequest
+from modescope.core.workspace import Workspace
 
 PIPELINE_STEPS = 4  # generate, index, modes, memorisation
 
@@ -42,59 +40,41 @@ def train_job(ws: Workspace, form: TrainForm) -> tuple[str, dict[str, Any], list
     """(run, params, argv) of a retrain on the curated set, or a 400 naming the bad field."""
     run = form.run.strip() or time.strftime("curated-%Y%m%d-%H%M%S")
     try:
-        check_run_name(run)
+        request = TrainRequest(run=run, size=form.size, epochs=form.epochs, batch=form.batch,
+                               lr_d=form.lr_d, lr_g=form.lr_g,
+                               progressive=_ints(form.progressive, "progressive"),
+                               stage_epochs=_ints(form.stage_epochs, "stage epochs"))
     except InputError as exc:
         raise BadRequest(str(exc)) from None
-    if (run_dir(ws, run) / "config.json").exists():
+    if ws.run(run).is_trained():
         raise JobConflict(f"run {run} exists; choose another name or resume it")
-    progressive = _ints(form.progressive, "progressive")
-    stages = _ints(form.stage_epochs, "stage epochs")
-    try:
-        config = TrainConfig(size=form.size, epochs=form.epochs, batch_size=form.batch,
-                             lr_d=form.lr_d, lr_g=form.lr_g, progressive=progressive,
-                             stage_epochs=stages)
-    except ConfigError as exc:
-        raise BadRequest(str(exc)) from None
-    argv = [*modescope_argv(), "train", "--workspace", str(ws.root), "--run", run,
-            "--size", str(config.size), "--epochs", str(config.epochs),
-            "--batch", str(config.batch_size), "--lr-d", repr(config.lr_d),
-            "--lr-g", repr(config.lr_g)]
-    if config.progressive:
-        argv += ["--progressive", ",".join(map(str, config.progressive)),
-                 "--stage-epochs", ",".join(map(str, config.stage_epochs))]
-    argv.append("--json")
-    params = {"size": config.size, "epochs": config.epochs, "batch": config.batch_size,
-              "lr_d": config.lr_d, "lr_g": config.lr_g,
-              "progressive": list(config.progressive), "stage_epochs": list(config.stage_epochs),
-              "total_epochs": config.total_epochs}
-    return run, params, argv
+    params = request.params(ws.read_config().image_size)
+    return run, params, request.to_argv(ws.root, as_json=True)
 
 
 def resume_job(ws: Workspace, job: Job) -> tuple[str, dict[str, Any], list[str]]:
     if not job.resumable:
         raise BadRequest(f"job #{job.id} is a {job.status} {job.kind} job; only an interrupted, "
                          "cancelled or failed training job can be resumed")
-    if not (run_dir(ws, job.run) / "checkpoints" / "latest" / "state.json").is_file():
+    if not ws.run(job.run).has_checkpoint():
         raise JobConflict(f"run {job.run} has no checkpoint yet; start a new training instead")
-    argv = [*modescope_argv(), "train", "--workspace", str(ws.root), "--resume", job.run,
-            "--json"]
+    argv = TrainRequest(run=job.run, resume=True).to_argv(ws.root, as_json=True)
     return job.run, {**job.params, "resumes": job.id}, argv
 
 
 def pipeline_job(ws: Workspace, run: str, n: int) -> tuple[str, dict[str, Any], list[str]]:
     """Generate n samples (trained runs), index them, write both analyses."""
     try:
-        check_run_name(run)
+        folder = ws.run(run)
     except InputError as exc:
         raise BadRequest(str(exc)) from None
-    folder = run_dir(ws, run)
-    trained = (folder / "checkpoints" / "latest").is_dir()
-    if not trained and not (folder / "generated").is_dir():
+    trained = folder.has_checkpoint()
+    if not trained and not folder.has_samples():
         raise BadRequest(f"run {run} has neither a checkpoint nor imported samples")
     if not 1 <= n <= 100_000:
         raise BadRequest("samples must be between 1 and 100000")
-    argv = [sys.executable, "-m", "app.pipeline", "--workspace", str(ws.root), "--run", run,
-            "--n", str(n)]
+    argv = [sys.executable, "-m", "modescope.app.pipeline", "--workspace", str(ws.root),
+            "--run", run, "--n", str(n)]
     if not trained:
         argv.append("--no-generate")
     return run, {"n": n, "generate": trained}, argv

@@ -30,10 +30,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.errors import AppError, BadRequest, NotFound
-from modescope.errors import WorkspaceError
-from modescope.samples import run_dir
-from modescope.workspace import Workspace
+from modescope.app.errors import AppError, BadRequest, NotFound
+from modescope.core.errors import WorkspaceError
+from modescope.core.process import pid_alive
+from modescope.core.runfolder import tail
+from modescope.core.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,6 @@ KILL_AFTER_S = 30.0
 POLL_S = 0.5
 OWNER_RETRY_S = 2.0  # how often a process without the runner lock tries to take it over
 KINDS = ("train", "pipeline")
-ACTIVE = ("queued", "running")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id          INTEGER PRIMARY KEY,
@@ -91,23 +91,6 @@ class Job:
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def process_alive(pid: int | None, marker: str) -> bool:
-    """Is ``pid`` running and still our worker (its command line names ``marker``)?"""
-    if not pid:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            if fh.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                return False  # a zombie has exited
-    except (OSError, IndexError):
-        return False
-    return marker.encode() in cmdline
 
 
 class JobStore:
@@ -231,7 +214,7 @@ class JobRunner:
     def recover(self) -> None:
         """Jobs marked running whose process is gone were interrupted (server or machine died)."""
         for job in self.db.list(("running",)):
-            if not process_alive(job.pid, job.run):
+            if not pid_alive(job.pid, job.run):
                 self.db.update(job.id, status="interrupted", finished_at=now())
                 log.info("job %s (%s %s) was interrupted", job.id, job.kind, job.run)
 
@@ -285,7 +268,7 @@ class JobRunner:
             code = proc.poll()
             alive = code is None
         else:  # adopted from an earlier server: no exit code, only whether it lives
-            code, alive = None, process_alive(job.pid, job.run)
+            code, alive = None, pid_alive(job.pid, job.run)
         if alive:
             if job.cancel_at is not None and time.time() - job.cancel_at > KILL_AFTER_S:
                 self._signal(job, signal.SIGKILL)
@@ -300,16 +283,14 @@ class JobRunner:
         self.db.update(job.id, status=status, exit_code=code, finished_at=now())
 
     def _status_from_run(self, job: Job) -> str:
-        from app.runs_view import progress_of
-
         if job.kind == "train":
-            progress = progress_of(run_dir(self.ws, job.run)) or {}
+            progress = self.ws.run(job.run).progress() or {}
             if progress.get("status") in ("finished", "cancelled", "failed"):
                 return str(progress["status"])
         return "interrupted"
 
     def _signal(self, job: Job, sig: signal.Signals) -> None:
-        if not job.pid or not process_alive(job.pid, job.run):
+        if not job.pid or not pid_alive(job.pid, job.run):
             return
         try:
             os.killpg(job.pid, sig)
@@ -319,8 +300,9 @@ class JobRunner:
     # -- requests from the pages ---------------------------------------------------------
 
     def submit(self, kind: str, run: str, params: dict[str, Any], argv: list[str]) -> Job:
-        job = self.db.add(kind, run, params, argv, f"runs/{run}/job.log")
-        self.db.update(job.id, log=f"runs/{run}/job-{job.id}.log")
+        folder = self.ws.run(run)
+        job = self.db.add(kind, run, params, argv, "")
+        self.db.update(job.id, log=self.ws.relative(folder.job_log_path(job.id)))
         self._wake.set()
         return self.db.get(job.id)
 
@@ -342,6 +324,4 @@ class JobRunner:
         return self.db.list()
 
     def log_tail(self, job: Job, lines: int = 20) -> str:
-        from app.runs_view import tail
-
         return tail(self.ws.root / job.log, lines)

@@ -6,10 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from app.job_specs import PIPELINE_STEPS
-from app.jobs import Job, JobRunner
-from app.runs_view import progress_of, read_jsonl
-from modescope.samples import run_dir
+from modescope.app.job_specs import PIPELINE_STEPS
+from modescope.app.jobs import Job, JobRunner
 
 STEP_LINE = re.compile(r"\[pipeline\] step (\d+)/(\d+): (.*)")
 
@@ -25,8 +23,8 @@ class JobRow:
 
 
 def _train_progress(runner: JobRunner, job: Job) -> tuple[float | None, float, str, float | None]:
-    folder = run_dir(runner.ws, job.run)
-    p: dict[str, Any] = progress_of(folder) or {}
+    folder = runner.ws.run(job.run)
+    p: dict[str, Any] = folder.progress() or {}
     total_epochs = p.get("total_epochs") or job.params.get("total_epochs")
     if p.get("total_steps") and p.get("step") is not None:
         value, maximum = float(p["step"]), float(p["total_steps"])
@@ -36,7 +34,7 @@ def _train_progress(runner: JobRunner, job: Job) -> tuple[float | None, float, s
         value, maximum = None, 1.0
     eta = p.get("eta_s")
     if eta is None and total_epochs and p.get("epoch"):
-        stats = read_jsonl(folder / "stats.jsonl")
+        stats = folder.stats()
         if stats and stats[-1].get("wall_s"):
             per_epoch = float(stats[-1]["wall_s"]) / max(1, len(stats))
             eta = max(0.0, (float(total_epochs) - float(p["epoch"])) * per_epoch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
 from pathlib import Path
 
 import anyio.to_thread
@@ -12,11 +13,12 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from app import security
-from app.catalog_view import CatalogView
-from app.dataset_view import open_dataset
-from app.errors import AppError, render_error
-from app.routes import (
+from modescope import __version__
+from modescope.app import security
+from modescope.app.catalog_view import CatalogView
+from modescope.app.dataset_view import open_dataset
+from modescope.app.errors import AppError, render_error
+from modescope.app.routes import (
     auth,
     compare,
     dataset,
@@ -28,19 +30,24 @@ from app.routes import (
     runs,
     samples,
 )
-from app.runs_state import open_runs_side
-from app.settings import Settings
-from modescope import __version__
-from modescope.workspace import Workspace
+from modescope.app.runs_state import open_runs_side
+from modescope.app.settings import Settings
+from modescope.core.workspace import Workspace
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES_DIR = ROOT / "templates"
-STATIC_DIR = ROOT / "static"
+
+def package_dir(name: str) -> Path:
+    """A folder shipped inside the ``modescope`` package (templates/, static/), found with
+    importlib.resources, so an installed wheel and a source checkout serve the same files."""
+    folder = resources.files("modescope") / name
+    if not isinstance(folder, Path) or not folder.is_dir():
+        raise RuntimeError(f"modescope is installed without its {name}/ folder ({folder}); "
+                           "reinstall it from a wheel or a source checkout")
+    return folder
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    templates = Jinja2Templates(directory=TEMPLATES_DIR)
+    templates = Jinja2Templates(directory=package_dir("templates"))
     templates.env.auto_reload = False  # no stat() of every template on every page
     templates.env.globals["version"] = __version__
     templates.env.globals["csrf_token"] = security.csrf_token
@@ -64,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   dependencies=[Depends(security.require_auth), Depends(security.require_csrf)])
     app.state.settings = settings
     app.state.templates = templates
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", StaticFiles(directory=package_dir("static")), name="static")
     app.include_router(overview.router)
     app.include_router(auth.router)
     app.include_router(dataset.router)

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from app.errors import AppError, NotFound
-from indexer.features import LAYERS
-from indexer.index import IndexCorrupt, VectorIndex, faiss
-from indexer.store import IndexMissing, IndexStore
-from modescope.catalog import connect
-from modescope.workspace import Workspace
+from modescope.app.errors import AppError, NotFound
+from modescope.core.catalog import connect
+from modescope.core.workspace import Workspace
+from modescope.indexer.features import LAYERS
+from modescope.indexer.index import IndexCorrupt, VectorIndex, faiss
+from modescope.indexer.store import IndexMissing, IndexStore
 
 K = 24
 

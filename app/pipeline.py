@@ -1,4 +1,4 @@
-"""The pipeline worker: ``python -m app.pipeline --workspace WS --run R --n N``.
+"""The pipeline worker: ``python -m modescope.app.pipeline --workspace WS --run R --n N``.
 
 Runs in its own process (started by app/jobs.py): ``modescope generate``, ``modescope index
 --source generated:R`` (each a subprocess, so TensorFlow lives and dies there), then the NDB
@@ -13,11 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.analyses import store_analysis
-from app.errors import AppError
-from app.job_specs import PIPELINE_STEPS
-from modescope.command import modescope_argv
-from modescope.workspace import Workspace
+from modescope.app.analyses import store_analysis
+from modescope.app.errors import AppError
+from modescope.app.job_specs import PIPELINE_STEPS
+from modescope.core.command import modescope_argv
+from modescope.core.workspace import Workspace
 
 
 def step(k: int, text: str) -> None:
@@ -26,7 +26,7 @@ def step(k: int, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.pipeline")
+    parser = argparse.ArgumentParser(prog="python -m modescope.app.pipeline")
     parser.add_argument("--workspace", type=Path, required=True)
     parser.add_argument("--run", required=True)
     parser.add_argument("--n", type=int, default=500)

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 
-from app.analyses import Analyses
-from app.jobs import JobRunner
-from app.neighbours import IndexCache
-from app.run_images import EtagCache
-from app.runs_view import RunsView
-from app.samples_view import SamplesView
-from app.settings import Settings
-from modescope.workspace import Workspace
+from modescope.app.analyses import Analyses
+from modescope.app.jobs import JobRunner
+from modescope.app.neighbours import IndexCache
+from modescope.app.run_images import EtagCache
+from modescope.app.runs_view import RunsView
+from modescope.app.samples_view import SamplesView
+from modescope.app.settings import Settings
+from modescope.core.workspace import Workspace
 
 
 @dataclass

@@ -6,41 +6,24 @@ epoch e): no path from a URL ever reaches the file system.
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.analyses import Analyses, cache_path, current_versions
-from app.errors import NotFound
-from modescope.errors import InputError
-from modescope.runfiles import progress_of, read_json, read_jsonl
-from modescope.samples import check_run_name
-from modescope.workspace import Workspace
-
-EPOCH_FILE = re.compile(r"^epoch-(\d{4,})\.png$")
-LOG_TAIL_LINES = 30
+from modescope.app.analyses import Analyses, cache_path, current_versions
+from modescope.app.errors import NotFound
+from modescope.core.errors import InputError
+from modescope.core.runfolder import RunFolder, check_run_name
+from modescope.core.workspace import Workspace
+from modescope.indexer.store import IndexStore
 
 
 def safe_run(run: str) -> str:
+    """A run name from a URL, or a 404."""
     try:
         return check_run_name(run)
     except InputError as exc:
         raise NotFound(str(exc)) from None
-
-
-def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 16384))
-            data = fh.read()
-    except OSError:
-        return ""
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
-
 
 
 @dataclass(frozen=True)
@@ -89,62 +72,44 @@ class RunsView:
         self.analyses = analyses
         self._numbers: dict[str, tuple[int, list[int]]] = {}
 
-    @property
-    def runs_root(self) -> Path:
-        return self.ws.root / "runs"
-
-    def folder(self, run: str) -> Path:
-        path = self.runs_root / safe_run(run)
-        if not path.is_dir():
+    def run(self, run: str) -> RunFolder:
+        """An existing run's folder, or a 404 (a bad name is a 404 too: no such run)."""
+        try:
+            folder = self.ws.run(run)
+        except InputError as exc:
+            raise NotFound(str(exc)) from None
+        if not folder.exists():
             raise NotFound(f"no run named {run} in {self.ws.root}")
-        return path
+        return folder
 
     def names(self) -> list[str]:
-        if not self.runs_root.is_dir():
-            return []
-        out = []
-        for p in sorted(self.runs_root.iterdir()):
-            try:
-                check_run_name(p.name)
-            except InputError:
-                continue
-            if p.is_dir():
-                out.append(p.name)
-        return out
+        return self.ws.run_names()
 
     def sample_numbers(self, run: str) -> list[int]:
         """A run's sample numbers, listed again only when the folder changes (its mtime)."""
-        folder = self.folder(run) / "generated"
+        folder = self.run(run)
         try:
-            stamp = folder.stat().st_mtime_ns
+            stamp = folder.generated_dir.stat().st_mtime_ns
         except FileNotFoundError:
             return []
         hit = self._numbers.get(run)
         if hit is not None and hit[0] == stamp:
             return list(hit[1])
-        with os.scandir(folder) as entries:
-            numbers = sorted(int(e.name[:-4]) for e in entries
-                             if e.name.endswith(".png") and e.name[:-4].isdigit())
+        numbers = folder.sample_numbers()
         self._numbers[run] = (stamp, numbers)
         return list(numbers)
 
     def sample_file(self, run: str, n: int) -> Path:
-        folder = self.folder(run) / "generated"
-        for name in (f"{n:06d}.png", f"{n}.png"):
-            path = folder / name
-            if path.is_file():
-                return path
-        raise NotFound(f"run {run} has no sample {n}")
+        path = self.run(run).sample_path(n)
+        if path is None:
+            raise NotFound(f"run {run} has no sample {n}")
+        return path
 
     def epoch_numbers(self, run: str) -> list[int]:
-        folder = self.folder(run) / "samples"
-        if not folder.is_dir():
-            return []
-        return sorted(int(m.group(1)) for p in folder.iterdir()
-                      if (m := EPOCH_FILE.match(p.name)))
+        return self.run(run).grid_epochs()
 
     def epoch_file(self, run: str, epoch: int) -> Path:
-        path = self.folder(run) / "samples" / f"epoch-{epoch:04d}.png"
+        path = self.run(run).grid_path(epoch)
         if not path.is_file():
             raise NotFound(f"run {run} has no sample grid for epoch {epoch}")
         return path
@@ -160,7 +125,7 @@ class RunsView:
                 fresh[kind] = record.get("versions") == versions
         modes, mem = found.get("modes"), found.get("memorisation")
         if modes is None and mem is None:  # not inspected: the last checkpoint's scores
-            rows = read_jsonl(self.folder(run) / "metrics.jsonl")
+            rows = self.run(run).metrics()
             if rows and isinstance(rows[-1].get("ndb_over_k"), int | float):
                 last = rows[-1]
                 return Metrics(ndb_over_k=last["ndb_over_k"], js=last.get("js"),
@@ -175,38 +140,32 @@ class RunsView:
             memorisation_fresh=fresh.get("memorisation", False))
 
     def summary(self, run: str) -> RunSummary:
-        folder = self.folder(run)
-        trained = (folder / "config.json").is_file()
-        progress = progress_of(folder) if trained else None
-        status = progress.get("status", "unknown") if progress else (
-            "imported" if (folder / "samples.json").is_file() else "empty")
+        folder = self.run(run)
+        progress = folder.progress() if folder.is_trained() else None
+        status = progress.get("status", "unknown") if progress else folder.status()
         return RunSummary(
-            name=run, kind="trained" if trained else "imported", status=status,
+            name=run, kind="trained" if folder.is_trained() else "imported", status=status,
             epoch=progress.get("epoch") if progress else None,
             total_epochs=progress.get("total_epochs") if progress else None,
             samples=len(self.sample_numbers(run)),
-            indexed=(self.ws.root / "index" / f"generated-{run}" / "meta.json").is_file(),
+            indexed=IndexStore(self.ws, f"generated:{run}").meta_path.is_file(),
             metrics=self.metrics(run))
 
     def list_runs(self) -> list[RunSummary]:
         return [self.summary(name) for name in self.names()]
 
     def detail(self, run: str) -> RunDetail:
-        folder = self.folder(run)
-        dataset = read_json(folder / "dataset.json")
-        if isinstance(dataset, dict):
+        folder = self.run(run)
+        dataset = folder.dataset()
+        if dataset is not None:
             dataset = {"count": dataset.get("count"), "sha256": dataset.get("sha256")}
-        imported = read_json(folder / "samples.json")
-        checkpoints = sorted(p.name for p in (folder / "checkpoints").iterdir()
-                             if not p.name.startswith(".")) \
-            if (folder / "checkpoints").is_dir() else []
+        imported = folder.samples_record()
         return RunDetail(
-            summary=self.summary(run), config=read_json(folder / "config.json"),
-            dataset=dataset, stats=read_jsonl(folder / "stats.jsonl"),
-            epochs=self.epoch_numbers(run), metrics_rows=read_jsonl(folder / "metrics.jsonl"),
-            progress=progress_of(folder) if (folder / "config.json").is_file() else None,
-            tensorboard=str(folder / "tensorboard") if (folder / "tensorboard").is_dir()
+            summary=self.summary(run), config=folder.config_json(), dataset=dataset,
+            stats=folder.stats(), epochs=folder.grid_epochs(), metrics_rows=folder.metrics(),
+            progress=folder.progress() if folder.is_trained() else None,
+            tensorboard=str(folder.tensorboard_dir) if folder.tensorboard_dir.is_dir()
             else None,
-            checkpoints=checkpoints,
-            imported_from=imported.get("source") if isinstance(imported, dict) else None,
-            log_tail=tail(folder / "log.txt"))
+            checkpoints=folder.checkpoint_names(),
+            imported_from=imported.get("source") if imported else None,
+            log_tail=folder.log_tail())

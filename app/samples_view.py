@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from app.analyses import Analysis
-from app.errors import BadRequest, NotFound
-from app.neighbours import IndexCache, TrainNeighbour, sample_neighbours
-from app.runs_view import RunsView
+from modescope.app.analyses import Analysis
+from modescope.app.errors import BadRequest, NotFound
+from modescope.app.neighbours import IndexCache, TrainNeighbour, sample_neighbours
+from modescope.app.runs_view import RunsView
 
 SORTS = ("number", "copied", "mode", "random")
 
@@ -90,7 +90,7 @@ class SamplesView:
             raise BadRequest(f"sort {sort!r}: use one of {', '.join(SORTS)}")
         numbers = self.runs.sample_numbers(run)
         if not numbers:
-            self.runs.folder(run)
+            self.runs.run(run)
         mem = self.lookups.get(memorisation.result, "memorisation") if memorisation else {}
         bins = self.lookups.get(modes.result, "modes") if modes else {}
         if sort == "copied" and mem:
@@ -112,7 +112,7 @@ class SamplesView:
                modes: Analysis | None, note: str | None = None) -> SampleDetail:
         numbers = self.runs.sample_numbers(run)
         if n not in numbers:
-            self.runs.folder(run)
+            self.runs.run(run)
             raise NotFound(f"run {run} has no sample {n}")
         found, meta = sample_neighbours(self.runs.ws, self.indexes, run, n)
         mem_row = self.lookups.get(memorisation.result, "memorisation").get(n) \

@@ -30,9 +30,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import AppError, document_errors, wants_json
-from app.settings import Settings
-from modescope.workspace import Workspace
+from modescope.app.errors import AppError, document_errors, wants_json
+from modescope.app.settings import Settings
+from modescope.core.workspace import Workspace
 
 SESSION_COOKIE = "modescope_session"
 SESSION_MAX_AGE = 14 * 24 * 3600

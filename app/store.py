@@ -20,9 +20,9 @@ from typing import Annotated
 
 from annotated_types import Ge, Le
 
-from app.errors import AppError, BadRequest
-from modescope.catalog import FLAG_REASONS, Catalog, ImageRow, KeptConnection
-from modescope.workspace import Workspace
+from modescope.app.errors import AppError, BadRequest
+from modescope.core.catalog import FLAG_REASONS, Catalog, ImageRow, KeptConnection
+from modescope.core.workspace import Workspace
 
 MAX_IDS_PER_CHANGE = 10_000
 # a row id as it arrives in a URL or a form: SQLite stores 64-bit integers, and a bigger one

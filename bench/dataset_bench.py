@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from index_bench import descriptor_like  # noqa: E402
 
-from modescope.catalog import Catalog, FileRecord  # noqa: E402
-from modescope.workspace import Workspace  # noqa: E402
+from modescope.core.catalog import Catalog, FileRecord  # noqa: E402
+from modescope.core.workspace import Workspace  # noqa: E402
 
 
 def build(root: Path, n: int, indexed: bool) -> Workspace:
@@ -45,7 +45,7 @@ def build(root: Path, n: int, indexed: bool) -> Workspace:
     finally:
         catalog.close()
     if indexed:
-        from indexer.store import IndexStore
+        from modescope.indexer.store import IndexStore
 
         store = IndexStore(ws, "train")
         store.write_chunk(np.array(ids, np.int64), shas,
@@ -64,8 +64,8 @@ def main() -> None:
     args = ap.parse_args()
     from fastapi.testclient import TestClient
 
-    from app.main import create_app
-    from app.settings import Settings
+    from modescope.app.main import create_app
+    from modescope.app.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()

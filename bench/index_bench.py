@@ -25,8 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indexer.backend import keras_module  # noqa: E402
-from indexer.features import Extractor, FeatureSpec  # noqa: E402
+from modescope.indexer.backend import keras_module  # noqa: E402
+from modescope.indexer.features import Extractor, FeatureSpec  # noqa: E402
 
 
 def gemm_ceiling(keras: Any) -> tuple[float, str]:
@@ -80,7 +80,7 @@ def conv_flops(model: Any) -> float:
 
 def _int8_extractor(spec: FeatureSpec, x: np.ndarray, batch: int) -> Any:
     try:
-        from indexer.int8 import Int8Extractor
+        from modescope.indexer.int8 import Int8Extractor
     except ImportError:
         return None
     import tempfile
@@ -110,7 +110,7 @@ def demo_images(n: int) -> list[Any]:
 
     from PIL import Image
 
-    from modescope.demodata import write_demo_data
+    from modescope.core.demodata import write_demo_data
 
     with tempfile.TemporaryDirectory() as tmp:
         write_demo_data(Path(tmp) / "d", n=n, seed=0)
@@ -219,7 +219,7 @@ def descriptor_like(n: int, d: int, seed: int, modes: int = 20, latent: int = 32
 def query_part(sizes: list[int], dim: int = 1024) -> None:
     import faiss
 
-    from indexer.index import VectorIndex
+    from modescope.indexer.index import VectorIndex
 
     print(f"\n(b) one query, k=24, {dim}-d descriptor-like unit vectors, "
           f"{faiss.omp_get_max_threads()} threads")

@@ -21,10 +21,10 @@ from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modescope.demodata import write_demo_data  # noqa: E402
-from modescope.discover import discover  # noqa: E402
-from modescope.ingest import ingest  # noqa: E402
-from modescope.workspace import Workspace  # noqa: E402
+from modescope.core.demodata import write_demo_data  # noqa: E402
+from modescope.core.discover import discover  # noqa: E402
+from modescope.core.ingest import ingest  # noqa: E402
+from modescope.core.workspace import Workspace  # noqa: E402
 
 
 def baseline(files: list[Path], out: Path, size: int) -> float:

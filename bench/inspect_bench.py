@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from index_bench import descriptor_like  # noqa: E402
 
-from indexer import curation, memorisation, ndb  # noqa: E402
+from modescope.indexer import curation, memorisation, ndb  # noqa: E402
 
 
 def pixel_verification(n: int) -> float:
@@ -30,7 +30,7 @@ def pixel_verification(n: int) -> float:
 
     from PIL import Image
 
-    from indexer.copycheck import blurred, compare, load_rgb
+    from modescope.indexer.copycheck import blurred, compare, load_rgb
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:

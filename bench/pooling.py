@@ -23,9 +23,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indexer.backend import keras_module  # noqa: E402
-from indexer.evaluate import precision_at_k, raw_pixels  # noqa: E402
-from indexer.features import LAYERS, FeatureSpec, build_trunk, pool, unit_concat  # noqa: E402
+from modescope.indexer.backend import keras_module  # noqa: E402
+from modescope.indexer.evaluate import precision_at_k, raw_pixels  # noqa: E402
+from modescope.indexer.features import LAYERS, FeatureSpec, build_trunk, pool, unit_concat  # noqa: E402
 
 CANDIDATES = {"block1": ["grid4", "grid2", "meanstd", "gap"],
               "block5": ["gap", "gmp", "gapgmp", "grid2"]}

@@ -52,7 +52,7 @@ def step_flops(size: int = 64) -> dict[str, float]:
     """FLOPs per real image per training step: D forward+backward on real and fake (3x forward
     each), G forward, the G update's D forward + backward to its input and G backward (2x G
     forward for input and weight gradients). Backward = 2x forward."""
-    from trainer.models import build_discriminator, build_generator
+    from modescope.trainer.models import build_discriminator, build_generator
 
     g, d = layer_flops(build_generator(size)), layer_flops(build_discriminator(size))
     return {"g_forward": g, "d_forward": d,
@@ -98,9 +98,9 @@ def ours_tf(batch: int):  # noqa: ANN201
     import numpy as np
     import tensorflow as tf
 
-    from trainer.config import TrainConfig
-    from trainer.data import tf_dataset
-    from trainer.loop import Models
+    from modescope.core.training import TrainConfig
+    from modescope.trainer.data import tf_dataset
+    from modescope.trainer.loop import Models
 
     strategy = tf.distribute.get_strategy()
     cfg = TrainConfig(size=64, batch_size=batch)
@@ -179,8 +179,8 @@ import json, os, sys, time
 os.environ["KERAS_BACKEND"] = "jax"
 sys.path.insert(0, sys.argv[1])
 import jax, keras, numpy as np
-from trainer.config import TrainConfig
-from trainer.loop import Models
+from modescope.core.training import TrainConfig
+from modescope.trainer.loop import Models
 res = {}
 for batch in map(int, sys.argv[2].split(",")):
     for policy in ("float32", "mixed_bfloat16"):

@@ -35,11 +35,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.analyses import store_analysis  # noqa: E402
-from indexer.index import VectorIndex  # noqa: E402
-from indexer.store import IndexStore  # noqa: E402
-from modescope.catalog import connect  # noqa: E402
-from modescope.workspace import Workspace  # noqa: E402
+from modescope.app.analyses import store_analysis  # noqa: E402
+from modescope.core.catalog import connect  # noqa: E402
+from modescope.core.workspace import Workspace  # noqa: E402
+from modescope.indexer.index import VectorIndex  # noqa: E402
+from modescope.indexer.store import IndexStore  # noqa: E402
 
 DIM = 1024
 SPEC = {"weights": "random", "seed": 0, "input_size": 64,
@@ -114,8 +114,8 @@ def build(root: Path, n_train: int, n_samples: int, demo: Path) -> tuple[Workspa
 def measure(ws: Workspace, requests: int, n_samples: int) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
-    from app.main import create_app
-    from app.settings import Settings
+    from modescope.app.main import create_app
+    from modescope.app.settings import Settings
 
     rng = np.random.default_rng(1)
     with TestClient(create_app(Settings(workspace=ws.root))) as client:

@@ -21,13 +21,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from indexer.backend import versions
-from indexer.features import LAYERS, FeatureSpec, untrained_warning
-from indexer.index import IndexCorrupt, VectorIndex
-from indexer.store import META_VERSION, IndexStore, Item, source_items
-from modescope.errors import ModescopeError
-from modescope.normalise import fit_square
-from modescope.workspace import Workspace, atomic_write_bytes
+from modescope.core.errors import ModescopeError
+from modescope.core.files import atomic_write_bytes
+from modescope.core.normalise import fit_square
+from modescope.core.workspace import Workspace
+from modescope.indexer.backend import versions
+from modescope.indexer.features import LAYERS, FeatureSpec, untrained_warning
+from modescope.indexer.index import IndexCorrupt, VectorIndex
+from modescope.indexer.store import META_VERSION, IndexStore, Item, source_items
 
 CHUNK = 256  # images per durable chunk file (env MODESCOPE_INDEX_CHUNK overrides)
 ProgressFn = Callable[[int, int], None]
@@ -148,7 +149,7 @@ def _extract(ws: Workspace, store: IndexStore, spec: FeatureSpec, todo: list[Ite
     size = ws.read_config().image_size
     calibration = None
     if spec.engine == "int8" and not int8_model_dir(ws).is_dir():
-        from indexer.int8 import CALIBRATION
+        from modescope.indexer.int8 import CALIBRATION
 
         calibration = np.stack([_load(it.file, size) for it in todo[:CALIBRATION]])
     extractor = make_extractor(ws, spec, batch, calibration)
@@ -179,11 +180,11 @@ def make_extractor(ws: Workspace, spec: FeatureSpec, batch: int,
                    calibration: np.ndarray | None = None) -> Any:
     """The fp32 Keras extractor, or the int8 OpenVINO one (quantised on first use)."""
     if spec.engine == "int8":
-        from indexer.int8 import Int8Extractor
+        from modescope.indexer.int8 import Int8Extractor
 
         return Int8Extractor(spec, int8_model_dir(ws), ws.read_config().image_size,
                              calibration, batch_size=batch)
-    from indexer.features import Extractor  # imports Keras: only when there is work
+    from modescope.indexer.features import Extractor  # imports Keras: only when there is work
 
     return Extractor(spec, batch_size=batch)
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from indexer import copycheck, memorisation, ndb
-from indexer.build import make_extractor, spec_from_meta
-from indexer.inspect import curated_vectors, load_vectors
-from indexer.store import source_items
-from modescope.workspace import Workspace
+from modescope.core.workspace import Workspace
+from modescope.indexer import copycheck, memorisation, ndb
+from modescope.indexer.build import make_extractor, spec_from_meta
+from modescope.indexer.inspect import curated_vectors, load_vectors
+from modescope.indexer.store import source_items
 
 
 class CheckpointEvaluator:

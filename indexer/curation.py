@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from indexer.index import VectorIndex
-from indexer.ndb import combined
+from modescope.indexer.index import VectorIndex
+from modescope.indexer.ndb import combined
 
 OUTLIER_K = 10
 MAD_SCALE = 1.4826  # makes the MAD a standard deviation for normal data

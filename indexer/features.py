@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from indexer.backend import keras_module, quiet_native_stderr
-from modescope.errors import ModescopeError
+from modescope.core.errors import ModescopeError
+from modescope.indexer.backend import keras_module, quiet_native_stderr
 
 LAYERS = {"block1": "block1_pool", "block5": "block5_pool"}
 LAYER_CHANNELS = {"block1": 64, "block5": 512}

@@ -17,7 +17,7 @@ from typing import Any
 import faiss as _faiss
 import numpy as np
 
-from modescope.errors import ModescopeError
+from modescope.core.errors import ModescopeError
 
 faiss: Any = _faiss  # its bundled stubs miss much of the SWIG API (DirectMap, nprobe, ...)
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from indexer import copycheck, curation, memorisation, ndb
-from indexer.store import IndexStore, source_items
-from modescope.catalog import Catalog
-from modescope.errors import InputError
-from modescope.workspace import Workspace
+from modescope.core.catalog import Catalog
+from modescope.core.errors import InputError
+from modescope.core.workspace import Workspace
+from modescope.indexer import copycheck, curation, memorisation, ndb
+from modescope.indexer.store import IndexStore, source_items
 
 
 def load_vectors(ws: Workspace, source: str) -> tuple[np.ndarray, dict[str, np.ndarray],
@@ -41,8 +41,8 @@ def curated_vectors(ws: Workspace, ids: np.ndarray, vecs: dict[str, np.ndarray],
     if include_flagged:
         return ids, vecs
     with Catalog.reading(ws.catalog_path) as catalog:
-        flagged = catalog.flagged_ids()
-    keep = np.array([i not in flagged for i in ids.tolist()], dtype=bool)
+        curated = {c.id for c in catalog.curated()}
+    keep = np.array([i in curated for i in ids.tolist()], dtype=bool)
     return ids[keep], {k: v[keep] for k, v in vecs.items()}
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from indexer.backend import quiet_native_stderr, stdout_to_stderr
-from indexer.features import LAYERS, Extractor, FeatureSpec
-from modescope.errors import ModescopeError
+from modescope.core.errors import ModescopeError
+from modescope.indexer.backend import quiet_native_stderr, stdout_to_stderr
+from modescope.indexer.features import LAYERS, Extractor, FeatureSpec
 
 MIN_AGREEMENT = 0.95
 CALIBRATION = 320

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from indexer.copycheck import PIXEL_COPY, Match
-from indexer.index import VectorIndex
-from indexer.ndb import combined
+from modescope.indexer.copycheck import PIXEL_COPY, Match
+from modescope.indexer.index import VectorIndex
+from modescope.indexer.ndb import combined
 
 COPY_RATIO = 0.5  # docs/inspection.md: measured on near-copies vs held-out real images
 PIXEL_GATE_RATIO = 2.0  # a pixel match counts only for a sample this near t in features

@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from indexer.features import LAYERS
-from indexer.store import IndexStore
-from modescope.catalog import Catalog
-from modescope.discover import display_path
-from modescope.errors import InputError
-from modescope.workspace import Workspace
+from modescope.core.catalog import Catalog
+from modescope.core.discover import display_path
+from modescope.core.errors import InputError
+from modescope.core.workspace import Workspace
+from modescope.indexer.features import LAYERS
+from modescope.indexer.store import IndexStore
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ def query_vector(ws: Workspace, store: IndexStore, meta: dict[str, Any], layer: 
 
 def embed_file(path: Path, meta: dict[str, Any], ws: Workspace) -> dict[str, np.ndarray]:
     """Descriptors of one image file, normalised exactly as ingest would, on the fly."""
-    from indexer.build import make_extractor, spec_from_meta
-    from modescope.normalise import NormaliseOptions, Rejected, normalise
+    from modescope.core.normalise import NormaliseOptions, Rejected, normalise
+    from modescope.indexer.build import make_extractor, spec_from_meta
 
     config = ws.read_config()
     try:

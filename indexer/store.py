@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from indexer.index import IndexCorrupt, VectorIndex
-from modescope.catalog import Catalog
-from modescope.errors import InputError, ModescopeError
-from modescope.samples import check_run_name
-from modescope.workspace import Workspace, atomic_write_bytes
+from modescope.core.catalog import Catalog
+from modescope.core.errors import InputError, ModescopeError
+from modescope.core.files import atomic_write_bytes
+from modescope.core.runfolder import check_run_name
+from modescope.core.workspace import Workspace
+from modescope.indexer.index import IndexCorrupt, VectorIndex
 
 META_VERSION = 1
 LAYER_KEYS = ("block1", "block5")
@@ -58,17 +59,14 @@ def source_items(ws: Workspace, source: str) -> list[Item]:
             raise IndexMissing(f"{ws.root} has no catalog; run `modescope ingest DIR` first")
         with Catalog.reading(ws.catalog_path) as catalog:
             return [Item(i, sha, ws.root / f) for i, sha, f in catalog.ok_files()]
-    folder = ws.root / "runs" / str(run) / "generated"
-    if not folder.is_dir():
-        raise InputError(f"run {run} has no generated samples in {folder}; generate or "
-                         "import samples first")
+    folder = ws.run(str(run))
+    if not folder.has_samples():
+        raise InputError(f"run {run} has no generated samples in {folder.generated_dir}; "
+                         "generate or import samples first")
     import hashlib
 
-    items = []
-    for png in sorted(folder.glob("*.png")):
-        if png.stem.isdigit():
-            items.append(Item(int(png.stem), hashlib.sha256(png.read_bytes()).hexdigest(), png))
-    return items
+    return [Item(n, hashlib.sha256(png.read_bytes()).hexdigest(), png)
+            for n, png in folder.sample_paths()]
 
 
 def index_summary(ws: Workspace, source: str = "train") -> dict[str, Any] | None:
@@ -88,7 +86,7 @@ class IndexStore:
         kind, run = parse_source(source)
         self.ws = ws
         self.source = source
-        self.dir = ws.root / "index" / ("train" if kind == "train" else f"generated-{run}")
+        self.dir = ws.index_dir / ("train" if kind == "train" else f"generated-{run}")
 
     @property
     def meta_path(self) -> Path:

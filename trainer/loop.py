@@ -24,11 +24,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from trainer.config import TrainConfig
-from trainer.data import load_images, numpy_batches, resize_images, tf_dataset
-from trainer.runfolder import (
+from modescope.core.training import TrainConfig, dataset_record
+from modescope.trainer.data import load_images, numpy_batches, resize_images, tf_dataset
+from modescope.trainer.runfolder import (
     Run,
-    dataset_record,
     image_grid,
     load_checkpoint,
     save_checkpoint,
@@ -48,7 +47,7 @@ class Models:
     def __init__(self, config: TrainConfig, stage: int, strategy: Any, batch: int) -> None:
         import keras
 
-        from trainer.models import build_discriminator, build_generator
+        from modescope.trainer.models import build_discriminator, build_generator
 
         self.size = stage_sizes(config)[stage]
         self.stage = stage
@@ -69,11 +68,11 @@ class Models:
     def make_step(self, config: TrainConfig, strategy: Any, batch: int) -> Any:
         self.step: Any
         if strategy is None:
-            from trainer.step_jax import JaxStep
+            from modescope.trainer.step_jax import JaxStep
 
             self.step = JaxStep(self.g, self.d, self.opt_g, self.opt_d, config, batch)
         else:
-            from trainer.step_tf import TFStep
+            from modescope.trainer.step_tf import TFStep
 
             self.step = TFStep(strategy, self.g, self.d, self.opt_g, self.opt_d, config, batch)
         return self.step
@@ -111,14 +110,14 @@ def train(config: TrainConfig, run_dir: Path, files: list[Path] | None = None,
     time is left out of ``wall_s``, so training time stays comparable."""
     import keras
 
-    from trainer.strategy import describe, is_chief
+    from modescope.trainer.strategy import describe, is_chief
 
     backend = keras.backend.backend()
     if backend not in ("tensorflow", "jax"):
         raise ValueError(f"KERAS_BACKEND={backend}: the trainer runs on tensorflow or jax")
     strategy = None
     if backend == "tensorflow":
-        from trainer.strategy import choose
+        from modescope.trainer.strategy import choose
 
         strategy = choose(tpu)  # first: multi-worker and TPU set-up precede other TF work
     elif tpu or tfrecords:
@@ -129,7 +128,7 @@ def train(config: TrainConfig, run_dir: Path, files: list[Path] | None = None,
     run.path("samples").mkdir(exist_ok=True)
     batch = config.batch_size
     if tfrecords:
-        from trainer.data import read_tfrecords
+        from modescope.trainer.data import read_tfrecords
 
         source, ids, sha = read_tfrecords(tfrecords)
         record: dict[str, Any] = {"count": len(ids), "sha256": sha or dataset_record(
@@ -321,7 +320,7 @@ def _state(epoch: int, step: int, batch_in_epoch: int, m: Models, wall: float
 
 
 def _carry(old: Any, new: Any) -> list[str]:
-    from trainer.models import carry_weights
+    from modescope.trainer.models import carry_weights
 
     return carry_weights(old, new)
 
@@ -345,7 +344,7 @@ def _board(run: Run) -> Callable[[dict[str, Any], np.ndarray], None]:
 def generate(run_dir: Path, out_dir: Path, n: int, seed: int = 0,
              checkpoint: str = "latest") -> int:
     """Write n samples of a run's generator as out_dir/<k>.png (k = 0..n-1)."""
-    from trainer.models import build_generator
+    from modescope.trainer.models import build_generator
 
     run = Run(run_dir)
     config = TrainConfig.loads(run.path("config.json").read_text())

@@ -18,7 +18,7 @@ import functools
 import math
 from typing import Any
 
-from trainer.config import SIZES
+from modescope.core.training import SIZES
 
 # PyTorch's BatchNorm defaults (its momentum 0.1 is Keras's 0.9): running statistics that keep
 # up within an epoch, so samples drawn in inference mode look like training-mode ones

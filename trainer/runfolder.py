@@ -7,7 +7,6 @@ name + rename) at most about once a second while training and once at the end.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
 import math
@@ -20,16 +19,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from modescope.workspace import atomic_write_bytes
+from modescope.core.files import atomic_write_bytes
 
 PROGRESS_KEYS = ("status", "step", "total_steps", "epoch", "total_epochs", "d_loss", "g_loss",
                  "images_per_s", "eta_s", "size", "updated_at", "pid")
-
-
-def dataset_record(files: list[Path]) -> dict[str, Any]:
-    names = [str(f) for f in files]
-    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
-    return {"count": len(names), "sha256": digest, "files": names}
 
 
 def image_grid(images: np.ndarray, cols: int | None = None) -> Image.Image:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainer.config import TrainConfig
-from trainer.losses import d_loss, g_loss
-from trainer.step_tf import SLOTS
+from modescope.core.training import TrainConfig
+from modescope.trainer.losses import d_loss, g_loss
+from modescope.trainer.step_tf import SLOTS
 
 
 class JaxStep:
@@ -98,7 +98,7 @@ class JaxStep:
 
     def set_alpha(self, models: tuple[Any, ...], alpha: float) -> None:
         """Set the fade-in alpha in the state (G's and D's non-trainable lists) and the model."""
-        from trainer.models import fade_layer
+        from modescope.trainer.models import fade_layer
 
         for model, slot in zip(models, (1, 3), strict=True):
             layer = fade_layer(model)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainer.config import TrainConfig
-from trainer.losses import d_loss, g_loss
+from modescope.core.training import TrainConfig
+from modescope.trainer.losses import d_loss, g_loss
 
 SLOTS = 64  # random streams per step: 3 per D update, labels, the G update's noise
 
@@ -110,7 +110,7 @@ class TFStep:
         """The models' variables are the state already."""
 
     def set_alpha(self, models: tuple[Any, ...], alpha: float) -> None:
-        from trainer.models import fade_layer
+        from modescope.trainer.models import fade_layer
 
         for model in models:
             layer = fade_layer(model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app import security
+from modescope.app import security
 
 router = APIRouter()
 

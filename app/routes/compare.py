@@ -9,11 +9,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from app.analyses import Analysis
-from app.errors import BadRequest
-from app.routes.runs import RunOut, analysis, render, run_out
-from app.runs_state import runs_side
-from app.runs_view import RunSummary, safe_run
+from modescope.app.analyses import Analysis
+from modescope.app.errors import BadRequest
+from modescope.app.routes.runs import RunOut, analysis, render, run_out
+from modescope.app.runs_state import runs_side
+from modescope.app.runs_view import RunSummary, safe_run
 
 router = APIRouter()
 GRID = 24

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, Strict
 
-from app.dataset_view import VIEWS, DatasetPage, DatasetView, ImageDetail, Tile
-from app.runs_state import runs_side
-from app.security import safe_next
-from app.store import MAX_IDS_PER_CHANGE, MAX_NOTE_CHARS, FlagChange, FlagStore, RowId
-from modescope.catalog import FLAG_REASONS
+from modescope.app.dataset_view import VIEWS, DatasetPage, DatasetView, ImageDetail, Tile
+from modescope.app.runs_state import runs_side
+from modescope.app.security import safe_next
+from modescope.app.store import MAX_IDS_PER_CHANGE, MAX_NOTE_CHARS, FlagChange, FlagStore, RowId
+from modescope.core.catalog import FLAG_REASONS
 
 router = APIRouter()
 Reason = Literal["noisy", "duplicate", "off-topic", "other"]

@@ -9,11 +9,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
-from app import experiments_view as view
-from app.errors import wants_json
-from app.routes.runs import render
-from app.runs_state import runs_side
-from modescope.experiment import FACTORS
+from modescope.app import experiments_view as view
+from modescope.app.errors import wants_json
+from modescope.app.routes.runs import render
+from modescope.app.runs_state import runs_side
+from modescope.core.experiment import FACTORS
 
 router = APIRouter()
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.errors import AppError
-from modescope.errors import ModescopeError
-from modescope.export import CuratedRow, curated_rows, to_csv, to_json
-from modescope.workspace import Workspace
+from modescope.app.errors import AppError
+from modescope.core.errors import ModescopeError
+from modescope.core.export import CuratedRow, curated_rows, to_csv, to_json
+from modescope.core.workspace import Workspace
 
 router = APIRouter()
 

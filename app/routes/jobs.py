@@ -13,13 +13,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
-from app.errors import wants_json
-from app.job_specs import TrainForm, pipeline_job, resume_job, train_job
-from app.jobs import Job
-from app.jobs_view import JobRow, job_rows
-from app.routes.runs import render
-from app.runs_state import runs_side
-from app.store import RowId
+from modescope.app.errors import wants_json
+from modescope.app.job_specs import TrainForm, pipeline_job, resume_job, train_job
+from modescope.app.jobs import Job
+from modescope.app.jobs_view import JobRow, job_rows
+from modescope.app.routes.runs import render
+from modescope.app.runs_state import runs_side
+from modescope.app.store import RowId
 
 router = APIRouter()
 

@@ -8,14 +8,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from app.catalog_view import CatalogView, Overview
-from app.errors import NotFound
-from app.routes.runs import RunOut, run_out
-from app.run_images import CACHE_CONTROL as IMMUTABLE
-from app.run_images import PNG_RESPONSES
-from app.runs_state import runs_side
-from app.store import RowId
 from modescope import __version__
+from modescope.app.catalog_view import CatalogView, Overview
+from modescope.app.errors import NotFound
+from modescope.app.routes.runs import RunOut, run_out
+from modescope.app.run_images import CACHE_CONTROL as IMMUTABLE
+from modescope.app.run_images import PNG_RESPONSES
+from modescope.app.runs_state import runs_side
+from modescope.app.store import RowId
 
 router = APIRouter()
 

@@ -10,11 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from app.analyses import Analysis, AnalysisUnavailable
-from app.plots import loss_chart, scores_chart
-from app.run_images import PNG_RESPONSES, image_response
-from app.runs_state import runs_side
-from app.runs_view import RunDetail, RunSummary, safe_run
+from modescope.app.analyses import Analysis, AnalysisUnavailable
+from modescope.app.plots import loss_chart, scores_chart
+from modescope.app.run_images import PNG_RESPONSES, image_response
+from modescope.app.runs_state import runs_side
+from modescope.app.runs_view import RunDetail, RunSummary, safe_run
 
 router = APIRouter()
 
@@ -132,7 +132,7 @@ async def run_json(request: Request, run: str) -> RunDetailOut:
 @router.get("/runs/{run}/modes", response_class=HTMLResponse)
 async def modes_page(request: Request, run: str) -> HTMLResponse:
     side = runs_side(request)
-    await run_in_threadpool(side.runs.folder, safe_run(run))
+    await run_in_threadpool(side.runs.run, safe_run(run))
     modes, note = await analysis(request, run, "modes")
     bins: list[dict[str, Any]] = []
     if modes is not None:
@@ -145,7 +145,7 @@ async def modes_page(request: Request, run: str) -> HTMLResponse:
 
 async def _analysis_json(request: Request, run: str, kind: str) -> AnalysisOut:
     """The fresh analysis (waiting for it if need be) as its JSON twin."""
-    await run_in_threadpool(runs_side(request).runs.folder, safe_run(run))
+    await run_in_threadpool(runs_side(request).runs.run, safe_run(run))
     found = await asyncio.wrap_future(
         await run_in_threadpool(runs_side(request).analyses.submit, run, kind))
     return AnalysisOut(run=run, computed_at=found.computed_at, versions=found.versions,

@@ -7,11 +7,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from app.analyses import Analysis, current_versions
-from app.routes.runs import analysis, render
-from app.runs_state import runs_side
-from app.runs_view import safe_run
-from app.samples_view import SampleDetail, SamplesPage
+from modescope.app.analyses import Analysis, current_versions
+from modescope.app.routes.runs import analysis, render
+from modescope.app.runs_state import runs_side
+from modescope.app.runs_view import safe_run
+from modescope.app.samples_view import SampleDetail, SamplesPage
 
 router = APIRouter()
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.main import create_app
-from app.settings import Settings
+from modescope.app.main import create_app
+from modescope.app.settings import Settings
 from tests.conftest import run_cli
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.store import FlagStore
-from indexer import ndb
-from modescope.catalog import Catalog
-from modescope.workspace import Workspace
+from modescope.app.store import FlagStore
+from modescope.core.catalog import Catalog
+from modescope.core.workspace import Workspace
+from modescope.indexer import ndb
 from tests.app import dataset_fixtures
 from tests.app.dataset_fixtures import client_for, csrf
 from tests.conftest import run_cli
@@ -226,8 +226,8 @@ def test_the_web_process_never_imports_tensorflow(dataset_ws: Path) -> None:
     script = f"""
 import sys
 from fastapi.testclient import TestClient
-from app.main import create_app
-from app.settings import Settings
+from modescope.app.main import create_app
+from modescope.app.settings import Settings
 with TestClient(create_app(Settings(workspace={str(dataset_ws)!r})),
                 base_url="http://127.0.0.1") as c:
     for path in ["/", "/dataset", "/dataset?view=modes", "/dataset?view=outliers",
@@ -291,7 +291,7 @@ def test_image_page_nearest_images_are_the_brute_force_cosine_nearest(
         client: TestClient) -> None:
     import numpy as np
 
-    from indexer.inspect import load_vectors
+    from modescope.indexer.inspect import load_vectors
 
     ids, vecs, _ = load_vectors(Workspace(client.app.state.settings.workspace), "train")  # type: ignore[attr-defined]
     for image_id in (int(ids[0]), int(ids[150])):

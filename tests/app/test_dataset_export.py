@@ -7,9 +7,9 @@ import io
 import json
 from pathlib import Path
 
-from app.main import create_app  # noqa: F401  (the app must import cleanly)
-from modescope.catalog import Catalog
-from modescope.workspace import Workspace
+from modescope.app.main import create_app  # noqa: F401  (the app must import cleanly)
+from modescope.core.catalog import Catalog
+from modescope.core.workspace import Workspace
 from tests.app import dataset_fixtures
 from tests.app.dataset_fixtures import client_for
 from tests.conftest import run_cli

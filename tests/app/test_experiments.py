@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.main import create_app
-from app.settings import Settings
+from modescope.app.main import create_app
+from modescope.app.settings import Settings
 from tests.app.runs_fixtures import (  # noqa: F401  (fixtures)
     runs_workspace_base_fixture,
     runs_ws_fixture,

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.analyses import current_versions
-from app.main import create_app
-from app.settings import Settings
-from modescope.workspace import Workspace
+from modescope.app.analyses import current_versions
+from modescope.app.main import create_app
+from modescope.app.settings import Settings
+from modescope.core.workspace import Workspace
 from tests.app.runs_fixtures import (  # noqa: F401  (fixtures)
     runs_workspace_base_fixture,
     runs_ws_fixture,

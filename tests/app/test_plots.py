@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.plots import curves_chart, loss_chart
+from modescope.app.plots import curves_chart, loss_chart
 
 
 def inside(chart_points: str, box: tuple[int, int, int, int]) -> bool:

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.main import create_app
-from app.settings import Settings
-from indexer.inspect import inspect_memorisation, inspect_modes, load_vectors
+from modescope.app.main import create_app
+from modescope.app.settings import Settings
+from modescope.indexer.inspect import inspect_memorisation, inspect_modes, load_vectors
 from tests.app.runs_fixtures import (  # noqa: F401  (fixtures)
     runs_workspace_base_fixture,
     runs_ws_fixture,
@@ -31,7 +31,7 @@ def client(runs_ws: Path) -> Iterator[TestClient]:
 
 def test_sample_neighbours_are_the_brute_force_nearest_on_both_layers(
         client: TestClient, runs_ws: Path) -> None:
-    from modescope.workspace import Workspace
+    from modescope.core.workspace import Workspace
 
     ws = Workspace(runs_ws)
     tids, tv, _ = load_vectors(ws, "train")
@@ -73,7 +73,7 @@ def test_sample_page_shows_two_labelled_rows_verdict_mode_and_flag_marks(
 
 def test_analyses_are_cached_with_versions_and_recomputed_after_a_flag(
         client: TestClient, runs_ws: Path) -> None:
-    from modescope.workspace import Workspace
+    from modescope.core.workspace import Workspace
 
     cache = runs_ws / "runs/imported/inspection/modes.json"
     assert not cache.exists()
@@ -94,7 +94,7 @@ def test_analyses_are_cached_with_versions_and_recomputed_after_a_flag(
 
 def test_most_copied_first_follows_the_authenticity_ratio(client: TestClient,
                                                           runs_ws: Path) -> None:
-    from modescope.workspace import Workspace
+    from modescope.core.workspace import Workspace
 
     mem = inspect_memorisation(Workspace(runs_ws), "tiny")
     want = [s["sample"] for s in sorted(mem["samples"],

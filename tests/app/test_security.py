@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from app.main import create_app
-from app.security import SESSION_COOKIE
-from app.settings import Settings
+from modescope.app.main import create_app
+from modescope.app.security import SESSION_COOKIE
+from modescope.app.settings import Settings
 from tests.app.conftest import free_port
 from tests.conftest import modescope_cmd, run_cli
 

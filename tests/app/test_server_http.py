@@ -10,8 +10,8 @@ import httpx
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.main import create_app
-from app.settings import Settings
+from modescope.app.main import create_app
+from modescope.app.settings import Settings
 from tests.app.conftest import Server
 from tests.conftest import run_cli
 from tests.images import picture, save

@@ -18,13 +18,13 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from app.analyses import current_versions
-from app.jobs import OWNER_RETRY_S, JobRunner
-from app.main import create_app
-from app.security import LoginThrottle, TooManyAttempts
-from app.settings import Settings
-from modescope.catalog import Catalog
-from modescope.workspace import Workspace
+from modescope.app.analyses import current_versions
+from modescope.app.jobs import OWNER_RETRY_S, JobRunner
+from modescope.app.main import create_app
+from modescope.app.security import LoginThrottle, TooManyAttempts
+from modescope.app.settings import Settings
+from modescope.core.catalog import Catalog
+from modescope.core.workspace import Workspace
 from tests.app.conftest import Server
 from tests.app.runs_fixtures import (  # noqa: F401  (fixtures)
     runs_workspace_base_fixture,
@@ -187,7 +187,7 @@ def test_an_analysis_computed_in_a_child_survives_the_child_dying(runs_ws: Path)
     ~0.5 s and stalled every page). A killed child is a clear error, and the next try works."""
     import multiprocessing
 
-    from app.analyses import Analyses, AnalysisUnavailable, cache_path
+    from modescope.app.analyses import Analyses, AnalysisUnavailable, cache_path
 
     ws = Workspace(runs_ws)
     analyses = Analyses(ws)

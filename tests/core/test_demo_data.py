@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from modescope.demodata import MODES, mode_name
+from modescope.core.demodata import MODES, mode_name
 from tests.conftest import run_cli
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from modescope.normalise import NormaliseOptions, normalise
+from modescope.core.normalise import NormaliseOptions, normalise
 from tests.images import encoded
 
 OPTS = NormaliseOptions(size=64)

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.features import (
+from modescope.core.errors import ModescopeError
+from modescope.indexer.features import (
     Extractor,
     FeatureSpec,
     WeightsUnavailable,
@@ -15,7 +16,6 @@ from indexer.features import (
     build_trunk,
     preprocess,
 )
-from modescope.errors import ModescopeError
 
 
 def images(n: int, size: int, seed: int = 0) -> np.ndarray:
@@ -66,7 +66,7 @@ def test_preprocess_is_keras_vgg16_preprocess_input(extractor: Extractor) -> Non
 
 
 def test_adaptive_grid_matches_numpy() -> None:
-    from indexer.backend import keras_module
+    from modescope.indexer.backend import keras_module
 
     ops = keras_module().ops
     x = np.random.default_rng(0).random((2, 7, 7, 3)).astype(np.float32)

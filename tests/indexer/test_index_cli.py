@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.index import VectorIndex
-from indexer.store import IndexStore
-from modescope.workspace import Workspace
+from modescope.core.workspace import Workspace
+from modescope.indexer.index import VectorIndex
+from modescope.indexer.store import IndexStore
 from tests.conftest import modescope_cmd, run_cli
 from tests.images import picture, save
 
@@ -201,8 +201,8 @@ def test_a_corrupt_index_file_names_the_rebuild_command(indexed: Path, tmp_path:
 def test_overview_page_shows_the_index_and_the_untrained_warning(indexed: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from app.main import create_app
-    from app.settings import Settings
+    from modescope.app.main import create_app
+    from modescope.app.settings import Settings
 
     with TestClient(create_app(Settings(workspace=indexed))) as client:
         html = client.get("/").text

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from indexer.index import IndexCorrupt, VectorIndex
+from modescope.indexer.index import IndexCorrupt, VectorIndex
 
 
 def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from indexer.curation import knn_distance, near_duplicates, outliers, robust_z, suggest
-from indexer.memorisation import memorisation
-from indexer.ndb import default_k, js_divergence, ndb_from_bins, z_test
+from modescope.indexer.curation import knn_distance, near_duplicates, outliers, robust_z, suggest
+from modescope.indexer.memorisation import memorisation
+from modescope.indexer.ndb import default_k, js_divergence, ndb_from_bins, z_test
 from tests.conftest import run_cli
 from tests.images import picture, save
 
@@ -139,7 +139,7 @@ def _drawn(seed: int, size: int = 64) -> np.ndarray:
 
 
 def test_pixel_check_calls_a_shifted_noisy_mirrored_copy_a_copy() -> None:
-    from indexer.copycheck import PIXEL_COPY, blurred, compare
+    from modescope.indexer.copycheck import PIXEL_COPY, blurred, compare
 
     src = _drawn(1)
     rng = np.random.default_rng(0)

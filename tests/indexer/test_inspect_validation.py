@@ -88,9 +88,9 @@ def test_every_planted_duplicate_is_found(val: Validation) -> None:
 def test_five_flagged_noise_images_make_the_suggestions_mostly_noise(val: Validation) -> None:
     """Through the CLI once, then over eight seeded draws of five flags (the library call):
     the top 20 are at least 80 % noise on average and never under 60 %."""
-    from indexer.curation import suggest
-    from indexer.inspect import load_vectors
-    from modescope.workspace import Workspace
+    from modescope.core.workspace import Workspace
+    from modescope.indexer.curation import suggest
+    from modescope.indexer.inspect import load_vectors
 
     rel = rel_of(val)
     noise = sorted(i for i, f in rel.items() if val.truth[f]["noise"])
@@ -140,8 +140,8 @@ def test_checkpoint_evaluator_agrees_with_the_indexed_inspection(val: Validation
     import-samples + index + inspect; and the scores order the runs as the truth does."""
     from PIL import Image
 
-    from indexer.checkpoint_eval import CheckpointEvaluator
-    from modescope.workspace import Workspace
+    from modescope.core.workspace import Workspace
+    from modescope.indexer.checkpoint_eval import CheckpointEvaluator
 
     ev = CheckpointEvaluator(Workspace(val.ws))
     scores = {}

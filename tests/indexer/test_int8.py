@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.int8 import neighbour_agreement
+from modescope.indexer.int8 import neighbour_agreement
 from tests.conftest import run_cli
 from tests.images import picture, save
 from tests.indexer.test_index_cli import vectors
@@ -44,7 +44,7 @@ def test_int8_index_agrees_with_fp32_and_says_so(demo_workspace: Path, tmp_path:
     src = next((int8 / "images" / "train").rglob("*.png"))
     shutil.copy(src, gen / "000000.png")
     assert run_cli("index", "-w", int8, "--source", "generated:r").code == 0
-    from indexer.index import VectorIndex
+    from modescope.indexer.index import VectorIndex
 
     g = VectorIndex.load(int8 / "index" / "generated-r" / "block5.faiss").reconstruct(0)
     sims = np.stack([b[i] for i in ids]) @ g

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from indexer.index import VectorIndex
-from indexer.ndb import js_divergence, ndb_from_bins
+from modescope.indexer.index import VectorIndex
+from modescope.indexer.ndb import js_divergence, ndb_from_bins
 
 DIM = 8
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.config import ConfigError, TrainConfig
-from trainer.models import build_discriminator, build_generator, channels
+from modescope.core.training import ConfigError, TrainConfig
+from modescope.trainer.models import build_discriminator, build_generator, channels
 
 
 def test_config_round_trips_through_json() -> None:

@@ -16,8 +16,8 @@ from tests.conftest import modescope_cmd, run_cli
 
 
 def generator_at(run: Path, checkpoint: str) -> object:
-    from trainer.config import TrainConfig
-    from trainer.models import build_generator
+    from modescope.core.training import TrainConfig
+    from modescope.trainer.models import build_generator
 
     config = TrainConfig.loads((run / "config.json").read_text())
     state = json.loads((run / "checkpoints" / checkpoint / "state.json").read_text())
@@ -51,7 +51,7 @@ def test_a_32_to_64_run_grows_carries_weights_and_logs_the_stage(small_workspace
     assert np.abs(after - before).max() < 0.005 < np.abs(before).max()
     assert np.corrcoef(before.ravel(), after.ravel())[0, 1] > 0.99
     # the fade-in: alpha rises by step over the stage's first half (3 of its 6 steps here)
-    from trainer.models import fade_layer
+    from modescope.trainer.models import fade_layer
 
     per_epoch = json.loads((run / "dataset.json").read_text())["count"] // 16
     assert per_epoch == 3

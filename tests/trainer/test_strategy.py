@@ -26,9 +26,9 @@ TWO_DEVICES = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from trainer.config import TrainConfig
-    from trainer.data import tf_dataset
-    from trainer.loop import Models
+    from modescope.core.training import TrainConfig
+    from modescope.trainer.data import tf_dataset
+    from modescope.trainer.loop import Models
 
     cfg = TrainConfig(size=32, gen_filters=8, disc_filters=8, batch_size=8, instance_noise=0.1,
                       label_smoothing=True, d_steps=2)

@@ -26,9 +26,9 @@ def test_tfrecords_round_trip_and_train_from_them(small_workspace: Path, tmp_pat
     assert len(list(out.glob("curated-*-of-00003.tfrecord"))) == 3
     assert sum(s["count"] for s in manifest["shards"]) == manifest["count"] == res.json()["count"]
 
-    from modescope.catalog import Catalog
-    from modescope.workspace import Workspace
-    from trainer.data import read_tfrecords
+    from modescope.core.catalog import Catalog
+    from modescope.core.workspace import Workspace
+    from modescope.trainer.data import read_tfrecords
 
     images, ids, sha = read_tfrecords(str(out / "*.tfrecord"))
     assert sha == manifest["dataset_sha256"]
@@ -56,7 +56,7 @@ def test_tfrecords_round_trip_and_train_from_them(small_workspace: Path, tmp_pat
 JAX_RUN = """
 import sys
 sys.argv = ["modescope", *sys.argv[1:]]
-from modescope.cli import main
+from modescope.cli.main import main
 try:
     main()
 finally:

@@ -84,7 +84,7 @@ def test_a_tiny_run_writes_its_folder_and_learns_the_colours(workspace: Path) ->
     real = np.stack(sources).astype(float)
     import keras
 
-    from trainer.models import build_generator
+    from modescope.trainer.models import build_generator
 
     keras.utils.set_random_seed(0)
     init = build_generator(32)

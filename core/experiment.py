@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modescope.errors import InputError
-from modescope.runfiles import progress_of, read_json, read_jsonl
-from modescope.samples import check_run_name
-from modescope.workspace import Workspace, atomic_write_bytes
+from modescope.core.errors import InputError
+from modescope.core.files import atomic_write_bytes
+from modescope.core.runfolder import check_run_name
+from modescope.core.training import SIZES, TrainRequest
+from modescope.core.workspace import Workspace
 
 FACTORS = {
     "fraction": "share of the curated set, a seeded random subset (e.g. 0.33,0.67,1)",
@@ -48,25 +49,20 @@ class Experiment:
     def runs(self) -> list[str]:
         return [self.run_name(v) for v in self.values]
 
-    def train_args(self, value: str) -> list[str]:
-        """`modescope train` options of the run for ``value`` (an argument list, no shell)."""
-        opts = dict(self.base)
-        extra: list[str] = []
+    def request(self, value: str) -> TrainRequest:
+        """The training request of the run for ``value``: the shared options, then the
+        factor's value."""
+        opts = {k: v for k, v in self.base.items() if v is not None}
         if self.factor == "fraction":
-            extra += ["--fraction", value]
+            opts["fraction"] = float(value)
         elif self.factor == "size":
             opts["size"] = int(value)
         elif self.factor == "curated":
-            if value == "all":
-                extra.append("--include-flagged")
+            opts["include_flagged"] = value == "all"
         elif self.factor == "lr":
             lr_d, lr_g = value.split("/")
             opts["lr_d"], opts["lr_g"] = float(lr_d), float(lr_g)
-        args = ["--run", self.run_name(value)]
-        for key in BASE_OPTIONS:
-            if opts.get(key) is not None:
-                args += [f"--{key.replace('_', '-')}", str(opts[key])]
-        return args + extra
+        return TrainRequest(run=self.run_name(value), **opts)
 
 
 def _check_value(factor: str, value: str) -> str:
@@ -77,8 +73,6 @@ def _check_value(factor: str, value: str) -> str:
                 raise ValueError
             return f"{f:g}"
         if factor == "size":
-            from trainer.config import SIZES
-
             if int(value) not in SIZES:
                 raise ValueError
             return str(int(value))
@@ -125,24 +119,18 @@ def create(ws: Workspace, name: str, factor: str, values: list[str],
 
 
 def _validate_base(base: dict[str, Any], factor: str, values: list[str]) -> None:
-    """Every planned run's options must make a valid TrainConfig before anything starts."""
-    from trainer.config import ConfigError, TrainConfig
-
+    """Every planned run's options must make a valid training request before anything
+    starts."""
+    probe = Experiment("probe", factor, values, base)
     for value in values:
-        opts = {"size": base.get("size"), "epochs": base.get("epochs"),
-                "batch_size": base.get("batch"), "seed": base.get("seed")}
-        if factor == "size":
-            opts["size"] = int(value)
-        if factor == "lr":
-            opts["lr_d"], opts["lr_g"] = (float(x) for x in value.split("/"))
-        try:  # options not given take TrainConfig's own defaults
-            TrainConfig(**{k: v for k, v in opts.items() if v is not None})
-        except ConfigError as exc:
+        try:
+            probe.request(value)
+        except InputError as exc:
             raise InputError(f"experiment run with {factor} {value}: {exc}") from None
 
 
 def experiment_path(ws: Workspace, name: str) -> Path:
-    return ws.root / "experiments" / f"{name}.json"
+    return ws.experiments_dir / f"{name}.json"
 
 
 def load(ws: Workspace, name: str) -> Experiment:
@@ -154,7 +142,7 @@ def load(ws: Workspace, name: str) -> Experiment:
 
 
 def list_experiments(ws: Workspace) -> list[Experiment]:
-    folder = ws.root / "experiments"
+    folder = ws.experiments_dir
     if not folder.is_dir():
         return []
     return [load(ws, p.stem) for p in sorted(folder.glob("*.json"))
@@ -163,11 +151,11 @@ def list_experiments(ws: Workspace) -> list[Experiment]:
 
 def run_summary(ws: Workspace, run: str) -> dict[str, Any]:
     """Status, final and best metrics and training time of one run, from its folder."""
-    folder = ws.root / "runs" / run
-    progress = progress_of(folder) if folder.exists() else None
-    stats = read_jsonl(folder / "stats.jsonl")
-    metrics = read_jsonl(folder / "metrics.jsonl")
-    dataset = read_json(folder / "dataset.json") or {}
+    folder = ws.run(run)
+    progress = folder.progress() if folder.exists() else None
+    stats = folder.stats()
+    metrics = folder.metrics()
+    dataset = folder.dataset() or {}
     status = "planned" if not folder.exists() else (progress or {}).get("status") or "unknown"
     final = metrics[-1] if metrics else {}
     best = min(metrics, key=lambda m: m["ndb_over_k"]) if metrics else {}
@@ -181,6 +169,21 @@ def run_summary(ws: Workspace, run: str) -> dict[str, Any]:
         "eval_seconds": round(sum(m.get("eval_seconds", 0.0) for m in metrics), 2),
         "curve": [{"epoch": m["epoch"], "ndb_over_k": m["ndb_over_k"]} for m in metrics],
     }
+
+
+def next_request(ws: Workspace, exp: Experiment, value: str) -> TrainRequest | None:
+    """The training request that brings the run for ``value`` forward (resume it, or start
+    it), or None when it has finished."""
+    folder = ws.run(exp.run_name(value))
+    if run_summary(ws, folder.name)["status"] == "finished":
+        return None
+    request = exp.request(value)
+    if folder.has_checkpoint():
+        return request.resuming()
+    if folder.exists():
+        raise InputError(f"run {folder.name} of experiment {exp.name} exists without a "
+                         f"checkpoint; remove {folder.root} and run the experiment again")
+    return request
 
 
 def summary(ws: Workspace, exp: Experiment) -> dict[str, Any]:

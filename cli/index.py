@@ -7,16 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from modescope.catalog import FLAG_REASONS, Catalog
-from modescope.cli import JsonOpt, WorkspaceOpt, _emit_json, _progress, cli, warn
-from modescope.errors import InputError
-from modescope.workspace import DEFAULT_WORKSPACE, Workspace
+from modescope.cli.common import JsonOpt, WorkspaceOpt, emit_json, progress_bar, warn
+from modescope.core.catalog import FLAG_REASONS, Catalog
+from modescope.core.errors import InputError
+from modescope.core.workspace import DEFAULT_WORKSPACE, Workspace
 
 if TYPE_CHECKING:
-    from indexer.features import FeatureSpec
+    from modescope.indexer.features import FeatureSpec
 
 
-@cli.command()
 def index(
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
     source: Annotated[str, typer.Option(help="train, or generated:RUN for a run's samples.")]
@@ -43,24 +42,24 @@ def index(
     as_json: JsonOpt = False,
 ) -> None:
     """Extract VGG16 descriptors of new images and update the FAISS indexes (resumable)."""
-    from indexer.build import index_source
+    from modescope.indexer.build import index_source
 
     ws = Workspace(workspace)
     spec = _resolve_spec(ws, source, weights, seed, input_size, engine)
     if batch < 1 or batch > 1024:
         raise InputError("--batch must be between 1 and 1024")
     warn(_untrained(spec.weights))
-    with _progress("indexing", unit="img") as progress:
+    with progress_bar("indexing", unit="img") as progress:
         report = index_source(ws, source, spec, batch=batch, rebuild=rebuild,
                               progress=progress)
     if as_json:
-        _emit_json(report.as_json())
+        emit_json(report.as_json())
     else:
         typer.echo(report.summary())
 
 
 def _untrained(weights: str) -> str | None:
-    from indexer.features import untrained_warning
+    from modescope.indexer.features import untrained_warning
 
     return untrained_warning(weights)
 
@@ -68,9 +67,9 @@ def _untrained(weights: str) -> str | None:
 def _resolve_spec(ws: Workspace, source: str, weights: str | None, seed: int | None,
                   input_size: int | None, engine: str | None = None) -> FeatureSpec:
     """Options left out follow the train index, so every source shares one feature space."""
-    from indexer.build import spec_from_meta
-    from indexer.features import FeatureSpec, default_input_size
-    from indexer.store import IndexStore
+    from modescope.indexer.build import spec_from_meta
+    from modescope.indexer.features import FeatureSpec, default_input_size
+    from modescope.indexer.store import IndexStore
 
     base = None
     meta = IndexStore(ws, "train").read_meta() if ws.exists() else None
@@ -96,7 +95,6 @@ def _resolve_spec(ws: Workspace, source: str, weights: str | None, seed: int | N
     return spec
 
 
-@cli.command()
 def neighbours(
     image: Annotated[str, typer.Argument(help="A training image id, or any image file.")],
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
@@ -110,13 +108,13 @@ def neighbours(
     as_json: JsonOpt = False,
 ) -> None:
     """The k nearest images to IMAGE by cosine similarity of VGG16 descriptors."""
-    from indexer.search import neighbours as find
+    from modescope.indexer.search import neighbours as find
 
     result = find(Workspace(workspace), image, layer=layer, k=k, source=source,
                   exclude_flagged=exclude_flagged)
     warn(result["warning"])
     if as_json:
-        _emit_json(result)
+        emit_json(result)
         return
     typer.echo(f"{len(result['neighbours'])} nearest to {image} on {layer} "
                f"(weights {result['weights']}):")
@@ -125,7 +123,6 @@ def neighbours(
         typer.echo(f"  {n['similarity']:.4f}  #{n['id']}{label}  {n['path'] or ''}")
 
 
-@cli.command()
 def flag(
     ids: Annotated[list[int], typer.Argument(help="Training image ids.")],
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
@@ -148,7 +145,6 @@ def flag(
     typer.echo(f"flagged {len(ids)} image(s) as {reason}")
 
 
-@cli.command()
 def unflag(
     ids: Annotated[list[int], typer.Argument(help="Training image ids.")],
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
@@ -162,3 +158,11 @@ def unflag(
     finally:
         catalog.close()
     typer.echo(f"unflagged {n} image(s)")
+
+
+def register(cli: typer.Typer) -> None:
+    """Add this module's commands to the ``modescope`` command."""
+    cli.command()(index)
+    cli.command()(neighbours)
+    cli.command()(flag)
+    cli.command()(unflag)

@@ -7,13 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
-from modescope.cli import JsonOpt, WorkspaceOpt, _emit_json, cli, warn
-from modescope.errors import InputError
-from modescope.workspace import DEFAULT_WORKSPACE, Workspace
+from modescope.cli.common import JsonOpt, WorkspaceOpt, emit_json, warn
+from modescope.core.errors import InputError
+from modescope.core.workspace import DEFAULT_WORKSPACE, Workspace
 
 inspect_cli = typer.Typer(help="Analyses: modes (NDB), memorisation, outliers, duplicates, "
                                "suggestions.", no_args_is_help=True)
-cli.add_typer(inspect_cli, name="inspect")
 RunOpt = Annotated[str, typer.Option("--run", help="The run whose generated samples to judge.")]
 FlaggedOpt = Annotated[bool, typer.Option(
     help="Keep flagged training images in the reference set (default: the curated set).")]
@@ -24,13 +23,12 @@ def _report(result: dict[str, Any], as_json: bool, lines: list[str]) -> None:
     for w in result.get("warnings", []):
         warn(w)
     if as_json:
-        _emit_json(result)
+        emit_json(result)
     else:
         for line in lines:
             typer.echo(line)
 
 
-@cli.command("import-samples")
 def import_samples_cmd(
     folder: Annotated[Path, typer.Argument(help="Folder of generated images (any GAN).")],
     run: RunOpt,
@@ -39,11 +37,11 @@ def import_samples_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Register a folder of generated images as RUN's samples (then index and inspect them)."""
-    from modescope.samples import import_samples
+    from modescope.core.import_samples import import_samples
 
     result = import_samples(folder, Workspace(workspace), run, replace=replace)
     if as_json:
-        _emit_json(result)
+        emit_json(result)
         return
     for r in result["rejected"]:
         typer.echo(f"rejected: {r['path']}: {r['reason']}", err=True)
@@ -64,7 +62,7 @@ def modes(
     as_json: JsonOpt = False,
 ) -> None:
     """NDB: which modes of the training data the run dropped or over-produced."""
-    from indexer.inspect import inspect_modes
+    from modescope.indexer.inspect import inspect_modes
 
     if not 0 < alpha < 1:
         raise InputError("--alpha must be between 0 and 1")
@@ -92,7 +90,7 @@ def memorisation_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Copies: each sample's nearest training image, authenticity ratio, verdict; hubness."""
-    from indexer.inspect import inspect_memorisation
+    from modescope.indexer.inspect import inspect_memorisation
 
     if not 0 < pixel_threshold <= 255:
         raise InputError("--pixel-threshold must be in (0, 255]")
@@ -124,7 +122,7 @@ def outliers_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Training images far from all others on either layer (noise, off-topic)."""
-    from indexer.inspect import inspect_outliers
+    from modescope.indexer.inspect import inspect_outliers
 
     r = inspect_outliers(Workspace(workspace), k=k, z=z)
     _report(r, as_json, [
@@ -143,7 +141,7 @@ def duplicates_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Groups of near-duplicate training images, with ingest's exact duplicates."""
-    from indexer.inspect import inspect_duplicates
+    from modescope.indexer.inspect import inspect_duplicates
 
     r = inspect_duplicates(Workspace(workspace), threshold=threshold)
     _report(r, as_json, [
@@ -162,7 +160,7 @@ def suggest_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """More like these: unflagged training images that resemble the flagged ones."""
-    from indexer.inspect import inspect_suggest
+    from modescope.indexer.inspect import inspect_suggest
 
     try:
         kept_ids = {int(v) for v in kept.split(",") if v.strip()} if kept else None
@@ -173,3 +171,9 @@ def suggest_cmd(
         f"{len(r['suggestions'])} suggestions from {r['flagged']} flags ({r['method']}):",
         *[f"  #{s['id']}: {s['score']:.4f}" for s in r["suggestions"]],
     ])
+
+
+def register(cli: typer.Typer) -> None:
+    """Add this module's commands to the ``modescope`` command."""
+    cli.command("import-samples")(import_samples_cmd)
+    cli.add_typer(inspect_cli, name="inspect")

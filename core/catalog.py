@@ -100,6 +100,17 @@ class ImageRow:
     file: str | None
 
 
+@dataclass(frozen=True)
+class CuratedImage:
+    """A training image of the curated set (see ``Catalog.curated``)."""
+
+    id: int
+    label: str | None
+    path: str  # the source file, as ingested
+    sha256: str
+    file: str  # the normalised copy, relative to the workspace
+
+
 _ROW_COLUMNS = "id, path, label, sha256, status, reason, warning, duplicate_of, width, height, file"
 
 
@@ -328,6 +339,16 @@ class Catalog:
         rows = self.conn.execute(
             "SELECT id, sha256, file FROM images WHERE status = 'ok' ORDER BY id")
         return [(r["id"], r["sha256"], r["file"]) for r in rows]
+
+    def curated(self, *, include_flagged: bool = False) -> list[CuratedImage]:
+        """The curated set: every ok (ingested, not duplicate) image without a flag, by id.
+        The one definition that training, export and the analyses share; ``include_flagged``
+        gives every ok image (the uncurated baseline)."""
+        flagged = set() if include_flagged else self.flagged_ids()
+        rows = self.conn.execute(
+            "SELECT id, label, path, sha256, file FROM images WHERE status = 'ok' ORDER BY id")
+        return [CuratedImage(r["id"], r["label"], r["path"], r["sha256"], r["file"])
+                for r in rows if r["id"] not in flagged]
 
     def images(self, status: Status, *, limit: int, offset: int = 0) -> list[ImageRow]:
         rows = self.conn.execute(

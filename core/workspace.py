@@ -7,23 +7,28 @@ Layout::
       catalog.sqlite          SQLite (WAL) catalog of every file ever ingested
       images/train/ab/<sha256>.png   normalised copies, named by the source file's sha256
       locks/                  advisory locks (one ingest at a time)
+      index/<source>/         feature chunks and FAISS indexes (indexer/store.py)
+      runs/<RUN>/             one run's files (core/runfolder.py)
+      experiments/<NAME>.json sweeps of runs (core/experiment.py)
+      app.sqlite              the web app's jobs and login throttle
+
+``Workspace`` names these paths; nothing else builds them from literals.
 """
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import json
 import os
-import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from modescope.errors import WorkspaceError
+from modescope.core.errors import InputError, WorkspaceError
+from modescope.core.files import atomic_write_bytes
+from modescope.core.runfolder import RunFolder, check_run_name
 
 FORMAT_VERSION = 1
 SIZES = (32, 64, 128, 256)
@@ -31,47 +36,6 @@ DEFAULT_SIZE = 64
 Fit = Literal["crop", "pad"]
 DEFAULT_WORKSPACE = "modescope-workspace"
 WORKSPACE_ENV = "MODESCOPE_WORKSPACE"
-
-
-def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
-
-    A crash or kill never leaves half a file at ``path``. ``durable=False`` skips the fsync
-    (callers that write many files call ``sync_filesystem`` once before they commit).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def sync_filesystem(path: Path) -> None:
-    """Flush every written file on ``path``'s filesystem to disk (one call for many files)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if hasattr(os, "syncfs"):  # pragma: no cover - not in CPython yet
-            os.syncfs(fd)
-        elif sys.platform.startswith("linux"):
-            ctypes.CDLL(None, use_errno=True).syncfs(fd)
-        else:
-            os.sync()
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -110,6 +74,36 @@ class Workspace:
     def app_db_path(self) -> Path:
         """The web app's own state (jobs, login failures); the catalog stays the data's."""
         return self.root / "app.sqlite"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.root / "index"
+
+    @property
+    def experiments_dir(self) -> Path:
+        return self.root / "experiments"
+
+    def run(self, name: str) -> RunFolder:
+        """The folder of run ``name`` (checked as a safe name; nothing is created)."""
+        return RunFolder(self, name)
+
+    def run_names(self) -> list[str]:
+        """Every run folder, by name."""
+        if not self.runs_dir.is_dir():
+            return []
+        out = []
+        for p in sorted(self.runs_dir.iterdir()):
+            try:
+                check_run_name(p.name)
+            except InputError:
+                continue
+            if p.is_dir():
+                out.append(p.name)
+        return out
 
     @property
     def train_dir(self) -> Path:

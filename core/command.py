@@ -11,4 +11,4 @@ def modescope_argv() -> list[str]:
     script = Path(sys.executable).parent / "modescope"
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-c", "from modescope.cli import main; main()"]
+    return [sys.executable, "-m", "modescope"]

@@ -1,43 +1,19 @@
-"""The ``modescope`` command line: text for people, ``--json`` for programs, one-line errors."""
+"""``modescope ingest``, ``demo-data``, ``status`` and ``serve``."""
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import sqlite3
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 
-from modescope.errors import ModescopeError
-from modescope.workspace import DEFAULT_WORKSPACE, WORKSPACE_ENV, Workspace
-
-cli = typer.Typer(
-    name="modescope",
-    help="Curate a GAN's training images and inspect its modes.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-
-WorkspaceOpt = Annotated[
-    Path,
-    typer.Option(
-        "--workspace", "-w", envvar=WORKSPACE_ENV, help="Workspace folder.",
-        show_default=True,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
+from modescope.cli.common import JsonOpt, WorkspaceOpt, emit_json, progress_bar, warn
+from modescope.core.errors import ModescopeError
+from modescope.core.workspace import DEFAULT_WORKSPACE, Workspace
 
 
-def _emit_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-
-
-@cli.command()
 def ingest(
     folder: Annotated[Path, typer.Argument(help="Folder of images; subfolders become labels.")],
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
@@ -67,20 +43,20 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Decode, normalise and catalog every image under FOLDER (safe to rerun)."""
-    from modescope.ingest import ingest as run_ingest
-    from modescope.normalise import DEFAULT_MAX_PIXELS
+    from modescope.core.ingest import ingest as run_ingest
+    from modescope.core.normalise import DEFAULT_MAX_PIXELS
 
     if fit not in (None, "crop", "pad"):
         raise ModescopeError(f"--fit {fit!r} is not supported; use crop or pad")
     fit_value: Literal["crop", "pad"] | None = fit  # type: ignore[assignment]
-    with _progress("ingesting") as progress:
+    with progress_bar("ingesting") as progress:
         report = run_ingest(
             folder, Workspace(workspace), size=size, fit=fit_value,
             max_pixels=max_pixels or DEFAULT_MAX_PIXELS, max_aspect=max_aspect,
             workers=workers, progress=progress,
         )
     if as_json:
-        _emit_json(report.as_json())
+        emit_json(report.as_json())
     else:
         for item in report.rejected_files:
             typer.echo(f"rejected: {item['path']}: {item['reason']}", err=True)
@@ -93,13 +69,12 @@ def ingest(
 
 
 def _rejected_in(workspace: Path, root: str) -> int:
-    from modescope.catalog import Catalog
+    from modescope.core.catalog import Catalog
 
     with Catalog.reading(Workspace(workspace).catalog_path) as catalog:
         return catalog.rejected_under(root)
 
 
-@cli.command("demo-data")
 def demo_data(
     out: Annotated[Path, typer.Argument(help="Folder to write (created; must be empty).")],
     n: Annotated[int, typer.Option("--n", help="Number of files.")] = 2000,
@@ -107,13 +82,13 @@ def demo_data(
     as_json: JsonOpt = False,
 ) -> None:
     """Draw a synthetic mask-like data set with known modes, noise and duplicates."""
-    from modescope.demodata import write_demo_data
+    from modescope.core.demodata import write_demo_data
 
-    with _progress("drawing") as progress:
+    with progress_bar("drawing") as progress:
         truth = write_demo_data(out, n=n, seed=seed, progress=progress)
     summary = truth.summary()
     if as_json:
-        _emit_json(summary)
+        emit_json(summary)
     else:
         typer.echo(
             f"wrote {summary['files']} files in {summary['modes']} modes to {out} "
@@ -122,20 +97,19 @@ def demo_data(
         )
 
 
-@cli.command()
 def status(workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE), as_json: JsonOpt = False) -> None:
     """Show what the workspace holds: image counts and rejection reasons."""
-    from modescope.catalog import Catalog
+    from modescope.core.catalog import Catalog
 
     ws = Workspace(workspace)
     config = ws.read_config()
     with Catalog.reading(ws.catalog_path) as catalog:
         counts, reasons, last = catalog.counts(), catalog.reasons(), catalog.last_ingest()
-    from indexer.store import index_summary
+    from modescope.indexer.store import index_summary
 
     idx = index_summary(ws)
     if as_json:
-        _emit_json({
+        emit_json({
             "workspace": str(ws.root), "image_size": config.image_size, "fit": config.fit,
             "counts": counts, "rejected_by_reason": dict(reasons), "last_ingest": last,
             "index": idx,
@@ -157,7 +131,6 @@ def status(workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE), as_json: JsonOpt =
         warn(idx["warning"])
 
 
-@cli.command()
 def serve(
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -178,8 +151,8 @@ def serve(
     import uvicorn
     from pydantic import SecretStr
 
-    from app.main import create_app
-    from app.settings import Settings
+    from modescope.app.main import create_app
+    from modescope.app.settings import Settings
 
     ws = Workspace(workspace)
     ws.read_config()  # fail here, in one line, rather than on the first request
@@ -217,97 +190,13 @@ def serve(
         os.environ["MODESCOPE_SESSION_SECRET"] = secrets.token_hex(32)
     typer.echo(f"modescope serving {ws.root} on http://{host}:{port} with {workers} "
                f"processes{login}", err=True)
-    uvicorn.run("app.main:create_app", factory=True, workers=workers, host=host, port=port,
-                log_level="info", access_log=access_log)
+    uvicorn.run("modescope.app.main:create_app", factory=True, workers=workers, host=host,
+                port=port, log_level="info", access_log=access_log)
 
 
-class _progress:
-    """A rich progress bar on a terminal's stderr; nothing when stderr is not a terminal."""
-
-    def __init__(self, verb: str, unit: str | None = None) -> None:
-        self.verb = verb
-        self.unit = unit
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> Any:
-        if not sys.stderr.isatty():
-            return None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        columns: list[Any] = [TextColumn(self.verb), BarColumn(), MofNCompleteColumn()]
-        if self.unit:
-            unit = self.unit
-            columns.append(TextColumn(
-                "{task.fields[rate]}", style="progress.data.speed"))
-        columns.append(TimeRemainingColumn())
-        self._bar = Progress(*columns, console=Console(stderr=True), transient=True)
-        self._bar.start()
-        self._task = self._bar.add_task(self.verb, total=None, rate="")
-
-        def update(done: int, total: int) -> None:
-            self._bar.update(self._task, completed=done, total=total)
-            speed = self._bar.tasks[0].speed
-            if self.unit and speed:
-                self._bar.update(self._task, rate=f"{speed:.1f} {unit}/s")
-
-        return update
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-
-def warn(message: str | None) -> None:
-    if message:
-        typer.secho(f"warning: {message}", err=True, fg=typer.colors.YELLOW)
-
-
-def main() -> None:
-    try:
-        cli()
-    except ModescopeError as exc:
-        sys.stderr.write(f"modescope: error: {exc}\n")
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.stderr.write("modescope: interrupted; rerun the command to continue\n")
-        sys.exit(130)
-    except (OSError, sqlite3.OperationalError) as exc:
-        if not disk_full(exc):
-            raise
-        name = getattr(exc, "filename", None)
-        where = f" writing {name}" if name else ""
-        sys.stderr.write(f"modescope: error: the disk is full{where}; free space on the device "
-                         "that holds the workspace and rerun the command: what was committed "
-                         "is kept and the rerun continues from there\n")
-        sys.exit(4)
-
-
-def disk_full(exc: BaseException) -> bool:
-    """ENOSPC / EDQUOT, or SQLite's 'database or disk is full'."""
-    import errno
-
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    return isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc)
-
-
-from modescope import (  # noqa: E402,F401  (their commands)
-    cli_experiment,
-    cli_export,
-    cli_index,
-    cli_inspect,
-    cli_train,
-)
-
-if __name__ == "__main__":  # `python -m modescope.cli`: the commands registered on the
-    from modescope.cli import main as _main  # importable module, not on this __main__ copy
-
-    _main()
+def register(cli: typer.Typer) -> None:
+    """Add this module's commands to the ``modescope`` command."""
+    cli.command()(ingest)
+    cli.command("demo-data")(demo_data)
+    cli.command()(status)
+    cli.command()(serve)

@@ -8,13 +8,13 @@ from typing import Annotated, Literal
 
 import typer
 
-from modescope.cli import WorkspaceOpt, cli
-from modescope.errors import InputError
-from modescope.export import curated_rows, to_csv, to_folder, to_json
-from modescope.workspace import DEFAULT_WORKSPACE, Workspace, atomic_write_bytes
+from modescope.cli.common import WorkspaceOpt
+from modescope.core.errors import InputError
+from modescope.core.export import curated_rows, to_csv, to_folder, to_json
+from modescope.core.files import atomic_write_bytes
+from modescope.core.workspace import DEFAULT_WORKSPACE, Workspace
 
 
-@cli.command()
 def export(
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
     format: Annotated[Literal["csv", "json", "folder"], typer.Option(
@@ -40,3 +40,8 @@ def export(
         return
     atomic_write_bytes(out, text.encode("utf-8"))
     typer.echo(f"exported {len(rows)} curated images to {out}", err=True)
+
+
+def register(cli: typer.Typer) -> None:
+    """Add this module's commands to the ``modescope`` command."""
+    cli.command()(export)

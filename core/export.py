@@ -15,9 +15,9 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
-from modescope.catalog import Catalog
-from modescope.errors import InputError, WorkspaceError
-from modescope.workspace import Workspace
+from modescope.core.catalog import Catalog
+from modescope.core.errors import InputError, WorkspaceError
+from modescope.core.workspace import Workspace
 
 COLUMNS = ("id", "label", "file_name", "sha256", "normalised_file")
 UNLABELLED = "_unlabelled"
@@ -37,11 +37,8 @@ def curated_rows(ws: Workspace) -> list[CuratedRow]:
         raise WorkspaceError(f"{ws.root} has no catalog yet; run `modescope ingest DIR "
                              f"--workspace {ws.root}` first")
     with Catalog.reading(ws.catalog_path) as catalog:
-        flagged = catalog.flagged_ids()
-        rows = catalog.conn.execute(
-            "SELECT id, label, path, sha256, file FROM images WHERE status = 'ok' ORDER BY id")
-        return [CuratedRow(r["id"], r["label"], PurePosixPath(r["path"]).name, r["sha256"],
-                           r["file"]) for r in rows if r["id"] not in flagged]
+        return [CuratedRow(c.id, c.label, PurePosixPath(c.path).name, c.sha256, c.file)
+                for c in catalog.curated()]
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

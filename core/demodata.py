@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-from modescope.errors import InputError
-from modescope.workspace import atomic_write_bytes
+from modescope.core.errors import InputError
+from modescope.core.files import atomic_write_bytes
 
 Color = tuple[int, int, int]
 SHAPES = ("oval", "shield", "long", "sun")

@@ -9,16 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
-from modescope import experiment as ex
-from modescope.cli import JsonOpt, WorkspaceOpt, _emit_json, cli
-from modescope.command import modescope_argv
-from modescope.errors import InputError
-from modescope.workspace import DEFAULT_WORKSPACE, Workspace
+from modescope.cli.common import JsonOpt, WorkspaceOpt, emit_json
+from modescope.core import experiment as ex
+from modescope.core.errors import InputError
+from modescope.core.workspace import DEFAULT_WORKSPACE, Workspace
 
 experiment_cli = typer.Typer(help="Sweeps: runs that differ in one factor, compared by NDB/K, "
                                   "JS, copy rate and dropped modes over epochs.",
                              no_args_is_help=True)
-cli.add_typer(experiment_cli, name="experiment")
 
 NameArg = Annotated[str, typer.Argument(help="Experiment name.")]
 
@@ -46,29 +44,11 @@ def create_cmd(
                             "eval_every": eval_every, "eval_samples": eval_samples}
     exp = ex.create(ws, name, factor, values.split(","), base)
     if as_json:
-        _emit_json(ex.summary(ws, exp))
+        emit_json(ex.summary(ws, exp))
     else:
         typer.echo(f"experiment {name}: {len(exp.runs)} runs over {factor} = "
                    f"{', '.join(exp.values)} ({', '.join(exp.runs)}); next: modescope "
                    f"experiment run {name}")
-
-
-def train_command(ws: Workspace, args: list[str]) -> list[str]:
-    return [*modescope_argv(), "train", "--workspace", str(ws.root), *args]
-
-
-def next_step(ws: Workspace, exp: ex.Experiment, value: str) -> list[str] | None:
-    """The `modescope train` call that brings this run forward, or None when it is done."""
-    run = exp.run_name(value)
-    status = ex.run_summary(ws, run)["status"]
-    if status == "finished":
-        return None
-    if (ws.root / "runs" / run / "checkpoints" / "latest").is_dir():
-        return train_command(ws, ["--resume", run])
-    if (ws.root / "runs" / run).exists():
-        raise InputError(f"run {run} of experiment {exp.name} exists without a checkpoint; "
-                         f"remove {ws.root / 'runs' / run} and run the experiment again")
-    return train_command(ws, exp.train_args(value))
 
 
 @experiment_cli.command("run")
@@ -79,12 +59,12 @@ def run_cmd(name: NameArg, workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
     ws = Workspace(workspace)
     exp = ex.load(ws, name)
     for value in exp.values:
-        cmd = next_step(ws, exp, value)
-        if cmd is None:
+        request = ex.next_request(ws, exp, value)
+        if request is None:
             continue
         typer.echo(f"experiment {name}: training {exp.run_name(value)} ({exp.factor} = {value})",
                    err=True)
-        code = subprocess.call(cmd, stdin=subprocess.DEVNULL,
+        code = subprocess.call(request.to_argv(ws.root), stdin=subprocess.DEVNULL,
                                stdout=sys.stderr if as_json else None)
         if code != 0:
             raise InputError(f"run {exp.run_name(value)} stopped with exit code {code}; fix the "
@@ -99,7 +79,7 @@ def show_cmd(name: NameArg, workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
     ws = Workspace(workspace)
     result = ex.summary(ws, ex.load(ws, name))
     if as_json:
-        _emit_json(result)
+        emit_json(result)
         return
     typer.echo(f"experiment {name}: {result['factor']} = {', '.join(result['values'])}")
     typer.echo(f"{'value':>12} {'status':>10} {'images':>6} {'epochs':>6} {'NDB/K':>6} "
@@ -123,7 +103,7 @@ def list_cmd(workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE), as_json: JsonOpt
     ws = Workspace(workspace)
     exps = ex.list_experiments(ws)
     if as_json:
-        _emit_json({"experiments": [{"name": e.name, "factor": e.factor, "values": e.values,
+        emit_json({"experiments": [{"name": e.name, "factor": e.factor, "values": e.values,
                                      "runs": e.runs} for e in exps]})
         return
     for e in exps:
@@ -131,3 +111,8 @@ def list_cmd(workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE), as_json: JsonOpt
     if not exps:
         typer.echo("no experiments yet: modescope experiment create NAME --factor fraction "
                    "--values 0.5,1")
+
+
+def register(cli: typer.Typer) -> None:
+    """Add this module's commands to the ``modescope`` command."""
+    cli.add_typer(experiment_cli, name="experiment")

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modescope.catalog import Catalog, FileRecord
-from modescope.discover import Candidate, discover
-from modescope.errors import InputError
-from modescope.normalise import (
+from modescope.core.catalog import Catalog, FileRecord
+from modescope.core.discover import Candidate, discover
+from modescope.core.errors import InputError
+from modescope.core.files import atomic_write_bytes, sync_filesystem
+from modescope.core.normalise import (
     DEFAULT_MAX_ASPECT,
     DEFAULT_MAX_PIXELS,
     NormaliseOptions,
@@ -31,7 +32,7 @@ from modescope.normalise import (
     normalise,
     png_bytes,
 )
-from modescope.workspace import Fit, Workspace, atomic_write_bytes, sync_filesystem
+from modescope.core.workspace import Fit, Workspace
 
 ProgressFn = Callable[[int, int], None]
 BATCH = 64  # rows per catalog transaction

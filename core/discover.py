@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from modescope.catalog import FileRecord
+from modescope.core.catalog import FileRecord
 
 
 def image_extensions() -> frozenset[str]:

@@ -7,7 +7,7 @@ stops at once. Any other failure writes status "failed" with the error to progre
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import signal
 import sys
 import time
@@ -16,29 +16,17 @@ from typing import Annotated, Any
 
 import typer
 
-from modescope.catalog import Catalog
-from modescope.cli import JsonOpt, WorkspaceOpt, _emit_json, cli
-from modescope.errors import InputError
-from modescope.samples import run_dir
-from modescope.workspace import DEFAULT_WORKSPACE, Workspace
-
-
-def curated_files(ws: Workspace) -> list[Path]:
-    """The training images not flagged, by id: the curated set at the start of a run."""
-    return [item["file"] for item in curated_items(ws)]
-
-
-def curated_items(ws: Workspace) -> list[dict[str, Any]]:
-    """id, sha256, file and label of every curated (ok, not flagged) image, by id."""
-    catalog = Catalog.open(ws.catalog_path, readonly=True)
-    try:
-        flagged = catalog.flagged_ids()
-        labels = dict(catalog.conn.execute("SELECT id, label FROM images WHERE status = 'ok'")
-                      .fetchall())
-        return [{"id": i, "sha256": sha, "file": ws.root / f, "label": labels.get(i)}
-                for i, sha, f in catalog.ok_files() if i not in flagged]
-    finally:
-        catalog.close()
+from modescope.cli.common import JsonOpt, WorkspaceOpt, emit_json
+from modescope.core.catalog import Catalog
+from modescope.core.errors import InputError
+from modescope.core.runfolder import RunFolder
+from modescope.core.training import (
+    TrainConfig,
+    TrainRequest,
+    dataset_record,
+    training_files,
+)
+from modescope.core.workspace import DEFAULT_WORKSPACE, Workspace
 
 
 class _Cancel:
@@ -114,7 +102,6 @@ def _sizes(text: str | None, option: str) -> tuple[int, ...]:
                          ) from None
 
 
-@cli.command()
 def train(
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
     run: Annotated[str | None, typer.Option(help="Run name [default: run-DATE-TIME].")] = None,
@@ -159,8 +146,7 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train a DCGAN on the curated (unflagged) training images; resumable, cancellable."""
-    from trainer.config import ConfigError, TrainConfig
-    from trainer.strategy import is_chief
+    from modescope.trainer.strategy import is_chief
 
     ws = Workspace(workspace)
     ws_config = ws.read_config()
@@ -168,107 +154,75 @@ def train(
         chief = is_chief()
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    request = TrainRequest(
+        run=resume or run or time.strftime("run-%Y%m%d-%H%M%S"), resume=resume is not None,
+        size=size, epochs=epochs, batch=batch, lr_d=lr_d, lr_g=lr_g, loss=loss,
+        label_smoothing=label_smoothing, instance_noise=instance_noise, d_steps=d_steps,
+        flip=flip, progressive=_sizes(progressive, "--progressive"),
+        stage_epochs=_sizes(stage_epochs, "--stage-epochs"), checkpoint_every=checkpoint_every,
+        mixed_precision=mixed_precision, seed=seed, fraction=fraction,
+        include_flagged=include_flagged, eval_every=eval_every, eval_samples=eval_samples,
+        tpu=tpu, tfrecords=tfrecords)
+    folder = ws.run(request.run)
     files: list[Path] | None = None
-    if resume:
-        folder = run_dir(ws, resume)
-        if not (folder / "checkpoints" / "latest" / "state.json").is_file():
-            raise InputError(f"run {resume} has no checkpoint to resume from")
-        config = TrainConfig.loads((folder / "config.json").read_text())
+    if request.resume:
+        if not folder.has_checkpoint():
+            raise InputError(f"run {request.run} has no checkpoint to resume from")
+        config = folder.read_config()
         if epochs is not None and epochs != config.epochs:
-            config = _retarget(config, epochs, folder)
-        record = json.loads((folder / "dataset.json").read_text())
+            config = _retarget(config, epochs, folder, chief)
+        record = folder.dataset() or {}
         tfrecords = record.get("tfrecords")
-        files = None if tfrecords else [Path(f) for f in record["files"]]
-        name = resume
+        files = None if tfrecords else [Path(f) for f in record.get("files", [])]
     else:
-        name = run or time.strftime("run-%Y%m%d-%H%M%S")
-        folder = run_dir(ws, name)
-        if chief and (folder / "config.json").exists():
-            raise InputError(f"run {name} exists; use --resume {name} or another --run")
-        try:
-            config = TrainConfig(
-                size=size or ws_config.image_size, epochs=epochs or 25, batch_size=batch, lr_d=lr_d,
-                lr_g=lr_g, loss=loss, label_smoothing=label_smoothing,
-                instance_noise=instance_noise, d_steps=d_steps, flip=flip,
-                progressive=_sizes(progressive, "--progressive"),
-                stage_epochs=_sizes(stage_epochs, "--stage-epochs"),
-                checkpoint_every=checkpoint_every, mixed_precision=mixed_precision, seed=seed)
-        except ConfigError as exc:
-            raise InputError(str(exc)) from None
+        if chief and folder.is_trained():
+            raise InputError(f"run {request.run} exists; use --resume {request.run} or "
+                             "another --run")
+        config = request.config(ws_config.image_size)
         if not tfrecords:
-            files = subset(all_ok_files(ws) if include_flagged else curated_files(ws),
-                           fraction, seed)
-    evaluation = evaluation_settings(folder, resume, eval_every, checkpoint_every, eval_samples,
-                                     seed, chief)
+            files = training_files(ws, request)
+    evaluation = _evaluation(folder, request, chief)
     epoch_fn = make_epoch_fn(ws, evaluation, config) if chief and evaluation["every"] else None
-    result = _run(config, folder, files, bool(resume), tpu, tfrecords, chief, epoch_fn)
-    result = {"run": name, "folder": str(folder), **result}
+    result = _run(config, folder, files, request.resume, tpu, tfrecords, chief, epoch_fn)
+    name = request.run
+    result = {"run": name, "folder": str(folder.root), **result}
     if as_json:
-        _emit_json(result)
+        emit_json(result)
     elif result["status"] == "cancelled":
         typer.echo(f"run {name}: cancelled in epoch {result['epoch'] + 1} (step "
                    f"{result['step']}); continue with: modescope train -w {ws.root} "
                    f"--resume {name}")
     else:
         typer.echo(f"run {name}: {result['status']} after epoch {result['epoch']} "
-                   f"(step {result['step']}); samples in {folder / 'samples'}")
+                   f"(step {result['step']}); sample grids in {folder.grids_dir}")
 
 
-def _retarget(config: Any, epochs: int, folder: Path) -> Any:
+def _retarget(config: TrainConfig, epochs: int, folder: RunFolder, chief: bool) -> TrainConfig:
     """A resumed run's new total of epochs (not below those done), saved in its config.json."""
-    import dataclasses
-
-    from trainer.config import ConfigError
-
-    done = json.loads((folder / "checkpoints" / "latest" / "state.json").read_text())["epoch"]
+    done = folder.checkpoint_state()["epoch"]
     if config.progressive:
         raise InputError("--epochs cannot change a progressive run; its stages are fixed")
     if epochs < done:
         raise InputError(f"--epochs {epochs}: the run has done {done} epochs already")
-    try:
-        config = dataclasses.replace(config, epochs=epochs)
-    except ConfigError as exc:
-        raise InputError(str(exc)) from None
-    (folder / "config.json").write_text(config.dumps())
+    config = dataclasses.replace(config, epochs=epochs)
+    if chief:
+        folder.write_config(config)
     return config
 
 
-def all_ok_files(ws: Workspace) -> list[Path]:
-    """Every ingested (ok) image, flagged or not: the uncurated set."""
-    with Catalog.reading(ws.catalog_path) as catalog:
-        return [ws.root / f for _, _, f in catalog.ok_files()]
-
-
-def subset(files: list[Path], fraction: float, seed: int) -> list[Path]:
-    """A seeded random share of the files (in their order), at least one."""
-    if not 0 < fraction <= 1:
-        raise InputError(f"--fraction {fraction}: give a share in (0, 1], e.g. 0.33")
-    if fraction == 1 or not files:
-        return files
-    import numpy as np
-
-    keep = max(1, round(len(files) * fraction))
-    picked = np.sort(np.random.default_rng([seed, 1]).choice(len(files), keep, replace=False))
-    return [files[i] for i in picked]
-
-
-def evaluation_settings(folder: Path, resume: str | None, every: int | None,
-                        checkpoint_every: int, samples: int, seed: int,
-                        chief: bool) -> dict[str, Any]:
+def _evaluation(folder: RunFolder, request: TrainRequest, chief: bool) -> dict[str, Any]:
     """How often and on how many fixed samples the run is scored; kept in evaluation.json so
     a resumed run scores the same way."""
-    path = folder / "evaluation.json"
-    if resume and path.is_file():
-        return dict(json.loads(path.read_text()))
-    if every is not None and not 0 <= every <= 10_000:
-        raise InputError("--eval-every must be between 0 (never) and 10000")
-    if not 10 <= samples <= 20_000:
-        raise InputError("--eval-samples must be between 10 and 20000")
-    settings = {"every": checkpoint_every if every is None else every, "samples": samples,
-                "seed": seed}
-    if chief and not resume:
-        folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(settings, indent=1) + "\n")
+    if request.resume:
+        kept = folder.evaluation()
+        if kept is not None:
+            return kept
+    every = request.eval_every
+    settings = {"every": request.checkpoint_every if every is None else every,
+                "samples": request.eval_samples, "seed": request.seed}
+    if chief and not request.resume:
+        folder.create()
+        folder.write_evaluation(settings)
     return settings
 
 
@@ -277,7 +231,7 @@ def make_epoch_fn(ws: Workspace, evaluation: dict[str, Any], config: Any) -> Any
     training set (indexer.checkpoint_eval); without a training index, say so once and skip."""
     import numpy as np
 
-    from indexer.store import IndexStore
+    from modescope.indexer.store import IndexStore
 
     if IndexStore(ws, "train").read_meta() is None:
         typer.secho("warning: no training index: the run is not scored per checkpoint; run "
@@ -292,7 +246,7 @@ def make_epoch_fn(ws: Workspace, evaluation: dict[str, Any], config: Any) -> Any
         if epoch % evaluation["every"] and epoch != config.total_epochs:
             return None
         if "evaluator" not in state:
-            from indexer.checkpoint_eval import CheckpointEvaluator
+            from modescope.indexer.checkpoint_eval import CheckpointEvaluator
 
             state["evaluator"] = CheckpointEvaluator(ws)
         result: dict[str, Any] = state["evaluator"].evaluate(sample(z))
@@ -301,16 +255,16 @@ def make_epoch_fn(ws: Workspace, evaluation: dict[str, Any], config: Any) -> Any
     return epoch_fn
 
 
-def _run(config: Any, folder: Path, files: list[Path] | None, resume: bool, tpu: str | None,
-         tfrecords: str | None, chief: bool, epoch_fn: Any = None) -> dict[str, Any]:
-    from trainer.loop import train as run_train
-    from trainer.runfolder import write_progress
+def _run(config: TrainConfig, folder: RunFolder, files: list[Path] | None, resume: bool,
+         tpu: str | None, tfrecords: str | None, chief: bool, epoch_fn: Any = None
+         ) -> dict[str, Any]:
+    from modescope.trainer.loop import train as run_train
 
     last: dict[str, Any] = {}
 
     def failed(message: str) -> None:
-        if chief and folder.is_dir():
-            write_progress(folder, {**last, "status": "failed", "error": message})
+        if chief and folder.exists():
+            folder.write_progress({**last, "status": "failed", "error": message})
 
     with _Cancel() as cancel, _Bar() as bar:
         def progress(info: dict[str, Any]) -> None:
@@ -318,16 +272,16 @@ def _run(config: Any, folder: Path, files: list[Path] | None, resume: bool, tpu:
             bar(info)
 
         try:
-            result = run_train(config, folder, files, progress_fn=progress, abort_fn=cancel,
+            result = run_train(config, folder.root, files, progress_fn=progress, abort_fn=cancel,
                                resume=resume, tpu=tpu, tfrecords=tfrecords, epoch_fn=epoch_fn)
         except ValueError as exc:
             failed(str(exc))
             raise InputError(str(exc)) from None
         except SystemExit:  # a second signal: stopped at once, without a new checkpoint
-            if chief and folder.is_dir():
-                write_progress(folder, {**last, "status": "cancelled", "error":
-                                        "stopped without saving; --resume continues from the "
-                                        "last checkpoint"})
+            if chief and folder.exists():
+                folder.write_progress({**last, "status": "cancelled", "error":
+                                       "stopped without saving; --resume continues from the "
+                                       "last checkpoint"})
             raise
         except BaseException as exc:
             failed(f"{type(exc).__name__}: {exc}")
@@ -335,7 +289,6 @@ def _run(config: Any, folder: Path, files: list[Path] | None, resume: bool, tpu:
     return {**result, "d_loss": last.get("d_loss"), "g_loss": last.get("g_loss")}
 
 
-@cli.command()
 def generate(
     run: Annotated[str, typer.Option("--run", help="The run whose generator to sample.")],
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
@@ -345,23 +298,23 @@ def generate(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a run's samples to runs/RUN/generated/ for `modescope index --source generated:RUN`."""
-    from trainer.loop import generate as run_generate
+    from modescope.trainer.loop import generate as run_generate
 
     ws = Workspace(workspace)
-    folder = run_dir(ws, run)
-    if not (folder / "checkpoints" / checkpoint).is_dir():
+    folder = ws.run(run)
+    if not folder.has_checkpoint(checkpoint):
         raise InputError(f"run {run} has no checkpoint {checkpoint!r}")
     if not 1 <= n <= 100_000:
         raise InputError("--n must be between 1 and 100000")
-    written = run_generate(folder, folder / "generated", n, seed=seed, checkpoint=checkpoint)
+    written = run_generate(folder.root, folder.generated_dir, n, seed=seed,
+                           checkpoint=checkpoint)
     if as_json:
-        _emit_json({"run": run, "generated": written, "folder": str(folder / "generated")})
+        emit_json({"run": run, "generated": written, "folder": str(folder.generated_dir)})
     else:
-        typer.echo(f"wrote {written} samples to {folder / 'generated'}; next: modescope index "
+        typer.echo(f"wrote {written} samples to {folder.generated_dir}; next: modescope index "
                    f"--source generated:{run}")
 
 
-@cli.command("export-tfrecords")
 def export_tfrecords(
     out: Annotated[Path, typer.Option("--out", help="Folder for the shards and manifest.json.")],
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
@@ -370,21 +323,30 @@ def export_tfrecords(
 ) -> None:
     """Write the curated set as sharded TFRecords (PNG + id + label) for `train --tfrecords`
     (TPUs read from cloud storage: copy the folder there with gsutil)."""
-    from trainer.data import write_tfrecords
-    from trainer.runfolder import dataset_record
+    from modescope.trainer.data import write_tfrecords
 
     if not 1 <= shards <= 10_000:
         raise InputError("--shards must be between 1 and 10000")
     ws = Workspace(workspace)
-    items = curated_items(ws)
+    with Catalog.reading(ws.catalog_path) as catalog:
+        curated = catalog.curated()
+    items = [{"id": c.id, "sha256": c.sha256, "file": ws.root / c.file, "label": c.label}
+             for c in curated]
     if not items:
         raise InputError(f"workspace {ws.root} has no curated images; run modescope ingest first")
     if out.exists() and any(out.glob("*.tfrecord")):
         raise InputError(f"{out} already holds TFRecords; give an empty or new --out folder")
-    sha = dataset_record([item["file"] for item in items])["sha256"]
+    sha = dataset_record([ws.root / c.file for c in curated])["sha256"]
     manifest = write_tfrecords(items, out, shards, sha)
     if as_json:
-        _emit_json({"out": str(out), **manifest})
+        emit_json({"out": str(out), **manifest})
     else:
         typer.echo(f"wrote {manifest['count']} images in {len(manifest['shards'])} shards to "
                    f"{out}; train with: modescope train --tfrecords '{out}/*.tfrecord'")
+
+
+def register(cli: typer.Typer) -> None:
+    """Add this module's commands to the ``modescope`` command."""
+    cli.command()(train)
+    cli.command()(generate)
+    cli.command("export-tfrecords")(export_tfrecords)
