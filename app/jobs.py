@@ -32,8 +32,8 @@ from typing import Any
 
 from modescope.app.errors import AppError, BadRequest, NotFound
 from modescope.core.errors import WorkspaceError
+from modescope.core.files import tail
 from modescope.core.process import pid_alive
-from modescope.core.runfolder import tail
 from modescope.core.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -245,7 +245,7 @@ class JobRunner:
     def _launch(self, job: Job) -> None:
         if not self.db.claim(job.id):
             return
-        log_path = self.ws.root / job.log
+        log_path = self.ws.resolve(job.log)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as out:
             out.write(f"[job {job.id}] {' '.join(job.argv)}\n".encode())
@@ -324,4 +324,4 @@ class JobRunner:
         return self.db.list()
 
     def log_tail(self, job: Job, lines: int = 20) -> str:
-        return tail(self.ws.root / job.log, lines)
+        return tail(self.ws.resolve(job.log), lines)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from modescope.app.errors import AppError, NotFound
-from modescope.core.catalog import connect
+from modescope.core.catalog_db import connect
 from modescope.core.workspace import Workspace
 from modescope.indexer.features import LAYERS
 from modescope.indexer.index import IndexCorrupt, VectorIndex, faiss

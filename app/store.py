@@ -21,7 +21,8 @@ from typing import Annotated
 from annotated_types import Ge, Le
 
 from modescope.app.errors import AppError, BadRequest
-from modescope.core.catalog import FLAG_REASONS, Catalog, ImageRow, KeptConnection
+from modescope.core.catalog import Catalog, ImageRow
+from modescope.core.catalog_db import FLAG_REASONS, KeptConnection
 from modescope.core.workspace import Workspace
 
 MAX_IDS_PER_CHANGE = 10_000

@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from modescope.app.analyses import store_analysis  # noqa: E402
-from modescope.core.catalog import connect  # noqa: E402
+from modescope.core.catalog_db import connect  # noqa: E402
 from modescope.core.workspace import Workspace  # noqa: E402
 from modescope.indexer.index import VectorIndex  # noqa: E402
 from modescope.indexer.store import IndexStore  # noqa: E402

@@ -330,13 +330,13 @@ def export_tfrecords(
     ws = Workspace(workspace)
     with Catalog.reading(ws.catalog_path) as catalog:
         curated = catalog.curated()
-    items = [{"id": c.id, "sha256": c.sha256, "file": ws.root / c.file, "label": c.label}
+    items = [{"id": c.id, "sha256": c.sha256, "file": ws.resolve(c.file), "label": c.label}
              for c in curated]
     if not items:
         raise InputError(f"workspace {ws.root} has no curated images; run modescope ingest first")
     if out.exists() and any(out.glob("*.tfrecord")):
         raise InputError(f"{out} already holds TFRecords; give an empty or new --out folder")
-    sha = dataset_record([ws.root / c.file for c in curated])["sha256"]
+    sha = dataset_record([ws.resolve(c.file) for c in curated])["sha256"]
     manifest = write_tfrecords(items, out, shards, sha)
     if as_json:
         emit_json({"out": str(out), **manifest})

@@ -83,7 +83,7 @@ def to_folder(ws: Workspace, rows: list[CuratedRow], out: Path) -> int:
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         for r in rows:
-            src = ws.root / r.normalised_file
+            src = ws.resolve(r.normalised_file)
             if not src.is_file():
                 raise WorkspaceError(f"image {r.id}'s normalised file {src} is missing; rerun "
                                      "`modescope ingest`")

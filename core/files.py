@@ -1,13 +1,16 @@
-"""Files written whole: a temp name in the same folder, then a rename (a crash never leaves half a
-file), and one flush of a whole filesystem for callers that write many files."""
+"""Files written whole (a temp name in the same folder, then a rename: a crash never leaves half a
+file), one flush of a whole filesystem for callers that write many files, and tolerant readers
+(a missing or half-written JSON file, the tail of a log)."""
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
@@ -49,3 +52,41 @@ def sync_filesystem(path: Path) -> None:
             os.sync()
     finally:
         os.close(fd)
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of an append-only JSON-lines file; a half-written last line is skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a (log) file, reading at most its last 16 KiB."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 16384))
+            data = fh.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modescope.core.errors import InputError
-from modescope.core.files import atomic_write_bytes
+from modescope.core.files import atomic_write_bytes, read_json, read_jsonl, tail
 from modescope.core.process import pid_alive
 from modescope.core.training import TrainConfig
 
@@ -56,31 +56,6 @@ def check_run_name(run: str) -> str:
     if not RUN_NAME.fullmatch(run):
         raise InputError(f"run name {run!r} must be 1-64 letters, digits, '.', '_' or '-'")
     return run
-
-
-def read_json(path: Path) -> Any:
-    """A JSON file's content, or None when it is missing or unreadable."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of an append-only JSON-lines file; a half-written last line is skipped."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return []
-    rows = []
-    for line in text.splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
 
 
 def _json_bytes(payload: Any, indent: int | None = 1) -> bytes:
@@ -406,15 +381,3 @@ class RunFolder:
         shutil.rmtree(self.generated_dir, ignore_errors=True)
         staging.rename(self.generated_dir)
 
-
-def tail(path: Path, lines: int = 30) -> str:
-    """The last lines of a (log) file, reading at most its last 16 KiB."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 16384))
-            data = fh.read()
-    except OSError:
-        return ""
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])

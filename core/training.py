@@ -220,7 +220,7 @@ def training_files(ws: Workspace, request: TrainRequest) -> list[Path]:
     ``include_flagged``), then a seeded share of it when ``fraction`` < 1."""
     with Catalog.reading(ws.catalog_path) as catalog:
         images = catalog.curated(include_flagged=request.include_flagged)
-    return subset([ws.root / c.file for c in images], request.fraction, request.seed)
+    return subset([ws.resolve(c.file) for c in images], request.fraction, request.seed)
 
 
 def subset(files: list[Path], fraction: float, seed: int) -> list[Path]:

@@ -121,7 +121,12 @@ class Workspace:
         return self.train_dir / sha256[:2] / f"{sha256}.png"
 
     def relative(self, path: Path) -> str:
+        """How the catalog and the jobs table record a path: relative to the workspace."""
         return path.relative_to(self.root).as_posix()
+
+    def resolve(self, relative: str) -> Path:
+        """The file behind a path recorded relative to the workspace (``relative``'s inverse)."""
+        return self.root / relative
 
     def read_config(self) -> WorkspaceConfig:
         try:

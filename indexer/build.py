@@ -131,7 +131,7 @@ def _check_compatible(store: IndexStore, spec: FeatureSpec) -> dict[str, Any] | 
     if meta is None and store.chunk_names():
         # chunks from a killed first run: usable only if made with this spec (partial.json is
         # written before the first chunk)
-        partial = store.dir / "partial.json"
+        partial = store.partial_path
         if partial.is_file() and partial.read_text() != _spec_text(spec):
             raise IndexMismatch(f"{store.chunk_dir} was started with other settings; add "
                                 "--rebuild")
@@ -145,7 +145,7 @@ def _spec_text(spec: FeatureSpec) -> str:
 def _extract(ws: Workspace, store: IndexStore, spec: FeatureSpec, todo: list[Item],
              batch: int, progress: ProgressFn | None) -> tuple[int, float]:
     store.dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(store.dir / "partial.json", _spec_text(spec).encode())
+    atomic_write_bytes(store.partial_path, _spec_text(spec).encode())
     size = ws.read_config().image_size
     calibration = None
     if spec.engine == "int8" and not int8_model_dir(ws).is_dir():
@@ -240,5 +240,5 @@ def _write_indexes(store: IndexStore, spec: FeatureSpec, desired: dict[int, str]
         "versions": versions(),
     }
     store.write_meta(meta)
-    (store.dir / "partial.json").unlink(missing_ok=True)
+    (store.partial_path).unlink(missing_ok=True)
     return meta

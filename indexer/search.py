@@ -43,7 +43,7 @@ def query_vector(ws: Workspace, store: IndexStore, meta: dict[str, Any], layer: 
         if row is None or row.status != "ok" or row.file is None:
             raise InputError(f"no training image with id {image_id}; give an id from "
                              "`modescope status` or an image file")
-        file = ws.root / row.file
+        file = ws.resolve(row.file)
     train = IndexStore(ws, "train")
     if image_id is not None and store.source == "train":
         vi = store.open_layer(layer, meta)

@@ -58,7 +58,7 @@ def source_items(ws: Workspace, source: str) -> list[Item]:
         if not ws.catalog_path.is_file():
             raise IndexMissing(f"{ws.root} has no catalog; run `modescope ingest DIR` first")
         with Catalog.reading(ws.catalog_path) as catalog:
-            return [Item(i, sha, ws.root / f) for i, sha, f in catalog.ok_files()]
+            return [Item(i, sha, ws.resolve(f)) for i, sha, f in catalog.ok_files()]
     folder = ws.run(str(run))
     if not folder.has_samples():
         raise InputError(f"run {run} has no generated samples in {folder.generated_dir}; "
@@ -91,6 +91,11 @@ class IndexStore:
     @property
     def meta_path(self) -> Path:
         return self.dir / "meta.json"
+
+    @property
+    def partial_path(self) -> Path:
+        """The spec of an extraction that stopped part way (removed when it completes)."""
+        return self.dir / "partial.json"
 
     @property
     def chunk_dir(self) -> Path:
