@@ -100,7 +100,7 @@ def ours_tf(batch: int):  # noqa: ANN201
 
     from modescope.core.training import TrainConfig
     from modescope.trainer.data import tf_dataset
-    from modescope.trainer.loop import Models
+    from modescope.trainer.stages import Models
 
     strategy = tf.distribute.get_strategy()
     cfg = TrainConfig(size=64, batch_size=batch)
@@ -180,7 +180,7 @@ os.environ["KERAS_BACKEND"] = "jax"
 sys.path.insert(0, sys.argv[1])
 import jax, keras, numpy as np
 from modescope.core.training import TrainConfig
-from modescope.trainer.loop import Models
+from modescope.trainer.stages import Models
 res = {}
 for batch in map(int, sys.argv[2].split(",")):
     for policy in ("float32", "mixed_bfloat16"):

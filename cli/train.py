@@ -272,7 +272,7 @@ def _run(config: TrainConfig, folder: RunFolder, files: list[Path] | None, resum
             bar(info)
 
         try:
-            result = run_train(config, folder.root, files, progress_fn=progress, abort_fn=cancel,
+            result = run_train(config, folder, files, progress_fn=progress, abort_fn=cancel,
                                resume=resume, tpu=tpu, tfrecords=tfrecords, epoch_fn=epoch_fn)
         except ValueError as exc:
             failed(str(exc))
@@ -306,8 +306,7 @@ def generate(
         raise InputError(f"run {run} has no checkpoint {checkpoint!r}")
     if not 1 <= n <= 100_000:
         raise InputError("--n must be between 1 and 100000")
-    written = run_generate(folder.root, folder.generated_dir, n, seed=seed,
-                           checkpoint=checkpoint)
+    written = run_generate(folder, n, seed=seed, checkpoint=checkpoint)
     if as_json:
         emit_json({"run": run, "generated": written, "folder": str(folder.generated_dir)})
     else:

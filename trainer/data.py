@@ -5,6 +5,8 @@ tf.data on TensorFlow (distributable), plain numpy on JAX (which must not import
 Both are deterministic functions of (seed, epoch), so ``preview.png`` (the first batch of epoch
 1) is exactly what the model receives, and a resumed run skips to the same batch.
 TFRecords (``modescope export-tfrecords``): one record per image, PNG bytes + id + label.
+``training_images`` is what a run trains on: the curated files or TFRecords, and their record
+(dataset.json).
 """
 
 from __future__ import annotations
@@ -12,11 +14,47 @@ from __future__ import annotations
 import glob as globlib
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from modescope.core.training import dataset_record
+
+
+@dataclass(frozen=True)
+class TrainingImages:
+    """A run's training images: ``record`` is its dataset.json (count, sha256, and the files
+    or the TFRecords and ids); ``source`` holds the decoded TFRecords (None: read the files)."""
+
+    record: dict[str, Any]
+    source: np.ndarray | None = None
+
+    def at(self, size: int) -> np.ndarray:
+        """Every image as uint8 (N, size, size, 3)."""
+        if self.source is not None:
+            return resize_images(self.source, size)
+        return load_images([Path(f) for f in self.record["files"]], size)
+
+
+def training_images(files: list[Path] | None, tfrecords: str | None, batch: int
+                    ) -> TrainingImages:
+    """The curated ``files``, or the images of the TFRecords matching ``tfrecords``; at least
+    one batch of them (ValueError otherwise)."""
+    if tfrecords:
+        source, ids, sha = read_tfrecords(tfrecords)
+        sha = sha or dataset_record([Path(i) for i in ids])["sha256"]
+        data = TrainingImages({"count": len(ids), "sha256": sha, "tfrecords": tfrecords,
+                               "ids": ids}, source)
+    else:
+        data = TrainingImages(dataset_record(list(files or [])))
+    count = data.record["count"]
+    if count < batch:
+        raise ValueError(f"{count} curated images are fewer than one batch ({batch}); lower "
+                         "--batch")
+    return data
 
 
 def load_images(files: list[Path], size: int) -> np.ndarray:

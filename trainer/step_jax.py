@@ -1,6 +1,7 @@
 """The JAX training step (KERAS_BACKEND=jax): the same losses, options and update order as
 step_tf.TFStep, as one ``jax.jit`` function over explicit state with Keras ``stateless_call``.
-Imports no TensorFlow. One device (tf.distribute has no JAX counterpart here).
+Imports no TensorFlow. One device (tf.distribute has no JAX counterpart here). Randomness comes
+from the slots of trainer/noise.py: ``fold_in(fold_in(key(seed), step), slot)``.
 
 State lives in arrays between steps; ``sync()`` writes it back into the Keras variables before
 samples and checkpoints are taken, ``load()`` reads it from them (after a resume or a fade-in
@@ -13,7 +14,7 @@ from typing import Any
 
 from modescope.core.training import TrainConfig
 from modescope.trainer.losses import d_loss, g_loss
-from modescope.trainer.step_tf import SLOTS
+from modescope.trainer.noise import LABEL_RANGE, StepNoise
 
 
 class JaxStep:
@@ -33,22 +34,19 @@ class JaxStep:
             def normal(slot: int, shape: tuple[int, ...]) -> Any:
                 return jax.random.normal(jax.random.fold_in(key, slot), (batch, *shape))
 
-            def noisy(x: Any, slot: int) -> Any:
-                if cfg.instance_noise <= 0:
-                    return x
-                x = x.astype(jnp.float32)
-                return x + sigma * normal(slot, tuple(x.shape[1:]))
+            def uniform(slot: int, shape: tuple[int, ...]) -> Any:
+                low, high = LABEL_RANGE
+                return jax.random.uniform(jax.random.fold_in(key, slot), (batch, *shape),
+                                          minval=low, maxval=high)
 
-            if cfg.label_smoothing and cfg.loss == "nonsaturating":
-                labels = jax.random.uniform(jax.random.fold_in(key, SLOTS - 2), (batch, 1),
-                                            minval=0.9, maxval=1.0)
-            else:
-                labels = jnp.ones((batch, 1))
+            rand = StepNoise(cfg, normal, uniform, lambda shape: jnp.ones((batch, *shape)),
+                             lambda x: x.astype(jnp.float32), sigma)
+            labels = rand.labels()
 
             def d_update(dtv: Any, dntv: Any, odv: Any, fake: Any, k: int) -> Any:
                 def loss(p: Any, ntv: Any) -> Any:
-                    lr, ntv = d.stateless_call(p, ntv, noisy(real, 3 * k + 1), training=True)
-                    lf, ntv = d.stateless_call(p, ntv, noisy(fake, 3 * k + 2), training=True)
+                    lr, ntv = d.stateless_call(p, ntv, rand.real(real, k), training=True)
+                    lf, ntv = d.stateless_call(p, ntv, rand.fake(fake, k), training=True)
                     return d_loss(cfg.loss, lr, lf, labels, batch), ntv
 
                 (ld, dntv), grads = jax.value_and_grad(loss, has_aux=True)(dtv, dntv)
@@ -56,17 +54,16 @@ class JaxStep:
                 return ld, dtv, dntv, odv
 
             for k in range(cfg.d_steps - 1):
-                fake, gntv = g.stateless_call(gtv, gntv, normal(3 * k, (cfg.latent_dim,)),
-                                              training=True)
+                fake, gntv = g.stateless_call(gtv, gntv, rand.z(k), training=True)
                 _, dtv, dntv, odv = d_update(dtv, dntv, odv, jax.lax.stop_gradient(fake), k)
             k = cfg.d_steps - 1
-            z = normal(3 * k, (cfg.latent_dim,))
+            z = rand.z(k)
             fake, g_vjp, gntv = jax.vjp(
                 lambda p: g.stateless_call(p, gntv, z, training=True), gtv, has_aux=True)
             ld, dtv, dntv, odv = d_update(dtv, dntv, odv, jax.lax.stop_gradient(fake), k)
 
             def through_d(f: Any) -> Any:
-                logits, ntv = d.stateless_call(dtv, dntv, noisy(f, SLOTS - 1), training=True)
+                logits, ntv = d.stateless_call(dtv, dntv, rand.for_g(f), training=True)
                 return g_loss(cfg.loss, logits, batch), ntv
 
             (lg, dntv), d_fake = jax.value_and_grad(through_d, has_aux=True)(fake)

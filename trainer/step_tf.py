@@ -2,12 +2,10 @@
 and one G update, run on every replica with ``strategy.run``.
 
 The G update reuses the last D update's fake batch (as the PyTorch DCGAN example does): G runs
-forward once per batch. Randomness (z, smoothed labels, instance noise) is stateless, seeded by
-(config.seed, step) with Philox (the default algorithm differs under XLA), drawn at the GLOBAL
-batch size and sliced by replica id, so one step on N replicas draws the same numbers as on one
-device (tests/trainer/test_strategy.py) and a resumed run draws what the uninterrupted run would
-have. Losses come back as tensors: the loop reads them about once a second, not every step (a
-read is a host sync).
+forward once per batch. Randomness (z, smoothed labels, instance noise) comes from the slots of
+trainer/noise.py: Philox (the default algorithm differs under XLA) seeded by (config.seed,
+step * SLOTS + slot), drawn at the GLOBAL batch size and sliced by replica id. Losses come back
+as tensors: the loop reads them about once a second, not every step (a read is a host sync).
 """
 
 from __future__ import annotations
@@ -16,8 +14,33 @@ from typing import Any
 
 from modescope.core.training import TrainConfig
 from modescope.trainer.losses import d_loss, g_loss
+from modescope.trainer.noise import LABEL_RANGE, SLOTS, StepNoise
 
-SLOTS = 64  # random streams per step: 3 per D update, labels, the G update's noise
+
+def replica_noise(tf: Any, config: TrainConfig, global_batch: int, replicas: int, step: Any,
+                  sigma: Any) -> StepNoise:
+    """This replica's part of the step's random numbers (inside ``strategy.run``)."""
+    local = global_batch // replicas
+
+    def part(full: Any) -> Any:  # this replica's slice of a global-batch draw
+        if replicas == 1:
+            return full
+        rid = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return full[rid * local:(rid + 1) * local]
+
+    def seed(slot: int) -> Any:
+        return tf.stack([tf.constant(config.seed, tf.int64), step * SLOTS + slot])
+
+    def normal(slot: int, shape: tuple[int, ...]) -> Any:
+        return part(tf.random.stateless_normal((global_batch, *shape), seed(slot),
+                                               alg="philox"))
+
+    def uniform(slot: int, shape: tuple[int, ...]) -> Any:
+        return part(tf.random.stateless_uniform((global_batch, *shape), seed(slot),
+                                                *LABEL_RANGE, alg="philox"))
+
+    return StepNoise(config, normal, uniform, lambda shape: tf.ones((local, *shape)),
+                     lambda x: tf.cast(x, tf.float32), sigma)
 
 
 class TFStep:
@@ -31,54 +54,30 @@ class TFStep:
         if global_batch % replicas:
             raise ValueError(f"batch {global_batch} does not split over {replicas} replicas; "
                              f"use a multiple of {replicas}")
-        local = global_batch // replicas
         cfg = config
 
-        def draw(kind: str, step: Any, slot: int, shape: tuple[int, ...], dtype: Any = None
-                 ) -> Any:
-            seed = tf.stack([tf.constant(cfg.seed, tf.int64), step * SLOTS + slot])
-            full_shape = (global_batch, *shape)
-            if kind == "normal":
-                full = tf.random.stateless_normal(full_shape, seed, alg="philox")
-            else:
-                full = tf.random.stateless_uniform(full_shape, seed, 0.9, 1.0, alg="philox")
-            if replicas == 1:
-                return full
-            rid = tf.distribute.get_replica_context().replica_id_in_sync_group
-            return full[rid * local:(rid + 1) * local]
-
-        def noisy(x: Any, step: Any, slot: int, sigma: Any) -> Any:
-            if cfg.instance_noise <= 0:
-                return x
-            x = tf.cast(x, tf.float32)
-            return x + sigma * draw("normal", step, slot, tuple(x.shape[1:]))
-
         def replica_step(real: Any, step: Any, sigma: Any) -> Any:
-            if cfg.label_smoothing and cfg.loss == "nonsaturating":
-                labels = draw("uniform", step, SLOTS - 2, (1,))
-            else:
-                labels = tf.ones((local, 1))
+            rand = replica_noise(tf, cfg, global_batch, replicas, step, sigma)
+            labels = rand.labels()
             ld = tf.constant(0.0)
             for k in range(cfg.d_steps - 1):  # extra D updates, each on fresh noise
-                fake = g(draw("normal", step, 3 * k, (cfg.latent_dim,)), training=True)
+                fake = g(rand.z(k), training=True)
                 with tf.GradientTape() as tape:
-                    ld = d_loss(cfg.loss, d(noisy(real, step, 3 * k + 1, sigma), training=True),
-                                d(noisy(fake, step, 3 * k + 2, sigma), training=True),
-                                labels, global_batch)
+                    ld = d_loss(cfg.loss, d(rand.real(real, k), training=True),
+                                d(rand.fake(fake, k), training=True), labels, global_batch)
                 opt_d.apply_gradients(zip(tape.gradient(ld, d.trainable_variables),
                                           d.trainable_variables, strict=True))
             k = cfg.d_steps - 1
             with tf.GradientTape(watch_accessed_variables=False) as g_tape:
                 g_tape.watch([v.value for v in g.trainable_variables])
-                fake = g(draw("normal", step, 3 * k, (cfg.latent_dim,)), training=True)
+                fake = g(rand.z(k), training=True)
                 with tf.GradientTape() as tape:
-                    ld = d_loss(cfg.loss, d(noisy(real, step, 3 * k + 1, sigma), training=True),
-                                d(noisy(tf.stop_gradient(fake), step, 3 * k + 2, sigma),
-                                  training=True), labels, global_batch)
+                    ld = d_loss(cfg.loss, d(rand.real(real, k), training=True),
+                                d(rand.fake(tf.stop_gradient(fake), k), training=True),
+                                labels, global_batch)
                 opt_d.apply_gradients(zip(tape.gradient(ld, d.trainable_variables),
                                           d.trainable_variables, strict=True))
-                lg = g_loss(cfg.loss, d(noisy(fake, step, SLOTS - 1, sigma), training=True),
-                            global_batch)
+                lg = g_loss(cfg.loss, d(rand.for_g(fake), training=True), global_batch)
             opt_g.apply_gradients(zip(g_tape.gradient(lg, g.trainable_variables),
                                       g.trainable_variables, strict=True))
             return ld, lg

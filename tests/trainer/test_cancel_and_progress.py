@@ -72,3 +72,27 @@ def test_bad_options_are_refused_before_training(small_workspace: Path) -> None:
     res = run_cli("train", "-w", small_workspace, "--run", "bad", "--size", "64",
                   "--progressive", "32,64")
     assert res.code == 2 and "stage_epochs" in res.err
+
+
+def test_a_cancel_at_an_epochs_last_step_ends_that_epoch_and_resume_finishes(
+        small_workspace: Path) -> None:
+    from modescope.core.training import TrainConfig, TrainRequest, training_files
+    from modescope.core.workspace import Workspace
+    from modescope.trainer.loop import train
+
+    ws = Workspace(small_workspace)
+    run = ws.run("edge")
+    files = training_files(ws, TrainRequest(run="edge"))
+    per_epoch = len(files) // 8
+    config = TrainConfig(size=32, gen_filters=8, disc_filters=8, batch_size=8, epochs=3)
+    steps: list[int] = []
+    result = train(config, run, files, progress_fn=lambda info: steps.append(info["step"]),
+                   abort_fn=lambda: steps[-1] == per_epoch)
+    assert result == {"status": "cancelled", "epoch": 1, "step": per_epoch}
+    # the epoch's end came first: its stats row, grid and a checkpoint at the boundary
+    assert run.checkpoint_state()["epoch"] == 1 and run.checkpoint_state()["batch_in_epoch"] == 0
+    assert [s["epoch"] for s in run.stats()] == [1] and run.grid_epochs() == [1]
+    assert (run.progress() or {})["status"] == "cancelled"
+    result = train(config, run, files, resume=True)
+    assert result == {"status": "finished", "epoch": 3, "step": 3 * per_epoch}
+    assert [s["step"] for s in run.stats()] == [per_epoch, 2 * per_epoch, 3 * per_epoch]

@@ -38,7 +38,7 @@ def test_the_trainer_config_imports_no_tensorflow() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, trainer.config; "
+    code = ("import sys, modescope.core.training; "
             "assert not {'tensorflow', 'keras', 'jax'} & set(sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

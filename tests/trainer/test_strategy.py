@@ -28,7 +28,7 @@ TWO_DEVICES = textwrap.dedent("""
     import keras
     from modescope.core.training import TrainConfig
     from modescope.trainer.data import tf_dataset
-    from modescope.trainer.loop import Models
+    from modescope.trainer.stages import Models
 
     cfg = TrainConfig(size=32, gen_filters=8, disc_filters=8, batch_size=8, instance_noise=0.1,
                       label_smoothing=True, d_steps=2)
