@@ -38,7 +38,7 @@ def spelled_paths(tree: ast.AST) -> list[tuple[int, str]]:
         if (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
                 and isinstance(node.right, ast.Constant) and node.right.value in FOLDERS):
             found.append((node.lineno, f"/ {node.right.value!r}"))
-    return found
+    return sorted(found)
 
 
 def test_only_the_owners_spell_workspace_and_run_paths() -> None:
