@@ -149,7 +149,7 @@ def train(
     from modescope.trainer.strategy import is_chief
 
     ws = Workspace(workspace)
-    ws_config = ws.read_config()
+    ws.read_config()
     try:
         chief = is_chief()
     except ValueError as exc:
@@ -163,29 +163,8 @@ def train(
         mixed_precision=mixed_precision, seed=seed, fraction=fraction,
         include_flagged=include_flagged, eval_every=eval_every, eval_samples=eval_samples,
         tpu=tpu, tfrecords=tfrecords)
-    folder = ws.run(request.run)
-    files: list[Path] | None = None
-    if request.resume:
-        if not folder.has_checkpoint():
-            raise InputError(f"run {request.run} has no checkpoint to resume from")
-        config = folder.read_config()
-        if epochs is not None and epochs != config.epochs:
-            config = _retarget(config, epochs, folder, chief)
-        record = folder.dataset() or {}
-        tfrecords = record.get("tfrecords")
-        files = None if tfrecords else [Path(f) for f in record.get("files", [])]
-    else:
-        if chief and folder.is_trained():
-            raise InputError(f"run {request.run} exists; use --resume {request.run} or "
-                             "another --run")
-        config = request.config(ws_config.image_size)
-        if not tfrecords:
-            files = training_files(ws, request)
-    evaluation = _evaluation(folder, request, chief)
-    epoch_fn = make_epoch_fn(ws, evaluation, config) if chief and evaluation["every"] else None
-    result = _run(config, folder, files, request.resume, tpu, tfrecords, chief, epoch_fn)
+    result = _train(ws, request, chief)
     name = request.run
-    result = {"run": name, "folder": str(folder.root), **result}
     if as_json:
         emit_json(result)
     elif result["status"] == "cancelled":
@@ -194,7 +173,35 @@ def train(
                    f"--resume {name}")
     else:
         typer.echo(f"run {name}: {result['status']} after epoch {result['epoch']} "
-                   f"(step {result['step']}); sample grids in {folder.grids_dir}")
+                   f"(step {result['step']}); sample grids in {ws.run(name).grids_dir}")
+
+
+def _train(ws: Workspace, request: TrainRequest, chief: bool) -> dict[str, Any]:
+    """Start or resume the run the request names; its result with the run and folder."""
+    folder = ws.run(request.run)
+    files: list[Path] | None = None
+    tfrecords = request.tfrecords
+    if request.resume:
+        if not folder.has_checkpoint():
+            raise InputError(f"run {request.run} has no checkpoint to resume from")
+        config = folder.read_config()
+        if request.epochs is not None and request.epochs != config.epochs:
+            config = _retarget(config, request.epochs, folder, chief)
+        record = folder.dataset() or {}
+        tfrecords = record.get("tfrecords")
+        files = None if tfrecords else [Path(f) for f in record.get("files", [])]
+    else:
+        if chief and folder.is_trained():
+            raise InputError(f"run {request.run} exists; use --resume {request.run} or "
+                             "another --run")
+        config = request.config(ws.read_config().image_size)
+        if not tfrecords:
+            files = training_files(ws, request)
+    evaluation = _evaluation(folder, request, chief)
+    epoch_fn = make_epoch_fn(ws, evaluation, config) if chief and evaluation["every"] else None
+    result = _run(config, folder, files, request.resume, request.tpu, tfrecords, chief,
+                  epoch_fn)
+    return {"run": request.run, "folder": str(folder.root), **result}
 
 
 def _retarget(config: TrainConfig, epochs: int, folder: RunFolder, chief: bool) -> TrainConfig:

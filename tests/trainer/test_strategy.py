@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from tests.conftest import modescope_cmd
@@ -94,10 +93,8 @@ def test_two_workers_finish_an_epoch_and_only_the_chief_writes(small_workspace: 
             [*modescope_cmd(), "train", "-w", str(small_workspace), "--run", "mw", "--epochs",
              "1", "--batch", "8", "--json"], env=env, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True))
-    t = time.monotonic()
-    outs = [p.communicate(timeout=240) for p in procs]
+    outs = [p.communicate(timeout=240) for p in procs]  # a hang fails here, not a slow run
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
-    assert time.monotonic() - t < 240
     results = [json.loads(o[0]) for o in outs]
     assert all(r["status"] == "finished" and r["epoch"] == 1 for r in results)
     run = small_workspace / "runs" / "mw"

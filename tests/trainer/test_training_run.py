@@ -48,11 +48,9 @@ def grid_tiles(path: Path, size: int) -> list[np.ndarray]:
 
 
 def test_a_tiny_run_writes_its_folder_and_learns_the_colours(workspace: Path) -> None:
-    t = time.perf_counter()
     res = run_cli("train", "-w", workspace, "--run", "tiny", "--epochs", "24", "--batch", "32",
                   "--json")
     assert res.code == 0, res.err
-    assert time.perf_counter() - t < 120
     out = res.json()
     run = workspace / "runs" / "tiny"
     n_images = json.loads((run / "dataset.json").read_text())["count"]
