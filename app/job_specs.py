@@ -45,7 +45,7 @@ def train_job(ws: Workspace, form: TrainForm) -> tuple[str, dict[str, Any], list
                            stage_epochs=_ints(form.stage_epochs, "stage epochs"))
     if ws.run(run).is_trained():
         raise JobConflict(f"run {run} exists; choose another name or resume it")
-    params = request.params(ws.read_config().image_size)
+    params = request.params(form.size)  # the form always names the size: no workspace read
     return run, params, request.to_argv(ws.root, as_json=True)
 
 
