@@ -25,9 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modescope.app.errors import AppError
 from modescope.app.store import flags_version
-from modescope.core.errors import ModescopeError
+from modescope.core.errors import Conflict, ModescopeError
 from modescope.core.files import atomic_write_bytes
 from modescope.core.workspace import Workspace
 from modescope.indexer.store import IndexStore
@@ -35,8 +34,7 @@ from modescope.indexer.store import IndexStore
 KINDS = ("modes", "memorisation")
 
 
-class AnalysisUnavailable(AppError):
-    status = 409
+class AnalysisUnavailable(Conflict):
     title = "Analysis not possible yet"
 
 

@@ -9,16 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modescope.app.errors import AppError, NotFound
 from modescope.core.catalog import Catalog, ImageRow
-from modescope.core.errors import WorkspaceError
+from modescope.core.errors import NotFound, WorkspaceError
 from modescope.core.workspace import Workspace, WorkspaceConfig
 from modescope.indexer.store import index_summary
-
-
-class WorkspaceMissing(AppError):
-    status = 503
-    title = "Workspace not ready"
 
 
 @dataclass(frozen=True)
@@ -54,7 +48,7 @@ class CatalogView:
     @contextmanager
     def _open(self) -> Iterator[Catalog]:
         if not self.workspace.catalog_path.is_file():
-            raise WorkspaceMissing(
+            raise WorkspaceError(
                 f"{self.workspace.root} has no catalog yet; run "
                 f"`modescope ingest DIR --workspace {self.workspace.root}`"
             )
@@ -62,10 +56,7 @@ class CatalogView:
             yield catalog
 
     def overview(self, page: int, page_size: int) -> Overview:
-        try:
-            config = self.workspace.read_config()
-        except WorkspaceError as exc:
-            raise WorkspaceMissing(str(exc)) from None
+        config = self.workspace.read_config()
         with self._open() as catalog:
             counts = {**catalog.counts(), "flagged": len(catalog.flagged_ids())}
             pages = max(1, math.ceil(counts["ok"] / page_size))

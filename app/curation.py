@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from modescope.app.errors import AppError
+from modescope.app.analyses import AnalysisUnavailable as NotReady  # one error, both analyses
 from modescope.app.store import FlagStore
 from modescope.core.errors import ModescopeError
 from modescope.core.workspace import Workspace
@@ -32,11 +32,6 @@ from modescope.indexer.inspect import (
 from modescope.indexer.store import IndexStore
 
 logger = logging.getLogger(__name__)
-
-
-class NotReady(AppError):
-    status = 409
-    title = "Analysis not possible yet"
 
 
 @dataclass(frozen=True)
@@ -74,7 +69,7 @@ class Suggestions:
     seconds: float
 
 
-class Computing(AppError):
+class Computing(ModescopeError):
     """The analysis is still running in the background; the page says so and reloads."""
 
     status = 202

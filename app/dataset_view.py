@@ -11,10 +11,10 @@ import math
 from dataclasses import dataclass, field
 
 from modescope.app.curation import Computing, Curation, NotReady
-from modescope.app.errors import NotFound
 from modescope.app.neighbours import IndexCache, NotIndexed
 from modescope.app.store import Flag, FlagStore
 from modescope.core.catalog import ImageRow
+from modescope.core.errors import NotFound
 from modescope.core.workspace import Workspace
 
 VIEWS = ("all", "modes", "outliers", "duplicates", "flagged", "suggest")

@@ -6,11 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modescope.app.errors import BadRequest, NotFound
 from modescope.app.jobs import JobConflict, JobRunner
 from modescope.app.plots import Chart, curves_chart
 from modescope.core import experiment as ex
-from modescope.core.errors import InputError
 from modescope.core.workspace import Workspace
 
 
@@ -38,15 +36,12 @@ def start(ws: Workspace, jobs: JobRunner, form: ExperimentForm) -> ex.Experiment
     """Validate, save the plan, and queue one training job per value (they run in turn)."""
     base = {"epochs": form.epochs, "batch": form.batch, "size": form.size,
             "eval_every": form.eval_every, "eval_samples": form.eval_samples, "seed": form.seed}
-    try:
-        planned = ex.Experiment(form.name, form.factor, [], base)
-        for value in form.values.split(","):
-            if value.strip() and ws.run(planned.run_name(value.strip())).exists():
-                raise JobConflict(f"run {planned.run_name(value.strip())} exists; choose "
-                                  "another experiment name")
-        exp = ex.create(ws, form.name, form.factor, form.values.split(","), base)
-    except InputError as exc:
-        raise BadRequest(str(exc)) from None
+    planned = ex.Experiment(form.name, form.factor, [], base)
+    for value in form.values.split(","):
+        if value.strip() and ws.run(planned.run_name(value.strip())).exists():
+            raise JobConflict(f"run {planned.run_name(value.strip())} exists; choose "
+                              "another experiment name")
+    exp = ex.create(ws, form.name, form.factor, form.values.split(","), base)
     for value in exp.values:
         argv = exp.request(value).to_argv(ws.root, as_json=True)
         jobs.submit("train", exp.run_name(value), {"experiment": exp.name, exp.factor: value,
@@ -59,10 +54,7 @@ def listing(ws: Workspace) -> list[dict[str, Any]]:
 
 
 def page(ws: Workspace, name: str) -> ExperimentPage:
-    try:
-        exp = ex.load(ws, name)
-    except InputError as exc:
-        raise NotFound(str(exc)) from None
+    exp = ex.load(ws, name)  # NotFound (a 404) when there is no such experiment
     summary = ex.summary(ws, exp)
     curves = {r["run"]: [(float(p["epoch"]), float(p["ndb_over_k"])) for p in r["curve"]]
               for r in summary["rows"]}

@@ -1,4 +1,5 @@
-"""What a job runs: a training request validated (no TensorFlow) before any process starts."""
+"""What a job runs: a training request validated (no TensorFlow) before any process starts,
+and the one call per Jobs form that validates and queues it."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from modescope.app.errors import BadRequest
-from modescope.app.jobs import Job, JobConflict
+from modescope.app.jobs import Job, JobConflict, JobRunner
 from modescope.core.errors import InputError
 from modescope.core.training import TrainRequest
 from modescope.core.workspace import Workspace
@@ -32,29 +32,26 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.replace(" ", "").split(",") if v)
     except ValueError:
-        raise BadRequest(f"{name} {text!r}: give comma-separated whole numbers, "
+        raise InputError(f"{name} {text!r}: give comma-separated whole numbers, "
                          "e.g. 32,64") from None
 
 
 def train_job(ws: Workspace, form: TrainForm) -> tuple[str, dict[str, Any], list[str]]:
     """(run, params, argv) of a retrain on the curated set, or a 400 naming the bad field."""
     run = form.run.strip() or time.strftime("curated-%Y%m%d-%H%M%S")
-    try:
-        request = TrainRequest(run=run, size=form.size, epochs=form.epochs, batch=form.batch,
-                               lr_d=form.lr_d, lr_g=form.lr_g,
-                               progressive=_ints(form.progressive, "progressive"),
-                               stage_epochs=_ints(form.stage_epochs, "stage epochs"))
-    except InputError as exc:
-        raise BadRequest(str(exc)) from None
+    request = TrainRequest(run=run, size=form.size, epochs=form.epochs, batch=form.batch,
+                           lr_d=form.lr_d, lr_g=form.lr_g,
+                           progressive=_ints(form.progressive, "progressive"),
+                           stage_epochs=_ints(form.stage_epochs, "stage epochs"))
     if ws.run(run).is_trained():
         raise JobConflict(f"run {run} exists; choose another name or resume it")
-    params = request.params(ws.read_config().image_size)
+    params = request.params(form.size)  # the form always names the size: no workspace read
     return run, params, request.to_argv(ws.root, as_json=True)
 
 
 def resume_job(ws: Workspace, job: Job) -> tuple[str, dict[str, Any], list[str]]:
     if not job.resumable:
-        raise BadRequest(f"job #{job.id} is a {job.status} {job.kind} job; only an interrupted, "
+        raise InputError(f"job #{job.id} is a {job.status} {job.kind} job; only an interrupted, "
                          "cancelled or failed training job can be resumed")
     if not ws.run(job.run).has_checkpoint():
         raise JobConflict(f"run {job.run} has no checkpoint yet; start a new training instead")
@@ -64,17 +61,31 @@ def resume_job(ws: Workspace, job: Job) -> tuple[str, dict[str, Any], list[str]]
 
 def pipeline_job(ws: Workspace, run: str, n: int) -> tuple[str, dict[str, Any], list[str]]:
     """Generate n samples (trained runs), index them, write both analyses."""
-    try:
-        folder = ws.run(run)
-    except InputError as exc:
-        raise BadRequest(str(exc)) from None
+    folder = ws.run(run)
     trained = folder.has_checkpoint()
     if not trained and not folder.has_samples():
-        raise BadRequest(f"run {run} has neither a checkpoint nor imported samples")
+        raise InputError(f"run {run} has neither a checkpoint nor imported samples")
     if not 1 <= n <= 100_000:
-        raise BadRequest("samples must be between 1 and 100000")
+        raise InputError("samples must be between 1 and 100000")
     argv = [sys.executable, "-m", "modescope.app.pipeline", "--workspace", str(ws.root),
             "--run", run, "--n", str(n)]
     if not trained:
         argv.append("--no-generate")
     return run, {"n": n, "generate": trained}, argv
+
+
+def start_train(jobs: JobRunner, form: TrainForm) -> Job:
+    """Validate a retrain form and queue it (400/409 before anything is queued)."""
+    run, params, argv = train_job(jobs.ws, form)
+    return jobs.submit("train", run, params, argv)
+
+
+def start_pipeline(jobs: JobRunner, run: str, n: int) -> Job:
+    run, params, argv = pipeline_job(jobs.ws, run, n)
+    return jobs.submit("pipeline", run, params, argv)
+
+
+def resume(jobs: JobRunner, job_id: int) -> Job:
+    """Queue a training job that continues an interrupted one from its checkpoint."""
+    run, params, argv = resume_job(jobs.ws, jobs.db.get(job_id))
+    return jobs.submit("train", run, params, argv)

@@ -30,8 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modescope.app.errors import AppError, BadRequest, NotFound
-from modescope.core.errors import WorkspaceError
+from modescope.core.errors import Conflict, InputError, NotFound, WorkspaceError
 from modescope.core.files import tail
 from modescope.core.process import pid_alive
 from modescope.core.workspace import Workspace
@@ -63,8 +62,9 @@ CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, id);
 """
 
 
-class JobConflict(AppError):
-    status = 409
+class JobConflict(Conflict):
+    """A run already has a job, or its state does not allow the one asked for."""
+
     title = "Job refused"
 
 
@@ -316,7 +316,7 @@ class JobRunner:
             self._signal(job, signal.SIGTERM)
             self._wake.set()
         else:
-            raise BadRequest(f"job #{job_id} is {job.status}; only queued or running jobs "
+            raise InputError(f"job #{job_id} is {job.status}; only queued or running jobs "
                              "can be cancelled")
         return self.db.get(job_id)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from modescope.app.job_specs import PIPELINE_STEPS
 from modescope.app.jobs import Job, JobRunner
+from modescope.core.workspace import DEFAULT_SIZE, Workspace
 
 STEP_LINE = re.compile(r"\[pipeline\] step (\d+)/(\d+): (.*)")
 
@@ -68,3 +69,12 @@ def job_rows(runner: JobRunner) -> list[JobRow]:
             eta = None
         rows.append(JobRow(job, value, maximum, label, eta, text))
     return rows
+
+
+def job_row(runner: JobRunner, job_id: int) -> JobRow:
+    return next(r for r in job_rows(runner) if r.job.id == job_id)
+
+
+def train_size(ws: Workspace) -> int:
+    """The retrain form's default image size: the workspace's (before any ingest, the default)."""
+    return ws.read_config().image_size if ws.config_path.is_file() else DEFAULT_SIZE

@@ -8,8 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import Response
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -17,7 +16,7 @@ from modescope import __version__
 from modescope.app import security
 from modescope.app.catalog_view import CatalogView
 from modescope.app.dataset_view import open_dataset
-from modescope.app.errors import AppError, render_error
+from modescope.app.errors import install_error_handler
 from modescope.app.routes import (
     auth,
     compare,
@@ -33,6 +32,11 @@ from modescope.app.routes import (
 from modescope.app.runs_state import open_runs_side
 from modescope.app.settings import Settings
 from modescope.core.workspace import Workspace
+
+# each module's ``routers``: the pages, their /api/ twins and images, each with its prefix and
+# tag (the groups of /docs); URLs are the prefix plus the route's path
+ROUTE_MODULES = (overview, auth, dataset, export, docs, runs, samples, jobs, compare,
+                 experiments)
 
 
 def package_dir(name: str) -> Path:
@@ -57,9 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # blocking page work runs in this many threads: under one GIL more threads only
         # contend (40, anyio's default, gave p99 2x worse at 200 requests/s: bench/load.py)
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
-        app.state.view = CatalogView(Workspace(settings.workspace))
-        app.state.dataset = open_dataset(Workspace(settings.workspace), settings.analysis_wait_s)
-        runs_side = open_runs_side(app, settings)
+        ws = Workspace(settings.workspace)
+        app.state.workspace = ws
+        app.state.view = CatalogView(ws)
+        app.state.dataset = open_dataset(ws, settings.analysis_wait_s)
+        runs_side = open_runs_side(app, ws, settings)
         yield
         runs_side.close()
         app.state.dataset.flags.close()
@@ -72,18 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=package_dir("static")), name="static")
-    app.include_router(overview.router)
-    app.include_router(auth.router)
-    app.include_router(dataset.router)
-    app.include_router(export.router)
-    app.include_router(docs.router)
-    for router in (runs.router, samples.router, jobs.router, compare.router,
-                   experiments.router):
-        app.include_router(router)
-
-    @app.exception_handler(AppError)
-    async def on_app_error(request: Request, exc: AppError) -> Response:
-        return render_error(request, templates, exc)
-
+    for module in ROUTE_MODULES:
+        for router in module.routers:
+            app.include_router(router)
+    install_error_handler(app, templates)  # any ModescopeError: its status, HTML or JSON
     security.install(app, settings)
     return app

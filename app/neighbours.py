@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from modescope.app.errors import AppError, NotFound
 from modescope.core.catalog_db import connect
+from modescope.core.errors import Conflict, NotFound
 from modescope.core.workspace import Workspace
 from modescope.indexer.features import LAYERS
 from modescope.indexer.index import IndexCorrupt, VectorIndex, faiss
@@ -24,8 +24,10 @@ from modescope.indexer.store import IndexMissing, IndexStore
 K = 24
 
 
-class NotIndexed(AppError):
-    status = 409
+class NotIndexed(Conflict):
+    """A source's index is missing, unreadable or was built with other settings: the pages
+    show it as a notice, a JSON client gets a 409 naming the `modescope index` to run."""
+
     title = "Not indexed yet"
 
 

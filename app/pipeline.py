@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 from modescope.app.analyses import store_analysis
-from modescope.app.errors import AppError
 from modescope.app.job_specs import PIPELINE_STEPS
 from modescope.core.command import modescope_argv
+from modescope.core.errors import ModescopeError
 from modescope.core.workspace import Workspace
 
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         step(k, f"inspect {kind}")
         try:
             store_analysis(ws, args.run, kind)
-        except AppError as exc:
+        except ModescopeError as exc:
             sys.stdout.write(f"[pipeline] {exc.detail}\n")
             return 1
     sys.stdout.write("[pipeline] done\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from modescope.app.analyses import Analyses
 from modescope.app.jobs import JobRunner
@@ -25,24 +25,20 @@ class RunsSide:
     samples: SamplesView
     etags: EtagCache
     jobs: JobRunner
+    analysis_wait_s: float  # how long a page waits for a first analysis (Settings)
+    page_size: int
 
     def close(self) -> None:
         self.jobs.stop()
         self.analyses.close()
 
 
-def open_runs_side(app: FastAPI, settings: Settings) -> RunsSide:
-    ws = Workspace(settings.workspace)
+def open_runs_side(app: FastAPI, ws: Workspace, settings: Settings) -> RunsSide:
     analyses = Analyses(ws)
     indexes = IndexCache(ws)
     runs = RunsView(ws, analyses)
     side = RunsSide(ws, analyses, indexes, runs, SamplesView(runs, indexes), EtagCache(),
-                    JobRunner(ws))
+                    JobRunner(ws), settings.analysis_wait_s, settings.page_size)
     side.jobs.start()
     app.state.runs_side = side
-    return side
-
-
-def runs_side(request: Request) -> RunsSide:
-    side: RunsSide = request.app.state.runs_side
     return side

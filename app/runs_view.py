@@ -11,19 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from modescope.app.analyses import Analyses, cache_path, current_versions
-from modescope.app.errors import NotFound
-from modescope.core.errors import InputError
-from modescope.core.runfolder import RunFolder, check_run_name
+from modescope.core.errors import InputError, NotFound
+from modescope.core.runfolder import RunFolder
 from modescope.core.workspace import Workspace
 from modescope.indexer.store import IndexStore
-
-
-def safe_run(run: str) -> str:
-    """A run name from a URL, or a 404."""
-    try:
-        return check_run_name(run)
-    except InputError as exc:
-        raise NotFound(str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from modescope.app.analyses import Analysis
-from modescope.app.errors import BadRequest, NotFound
 from modescope.app.neighbours import IndexCache, TrainNeighbour, sample_neighbours
 from modescope.app.runs_view import RunsView
+from modescope.core.errors import InputError, NotFound
 
 SORTS = ("number", "copied", "mode", "random")
 
@@ -87,7 +87,7 @@ class SamplesView:
              memorisation: Analysis | None, modes: Analysis | None,
              note: str | None = None) -> SamplesPage:
         if sort not in SORTS:
-            raise BadRequest(f"sort {sort!r}: use one of {', '.join(SORTS)}")
+            raise InputError(f"sort {sort!r}: use one of {', '.join(SORTS)}")
         numbers = self.runs.sample_numbers(run)
         if not numbers:
             self.runs.run(run)

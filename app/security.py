@@ -23,15 +23,14 @@ import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modescope.app.errors import AppError, document_errors, wants_json
+from modescope.app.errors import document_errors, error_json
 from modescope.app.settings import Settings
+from modescope.core.errors import InputError, ModescopeError
 from modescope.core.workspace import Workspace
 
 SESSION_COOKIE = "modescope_session"
@@ -44,18 +43,25 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
 
 
-class LoginRequired(AppError):
+class LoginRequired(ModescopeError):
+    """Not logged in: a browser's GET is sent to the login page (app/errors.py), others 401."""
+
     status = 401
     title = "Login required"
 
 
-class CsrfRejected(AppError):
+class CsrfRejected(ModescopeError):
     status = 403
     title = "Request refused"
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(ModescopeError):
+    status = 413
+    title = "Request too large"
+
+
+class HostRejected(InputError):
+    title = "Host not allowed"
 
 
 def token_required(settings: Settings) -> bool:
@@ -96,7 +102,7 @@ def check_token(settings: Settings, given: str) -> bool:
     return hmac.compare_digest(expected, given.encode())
 
 
-class TooManyAttempts(AppError):
+class TooManyAttempts(ModescopeError):
     status = 429
     title = "Too many attempts"
 
@@ -252,11 +258,9 @@ class HostCheck:
         if scope["type"] == "http":
             raw = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
             if host_name(raw) not in self.allowed:
-                response = JSONResponse(
-                    {"error": "Host not allowed",
-                     "detail": f"this server answers on loopback names only, not {raw!r}; "
-                               "open it as http://127.0.0.1:PORT, or serve with a token"},
-                    status_code=400)
+                response = error_json(HostRejected(
+                    f"this server answers on loopback names only, not {raw!r}; "
+                    "open it as http://127.0.0.1:PORT, or serve with a token"))
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -288,7 +292,7 @@ class BodyLimit:
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
                     over = True
-                    raise BodyTooLarge()
+                    raise BodyTooLarge(self._detail)
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -304,15 +308,16 @@ class BodyLimit:
         except BodyTooLarge:
             await self._too_large(scope, receive, send)
 
+    @property
+    def _detail(self) -> str:
+        return f"request body over {self.max_bytes} bytes"
+
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        detail = f"request body over {self.max_bytes} bytes"
-        response = JSONResponse({"error": "Request too large", "detail": detail},
-                                status_code=413)
-        await response(scope, receive, send)
+        await error_json(BodyTooLarge(self._detail))(scope, receive, send)
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    """Middleware (outermost last) and the login redirect; called once by ``create_app``."""
+    """Middleware (outermost last) and the login throttle; called once by ``create_app``."""
     settings.check_exposure()
     document_errors(app)  # every route can answer this layer's 401/403/413/400 and its own 4xx
     ws = Workspace(settings.workspace)
@@ -325,10 +330,3 @@ def install(app: FastAPI, settings: Settings) -> None:
     if not token_required(settings):
         app.add_middleware(HostCheck, allowed=LOOPBACK_NAMES | {settings.host.lower()})
     app.add_middleware(SecurityHeaders)
-
-    @app.exception_handler(LoginRequired)
-    async def on_login_required(request: Request, exc: LoginRequired) -> Response:
-        if request.method == "GET" and not wants_json(request):
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
-        return JSONResponse({"error": exc.title, "detail": exc.detail}, status_code=exc.status)

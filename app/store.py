@@ -20,9 +20,9 @@ from typing import Annotated
 
 from annotated_types import Ge, Le
 
-from modescope.app.errors import AppError, BadRequest
 from modescope.core.catalog import Catalog, ImageRow
 from modescope.core.catalog_db import FLAG_REASONS, KeptConnection
+from modescope.core.errors import InputError, WorkspaceError
 from modescope.core.workspace import Workspace
 
 MAX_IDS_PER_CHANGE = 10_000
@@ -32,11 +32,6 @@ RowId = Annotated[int, Ge(-(2**63)), Le(2**63 - 1)]
 MAX_NOTE_CHARS = 500
 _ROW = "i.id, i.path, i.label, i.sha256, i.status, i.reason, i.warning, i.duplicate_of, " \
        "i.width, i.height, i.file"
-
-
-class CatalogMissing(AppError):
-    status = 503
-    title = "Workspace not ready"
 
 
 @dataclass(frozen=True)
@@ -104,7 +99,7 @@ class FlagStore:
 
     def _require_catalog(self) -> None:
         if not self.workspace.catalog_path.is_file():
-            raise CatalogMissing(
+            raise WorkspaceError(
                 f"{self.workspace.root} has no catalog yet; run "
                 f"`modescope ingest DIR --workspace {self.workspace.root}`")
 
@@ -169,10 +164,10 @@ class FlagStore:
     def flag(self, ids: list[int], reason: str, note: str | None = None) -> FlagChange:
         ids = self._check_ids(ids)
         if reason not in FLAG_REASONS:
-            raise BadRequest(f"reason {reason!r} is not one of {', '.join(FLAG_REASONS)}")
+            raise InputError(f"reason {reason!r} is not one of {', '.join(FLAG_REASONS)}")
         note = (note or "").strip() or None
         if note is not None and len(note) > MAX_NOTE_CHARS:
-            raise BadRequest(f"the note has {len(note)} characters; keep it under "
+            raise InputError(f"the note has {len(note)} characters; keep it under "
                              f"{MAX_NOTE_CHARS}")
         with self._write_lock, self._writer() as catalog:
             unknown = catalog.flag(ids, reason, note)
@@ -193,7 +188,7 @@ class FlagStore:
         try:
             conn, _ = self._writer_conn.get()
         except FileNotFoundError:
-            raise CatalogMissing(f"{self.workspace.root} has no catalog yet; run "
+            raise WorkspaceError(f"{self.workspace.root} has no catalog yet; run "
                                  "`modescope ingest` first") from None
         try:
             yield Catalog(conn)
@@ -208,7 +203,7 @@ class FlagStore:
     @staticmethod
     def _check_ids(ids: list[int]) -> list[int]:
         if not ids:
-            raise BadRequest("no image selected: tick at least one image, then flag or unflag")
+            raise InputError("no image selected: tick at least one image, then flag or unflag")
         if len(ids) > MAX_IDS_PER_CHANGE:
-            raise BadRequest(f"{len(ids)} images in one change; at most {MAX_IDS_PER_CHANGE}")
+            raise InputError(f"{len(ids)} images in one change; at most {MAX_IDS_PER_CHANGE}")
         return list(dict.fromkeys(ids))

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modescope.core.errors import InputError
+from modescope.core.errors import InputError, NotFound
 from modescope.core.files import atomic_write_bytes
 from modescope.core.runfolder import check_run_name
 from modescope.core.training import SIZES, TrainRequest
@@ -136,7 +136,7 @@ def experiment_path(ws: Workspace, name: str) -> Path:
 def load(ws: Workspace, name: str) -> Experiment:
     path = experiment_path(ws, name)
     if not EXPERIMENT_NAME.fullmatch(name) or not path.is_file():
-        raise InputError(f"no experiment {name!r} in {ws.root}; create it with `modescope "
+        raise NotFound(f"no experiment {name!r} in {ws.root}; create it with `modescope "
                          "experiment create`")
     return Experiment(**json.loads(path.read_text()))
 

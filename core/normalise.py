@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from modescope.core.errors import InputError
 from modescope.core.workspace import Fit
 
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's own default
@@ -34,8 +35,9 @@ _PAD: dict[str, int | tuple[int, ...]] = {
 }
 
 
-class Rejected(Exception):
-    """The file cannot become a training image; ``str(exc)`` is the reason shown to users."""
+class Rejected(InputError):
+    """The file cannot become a training image; ``str(exc)`` is the reason shown to users
+    (ingest records it against the file and carries on)."""
 
 
 @dataclass(frozen=True)

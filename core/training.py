@@ -164,9 +164,11 @@ class TrainRequest:
 
     def config(self, workspace_size: int) -> TrainConfig:
         """The run's TrainConfig; ``workspace_size`` when no size was asked for."""
-        size = self.size or (self.progressive[-1] if self.progressive else workspace_size)
+        # "is None", not "or": a size or epochs of 0 is asked for, and refused by TrainConfig
+        size = self.size if self.size is not None else (
+            self.progressive[-1] if self.progressive else workspace_size)
         return TrainConfig(
-            size=size, epochs=self.epochs or self.DEFAULT_EPOCHS,
+            size=size, epochs=self.epochs if self.epochs is not None else self.DEFAULT_EPOCHS,
             batch_size=self.batch, lr_d=self.lr_d, lr_g=self.lr_g, loss=self.loss,
             label_smoothing=self.label_smoothing, instance_noise=self.instance_noise,
             d_steps=self.d_steps, flip=self.flip, progressive=self.progressive,

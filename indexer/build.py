@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from modescope.core.errors import ModescopeError
+from modescope.core.errors import Conflict
 from modescope.core.files import atomic_write_bytes
 from modescope.core.normalise import fit_square
 from modescope.core.workspace import Workspace
@@ -34,8 +34,10 @@ CHUNK = 256  # images per durable chunk file (env MODESCOPE_INDEX_CHUNK override
 ProgressFn = Callable[[int, int], None]
 
 
-class IndexMismatch(ModescopeError):
+class IndexMismatch(Conflict):
     """The stored index was built with other feature settings."""
+
+    title = "Index built with other settings"
 
 
 @dataclass

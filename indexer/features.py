@@ -40,6 +40,8 @@ WEIGHTS_FILE_HINT = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 class WeightsUnavailable(ModescopeError):
     """ImageNet weights could not be downloaded or found in Keras's cache."""
 
+    status = 503
+    title = "Weights unavailable"
     exit_code = 3
 
 

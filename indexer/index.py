@@ -17,7 +17,7 @@ from typing import Any
 import faiss as _faiss
 import numpy as np
 
-from modescope.core.errors import ModescopeError
+from modescope.core.errors import Conflict
 
 faiss: Any = _faiss  # its bundled stubs miss much of the SWIG API (DirectMap, nprobe, ...)
 
@@ -25,8 +25,10 @@ FLAT_MAX = 25_000  # exact search up to here: flat p95 passes 10 ms near 30k (do
 IVF_PROBE_SHARE = 1 / 16  # lists probed: 1/32 fell to recall 0.91 at 10k (docs/features.md)
 
 
-class IndexCorrupt(ModescopeError):
+class IndexCorrupt(Conflict):
     """An index file cannot be read or disagrees with its meta.json."""
+
+    title = "Index needs a rebuild"
 
 
 def check_vectors(vecs: np.ndarray, dim: int | None = None) -> np.ndarray:

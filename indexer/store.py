@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from modescope.core.catalog import Catalog
-from modescope.core.errors import InputError, ModescopeError
+from modescope.core.errors import Conflict, InputError
 from modescope.core.files import atomic_write_bytes
 from modescope.core.runfolder import check_run_name
 from modescope.core.workspace import Workspace
@@ -31,8 +31,10 @@ META_VERSION = 1
 LAYER_KEYS = ("block1", "block5")
 
 
-class IndexMissing(ModescopeError):
+class IndexMissing(Conflict):
     """The source has not been indexed yet."""
+
+    title = "Not indexed yet"
 
 
 @dataclass(frozen=True)

@@ -6,33 +6,35 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from modescope.app import security
+from modescope.app.deps import LoginThrottleDep, RenderDep, SettingsDep
 
-router = APIRouter()
+router = APIRouter(tags=["login"])
+routers = (router,)
 
 
-def _login_page(request: Request, next_url: str, error: str | None, status: int) -> Response:
-    return request.app.state.templates.TemplateResponse(
-        request, "login.html",
-        {"title": "Log in", "next": security.safe_next(next_url), "error": error,
-         "open": not security.token_required(request.app.state.settings)},
-        status_code=status,
-    )
+def _login_page(render: RenderDep, settings: SettingsDep, next_url: str, error: str | None,
+                status: int) -> Response:
+    return render("login.html",
+                  {"title": "Log in", "next": security.safe_next(next_url), "error": error,
+                   "open": not security.token_required(settings)},
+                  status_code=status)
 
 
 @router.get("/login", response_class=HTMLResponse, name="login_page")
-def login_page(request: Request, next: str = Query("/", max_length=2000)) -> Response:
-    return _login_page(request, next, None, 200)
+def login_page(render: RenderDep, settings: SettingsDep,
+               next: str = Query("/", max_length=2000)) -> Response:
+    return _login_page(render, settings, next, None, 200)
 
 
 @router.post("/login", name="login", status_code=303, response_class=RedirectResponse)
-def login(request: Request, token: str = Form(..., max_length=1000),
+def login(request: Request, render: RenderDep, settings: SettingsDep,
+          throttle: LoginThrottleDep, token: str = Form(..., max_length=1000),
           next: str = Form("/", max_length=2000)) -> Response:
-    throttle: security.LoginThrottle = request.app.state.login_throttle
     client = request.client.host if request.client else "unknown"
     throttle.check(client)
-    if not security.check_token(request.app.state.settings, token):
+    if not security.check_token(settings, token):
         throttle.failed(client)
-        return _login_page(request, next, "That token is not this server's token.", 401)
+        return _login_page(render, settings, next, "That token is not this server's token.", 401)
     security.log_in(request)
     return RedirectResponse(security.safe_next(next), status_code=303)
 

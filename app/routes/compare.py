@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from modescope.app.analyses import Analysis
-from modescope.app.errors import BadRequest
-from modescope.app.routes.runs import RunOut, analysis, render, run_out
-from modescope.app.runs_state import runs_side
-from modescope.app.runs_view import RunSummary, safe_run
+from modescope.app import run_pages
+from modescope.app.deps import RenderDep, RunsSideDep
+from modescope.app.routes.runs import RunOut, run_out
+from modescope.app.run_pages import CompareSide
 
-router = APIRouter()
-GRID = 24
-
-
-@dataclass(frozen=True)
-class Side:
-    summary: RunSummary
-    modes: Analysis | None
-    memorisation: Analysis | None
-    note: str | None
-    samples: list[int]
+pages = APIRouter(prefix="/compare", tags=["compare"])
+api = APIRouter(prefix="/api/compare", tags=["compare"])
+routers = (pages, api)
 
 
 class SideOut(BaseModel):
@@ -45,31 +34,16 @@ class CompareOut(BaseModel):
     b: SideOut
 
 
-async def _side(request: Request, run: str) -> Side:
-    side = runs_side(request)
-    run = safe_run(run)
-    summary = await run_in_threadpool(side.runs.summary, run)
-    modes, n1 = await analysis(request, run, "modes")
-    mem, n2 = await analysis(request, run, "memorisation")
-    samples = (await run_in_threadpool(side.runs.sample_numbers, run))[:GRID]
-    return Side(summary, modes, mem, n1 or n2, samples)
-
-
-async def _both(request: Request, a: str, b: str) -> tuple[Side, Side]:
-    if a == b:
-        raise BadRequest("compare needs two different runs: pick another for a or b")
-    return await _side(request, a), await _side(request, b)
-
-
-@router.get("/compare", response_class=HTMLResponse)
-async def compare_page(request: Request, a: str = "", b: str = "") -> HTMLResponse:
-    names = await run_in_threadpool(runs_side(request).runs.names)
-    sides = await _both(request, a, b) if a and b else None
-    return render(request, "compare.html", {
+@pages.get("", response_class=HTMLResponse)
+async def compare_page(render: RenderDep, side: RunsSideDep, a: str = "",
+                       b: str = "") -> HTMLResponse:
+    names = await run_in_threadpool(side.runs.names)
+    sides = await run_pages.compare(side, a, b) if a and b else None
+    return render("compare.html", {
         "title": "Compare runs", "names": names, "a": a, "b": b, "sides": sides})
 
 
-def _side_out(request: Request, s: Side) -> SideOut:
+def _side_out(request: Request, s: CompareSide) -> SideOut:
     m = s.modes.result if s.modes else None
     return SideOut(
         run=run_out(s.summary), ndb_over_k=m["ndb_over_k"] if m else None,
@@ -81,7 +55,7 @@ def _side_out(request: Request, s: Side) -> SideOut:
                  for n in s.samples])
 
 
-@router.get("/api/compare", response_model=CompareOut)
-async def compare_json(request: Request, a: str, b: str) -> CompareOut:
-    sa, sb = await _both(request, a, b)
+@api.get("", response_model=CompareOut)
+async def compare_json(request: Request, side: RunsSideDep, a: str, b: str) -> CompareOut:
+    sa, sb = await run_pages.compare(side, a, b)
     return CompareOut(a=_side_out(request, sa), b=_side_out(request, sb))

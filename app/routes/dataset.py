@@ -10,13 +10,15 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, Strict
 
-from modescope.app.dataset_view import VIEWS, DatasetPage, DatasetView, ImageDetail, Tile
-from modescope.app.runs_state import runs_side
+from modescope.app.dataset_view import VIEWS, ImageDetail, Tile
+from modescope.app.deps import DatasetDep, FlagsDep, RenderDep, RunsSideDep, SettingsDep
 from modescope.app.security import safe_next
-from modescope.app.store import MAX_IDS_PER_CHANGE, MAX_NOTE_CHARS, FlagChange, FlagStore, RowId
+from modescope.app.store import MAX_IDS_PER_CHANGE, MAX_NOTE_CHARS, FlagChange, RowId
 from modescope.core.catalog import FLAG_REASONS
 
-router = APIRouter()
+pages = APIRouter(prefix="/dataset", tags=["dataset"])
+api = APIRouter(prefix="/api/dataset", tags=["dataset"])
+routers = (pages, api)
 Reason = Literal["noisy", "duplicate", "off-topic", "other"]
 View = Literal["all", "modes", "outliers", "duplicates", "flagged", "suggest"]
 # JSON ids are numbers: lax parsing read `true` as image 1 and "7" as 7 (found by fuzzing)
@@ -89,15 +91,6 @@ class ChangeOut(BaseModel):
     flagged_total: int
 
 
-def _view(request: Request) -> DatasetView:
-    view: DatasetView = request.app.state.dataset
-    return view
-
-
-def _store(request: Request) -> FlagStore:
-    return _view(request).flags
-
-
 def _tile_out(request: Request, t: Tile) -> TileOut:
     return TileOut(
         id=t.id, label=t.label, path=t.path, status=t.status,
@@ -109,27 +102,23 @@ def _tile_out(request: Request, t: Tile) -> TileOut:
         outlier_score=t.score, unusual=t.unusual, score=t.extra)
 
 
-def _page(request: Request, view: str, page: int, mode: int | None) -> DatasetPage:
-    return _view(request).page(view, page, request.app.state.settings.page_size, mode)
-
-
-@router.get("/dataset", response_class=HTMLResponse, name="dataset_page")
-def dataset_page(request: Request, view: View = "all", page: int = Query(1, ge=1),
-                 mode: int | None = Query(None, ge=0), done: str | None = Query(None,
-                                                                               max_length=200)
-                 ) -> Response:
-    data = _page(request, view, page, mode)
+@pages.get("", response_class=HTMLResponse, name="dataset_page")
+def dataset_page(request: Request, render: RenderDep, dataset: DatasetDep,
+                 settings: SettingsDep, view: View = "all", page: int = Query(1, ge=1),
+                 mode: int | None = Query(None, ge=0),
+                 done: str | None = Query(None, max_length=200)) -> Response:
+    data = dataset.page(view, page, settings.page_size, mode)
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return request.app.state.templates.TemplateResponse(
-        request, "dataset.html",
-        {"d": data, "title": "Dataset", "reasons": FLAG_REASONS, "back": _without_done(here),
-         "done": _done(done)})
+    return render("dataset.html",
+                  {"d": data, "title": "Dataset", "reasons": FLAG_REASONS,
+                   "back": _without_done(here), "done": _done(done)})
 
 
-@router.get("/api/dataset", response_model=DatasetOut)
-def dataset_json(request: Request, view: View = "all", page: int = Query(1, ge=1),
+@api.get("", response_model=DatasetOut)
+def dataset_json(request: Request, dataset: DatasetDep, settings: SettingsDep,
+                 view: View = "all", page: int = Query(1, ge=1),
                  mode: int | None = Query(None, ge=0)) -> DatasetOut:
-    d = _page(request, view, page, mode)
+    d = dataset.page(view, page, settings.page_size, mode)
     return DatasetOut(
         view=d.view, page=d.page, pages=d.pages, total=d.total,
         images=[_tile_out(request, t) for t in d.tiles],
@@ -138,19 +127,19 @@ def dataset_json(request: Request, view: View = "all", page: int = Query(1, ge=1
         analysis_seconds=d.costs)
 
 
-@router.get("/dataset/images/{image_id}", response_class=HTMLResponse, name="dataset_image")
-def image_page(request: Request, image_id: RowId, done: str | None = Query(None, max_length=200)
-               ) -> Response:
-    detail = _view(request).image(image_id, runs_side(request).indexes)
-    return request.app.state.templates.TemplateResponse(
-        request, "image.html",
-        {"i": detail, "title": f"Image #{image_id}", "reasons": FLAG_REASONS,
-         "back": request.url.path, "done": _done(done)})
+@pages.get("/images/{image_id}", response_class=HTMLResponse, name="dataset_image")
+def image_page(request: Request, render: RenderDep, dataset: DatasetDep, side: RunsSideDep,
+               image_id: RowId, done: str | None = Query(None, max_length=200)) -> Response:
+    detail = dataset.image(image_id, side.indexes)
+    return render("image.html",
+                  {"i": detail, "title": f"Image #{image_id}", "reasons": FLAG_REASONS,
+                   "back": request.url.path, "done": _done(done)})
 
 
-@router.get("/api/dataset/images/{image_id}", response_model=ImageDetailOut)
-def image_json(request: Request, image_id: RowId) -> ImageDetailOut:
-    i: ImageDetail = _view(request).image(image_id, runs_side(request).indexes)
+@api.get("/images/{image_id}", response_model=ImageDetailOut)
+def image_json(request: Request, dataset: DatasetDep, side: RunsSideDep,
+               image_id: RowId) -> ImageDetailOut:
+    i: ImageDetail = dataset.image(image_id, side.indexes)
     return ImageDetailOut(
         image=_tile_out(request, i.tile), sha256=i.row.sha256, width=i.row.width,
         height=i.row.height, warning=i.row.warning, outlier_rank=i.rank, ranked_of=i.ranked_of,
@@ -161,37 +150,37 @@ def image_json(request: Request, image_id: RowId) -> ImageDetailOut:
         notice=i.notice)
 
 
-@router.post("/dataset/flag", name="flag_form", status_code=303,
-             response_class=RedirectResponse)
-def flag_form(request: Request, ids: list[RowId] = Form([]), reason: Reason = Form("noisy"),
+@pages.post("/flag", name="flag_form", status_code=303, response_class=RedirectResponse)
+def flag_form(flags: FlagsDep, ids: list[RowId] = Form([]), reason: Reason = Form("noisy"),
               note: str = Form("", max_length=MAX_NOTE_CHARS),
               back: str = Form("/dataset", max_length=2000)) -> Response:
-    change = _store(request).flag(ids, reason, note)
+    change = flags.flag(ids, reason, note)
     return _back(back, f"flagged {len(change.changed)} as {reason}"
                  + _skipped(change))
 
 
-@router.post("/dataset/unflag", name="unflag_form", status_code=303,
-             response_class=RedirectResponse)
-def unflag_form(request: Request, ids: list[RowId] = Form([]),
+@pages.post("/unflag", name="unflag_form", status_code=303, response_class=RedirectResponse)
+def unflag_form(flags: FlagsDep, ids: list[RowId] = Form([]),
                 back: str = Form("/dataset", max_length=2000)) -> Response:
-    change = _store(request).unflag(ids)
+    change = flags.unflag(ids)
     return _back(back, f"unflagged {len(change.changed)}")
 
 
-@router.post("/api/dataset/flag", response_model=ChangeOut)
-def flag_json(request: Request, body: FlagIn) -> ChangeOut:
-    return _change_out(request, _store(request).flag(body.ids, body.reason, body.note))
+@api.post("/flag", response_model=ChangeOut)
+def flag_json(flags: FlagsDep, body: FlagIn) -> ChangeOut:
+    change = flags.flag(body.ids, body.reason, body.note)
+    return _change_out(change, len(flags.flagged_ids()))
 
 
-@router.post("/api/dataset/unflag", response_model=ChangeOut)
-def unflag_json(request: Request, body: UnflagIn) -> ChangeOut:
-    return _change_out(request, _store(request).unflag(body.ids))
+@api.post("/unflag", response_model=ChangeOut)
+def unflag_json(flags: FlagsDep, body: UnflagIn) -> ChangeOut:
+    change = flags.unflag(body.ids)
+    return _change_out(change, len(flags.flagged_ids()))
 
 
-def _change_out(request: Request, change: FlagChange) -> ChangeOut:
+def _change_out(change: FlagChange, flagged_total: int) -> ChangeOut:
     return ChangeOut(changed=change.changed, not_training=change.not_training,
-                     flagged_total=len(_store(request).flagged_ids()))
+                     flagged_total=flagged_total)
 
 
 def _skipped(change: FlagChange) -> str:

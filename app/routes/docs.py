@@ -7,15 +7,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-router = APIRouter()
+from modescope.app.deps import RenderDep
+
+router = APIRouter(include_in_schema=False)
+routers = (router,)
 
 
-@router.get("/docs", response_class=HTMLResponse, include_in_schema=False, name="api_docs")
-def api_docs(request: Request) -> Response:
-    return request.app.state.templates.TemplateResponse(
-        request, "docs.html", {"openapi_url": "/openapi.json"})
+@router.get("/docs", response_class=HTMLResponse, name="api_docs")
+def api_docs(render: RenderDep) -> Response:
+    return render("docs.html", {"openapi_url": "/openapi.json"})
 
 
-@router.get("/openapi.json", include_in_schema=False, name="openapi")
+@router.get("/openapi.json", name="openapi")
 def openapi(request: Request) -> JSONResponse:
     return JSONResponse(request.app.openapi())

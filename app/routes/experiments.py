@@ -10,12 +10,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
 from modescope.app import experiments_view as view
+from modescope.app.deps import RenderDep, RunsSideDep, WorkspaceDep
 from modescope.app.errors import wants_json
-from modescope.app.routes.runs import render
-from modescope.app.runs_state import runs_side
 from modescope.core.experiment import FACTORS
 
-router = APIRouter()
+pages = APIRouter(prefix="/experiments", tags=["experiments"])
+api = APIRouter(prefix="/api/experiments", tags=["experiments"])
+routers = (pages, api)
 
 
 class ExperimentRowOut(BaseModel):
@@ -40,28 +41,26 @@ class ExperimentOut(BaseModel):
     rows: list[ExperimentRowOut]
 
 
-@router.get("/experiments", response_class=HTMLResponse)
-async def experiments_page(request: Request) -> HTMLResponse:
-    items = await run_in_threadpool(view.listing, runs_side(request).ws)
-    return render(request, "experiments.html", {"title": "Experiments", "items": items,
-                                                "factors": FACTORS})
+@pages.get("", response_class=HTMLResponse)
+async def experiments_page(render: RenderDep, ws: WorkspaceDep) -> HTMLResponse:
+    items = await run_in_threadpool(view.listing, ws)
+    return render("experiments.html", {"title": "Experiments", "items": items,
+                                       "factors": FACTORS})
 
 
-@router.get("/api/experiments", response_model=list[ExperimentOut])
-async def experiments_json(request: Request) -> list[ExperimentOut]:
-    items = await run_in_threadpool(view.listing, runs_side(request).ws)
+@api.get("", response_model=list[ExperimentOut])
+async def experiments_json(ws: WorkspaceDep) -> list[ExperimentOut]:
+    items = await run_in_threadpool(view.listing, ws)
     return [ExperimentOut.model_validate(i) for i in items]
 
 
-@router.post("/experiments", status_code=303, response_class=RedirectResponse,
-             responses={202: {"model": ExperimentOut,
-                              "description": "Queued (JSON clients)"}})
+@pages.post("", status_code=303, response_class=RedirectResponse,
+            responses={202: {"model": ExperimentOut, "description": "Queued (JSON clients)"}})
 async def start_experiment(
-        request: Request, name: str = Form(...), factor: str = Form(...),
+        request: Request, side: RunsSideDep, name: str = Form(...), factor: str = Form(...),
         values: str = Form(...), epochs: int = Form(10), batch: int = Form(64),
         size: int | None = Form(None), eval_every: int = Form(1),
         eval_samples: int = Form(500), seed: int = Form(0)) -> Response:
-    side = runs_side(request)
     form = view.ExperimentForm(name.strip(), factor, values, epochs, batch, size, eval_every,
                                eval_samples, seed)
     exp = await run_in_threadpool(view.start, side.ws, side.jobs, form)
@@ -72,15 +71,15 @@ async def start_experiment(
     return RedirectResponse(f"/experiments/{exp.name}", status_code=303)
 
 
-@router.get("/experiments/{name}", response_class=HTMLResponse)
-async def experiment_page(request: Request, name: str) -> HTMLResponse:
-    page = await run_in_threadpool(view.page, runs_side(request).ws, name)
+@pages.get("/{name}", response_class=HTMLResponse)
+async def experiment_page(render: RenderDep, ws: WorkspaceDep, name: str) -> HTMLResponse:
+    page = await run_in_threadpool(view.page, ws, name)
     running = any(r["status"] in ("running", "planned") for r in page.summary["rows"])
-    return render(request, "experiment.html", {"title": f"Experiment {name}", "p": page,
-                                               "refresh": running})
+    return render("experiment.html", {"title": f"Experiment {name}", "p": page,
+                                      "refresh": running})
 
 
-@router.get("/api/experiments/{name}", response_model=ExperimentOut)
-async def experiment_json(request: Request, name: str) -> ExperimentOut:
-    page = await run_in_threadpool(view.page, runs_side(request).ws, name)
+@api.get("/{name}", response_model=ExperimentOut)
+async def experiment_json(ws: WorkspaceDep, name: str) -> ExperimentOut:
+    page = await run_in_threadpool(view.page, ws, name)
     return ExperimentOut.model_validate(page.summary)

@@ -13,15 +13,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
+from modescope.app import job_specs
+from modescope.app.deps import RenderDep, RunsSideDep
 from modescope.app.errors import wants_json
-from modescope.app.job_specs import TrainForm, pipeline_job, resume_job, train_job
-from modescope.app.jobs import Job
-from modescope.app.jobs_view import JobRow, job_rows
-from modescope.app.routes.runs import render
-from modescope.app.runs_state import runs_side
+from modescope.app.job_specs import TrainForm
+from modescope.app.jobs import Job, JobRunner
+from modescope.app.jobs_view import JobRow, job_row, job_rows, train_size
 from modescope.app.store import RowId
 
-router = APIRouter()
+pages = APIRouter(prefix="/jobs", tags=["jobs"])
+api = APIRouter(prefix="/api/jobs", tags=["jobs"])
+routers = (pages, api)
 
 
 class JobOut(BaseModel):
@@ -56,61 +58,53 @@ def job_out(r: JobRow) -> JobOut:
                   resumable=j.resumable)
 
 
-def _done(request: Request, job: Job) -> Response:
+async def _done(request: Request, jobs: JobRunner, job: Job) -> Response:
     if wants_json(request):
-        rows = [r for r in job_rows(runs_side(request).jobs) if r.job.id == job.id]
-        return Response(job_out(rows[0]).model_dump_json(), media_type="application/json",
+        row = await run_in_threadpool(job_row, jobs, job.id)
+        return Response(job_out(row).model_dump_json(), media_type="application/json",
                         status_code=202)
     return RedirectResponse(f"/jobs#job-{job.id}", status_code=303)
 
 
-@router.get("/jobs", response_class=HTMLResponse)
-async def jobs_page(request: Request) -> HTMLResponse:
-    side = runs_side(request)
+@pages.get("", response_class=HTMLResponse)
+async def jobs_page(render: RenderDep, side: RunsSideDep) -> HTMLResponse:
     rows = await run_in_threadpool(job_rows, side.jobs)
     runs = await run_in_threadpool(side.runs.list_runs)
     active = any(r.job.status in ("queued", "running") for r in rows)
-    return render(request, "jobs.html", {
+    return render("jobs.html", {
         "title": "Jobs", "rows": rows, "runs": runs, "refresh": active,
-        "size": side.ws.read_config().image_size if side.ws.config_path.is_file() else 64})
+        "size": await run_in_threadpool(train_size, side.ws)})
 
 
-@router.get("/api/jobs", response_model=list[JobOut])
-async def jobs_json(request: Request) -> list[JobOut]:
-    return [job_out(r) for r in await run_in_threadpool(job_rows, runs_side(request).jobs)]
+@api.get("", response_model=list[JobOut])
+async def jobs_json(side: RunsSideDep) -> list[JobOut]:
+    return [job_out(r) for r in await run_in_threadpool(job_rows, side.jobs)]
 
 
-@router.post("/jobs/train", **STARTED)
-async def start_train(request: Request, run: str = Form(""), size: int = Form(64),
-                      epochs: int = Form(25), batch: int = Form(64),
+@pages.post("/train", **STARTED)
+async def start_train(request: Request, side: RunsSideDep, run: str = Form(""),
+                      size: int = Form(64), epochs: int = Form(25), batch: int = Form(64),
                       lr_d: float = Form(2e-4), lr_g: float = Form(2e-4),
                       progressive: str = Form(""), stage_epochs: str = Form("")) -> Response:
-    side = runs_side(request)
     form = TrainForm(run, size, epochs, batch, lr_d, lr_g, progressive, stage_epochs)
-    name, params, argv = await run_in_threadpool(train_job, side.ws, form)
-    job = await run_in_threadpool(side.jobs.submit, "train", name, params, argv)
-    return _done(request, job)
+    job = await run_in_threadpool(job_specs.start_train, side.jobs, form)
+    return await _done(request, side.jobs, job)
 
 
-@router.post("/jobs/pipeline", **STARTED)
-async def start_pipeline(request: Request, run: str = Form(...),
+@pages.post("/pipeline", **STARTED)
+async def start_pipeline(request: Request, side: RunsSideDep, run: str = Form(...),
                          n: int = Form(500)) -> Response:
-    side = runs_side(request)
-    name, params, argv = await run_in_threadpool(pipeline_job, side.ws, run, n)
-    job = await run_in_threadpool(side.jobs.submit, "pipeline", name, params, argv)
-    return _done(request, job)
+    job = await run_in_threadpool(job_specs.start_pipeline, side.jobs, run, n)
+    return await _done(request, side.jobs, job)
 
 
-@router.post("/jobs/{job_id}/cancel", **STARTED)
-async def cancel_job(request: Request, job_id: RowId) -> Response:
-    job = await run_in_threadpool(runs_side(request).jobs.cancel, job_id)
-    return _done(request, job)
+@pages.post("/{job_id}/cancel", **STARTED)
+async def cancel_job(request: Request, side: RunsSideDep, job_id: RowId) -> Response:
+    job = await run_in_threadpool(side.jobs.cancel, job_id)
+    return await _done(request, side.jobs, job)
 
 
-@router.post("/jobs/{job_id}/resume", **STARTED)
-async def resume(request: Request, job_id: RowId) -> Response:
-    side = runs_side(request)
-    old = await run_in_threadpool(side.jobs.db.get, job_id)
-    name, params, argv = await run_in_threadpool(resume_job, side.ws, old)
-    job = await run_in_threadpool(side.jobs.submit, "train", name, params, argv)
-    return _done(request, job)
+@pages.post("/{job_id}/resume", **STARTED)
+async def resume(request: Request, side: RunsSideDep, job_id: RowId) -> Response:
+    job = await run_in_threadpool(job_specs.resume, side.jobs, job_id)
+    return await _done(request, side.jobs, job)

@@ -9,15 +9,18 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from modescope import __version__
-from modescope.app.catalog_view import CatalogView, Overview
-from modescope.app.errors import NotFound
+from modescope.app.catalog_view import Overview
+from modescope.app.deps import CatalogDep, RenderDep, RunsSideDep, SettingsDep
 from modescope.app.routes.runs import RunOut, run_out
 from modescope.app.run_images import CACHE_CONTROL as IMMUTABLE
 from modescope.app.run_images import PNG_RESPONSES
-from modescope.app.runs_state import runs_side
 from modescope.app.store import RowId
+from modescope.core.errors import NotFound
 
-router = APIRouter()
+pages = APIRouter(tags=["overview"])
+api = APIRouter(prefix="/api/overview", tags=["overview"])
+images = APIRouter(prefix="/images/train", tags=["images"])
+routers = (pages, api, images)
 
 
 class Health(BaseModel):
@@ -54,39 +57,33 @@ class OverviewOut(BaseModel):
     runs: list[RunOut]
 
 
-def _view(request: Request) -> CatalogView:
-    view: CatalogView = request.app.state.view
-    return view
-
-
-@router.get("/health", response_model=Health)
-def health(request: Request) -> Health:
-    view = _view(request)
+@pages.get("/health", response_model=Health)
+def health(view: CatalogDep) -> Health:
     return Health(
         status="ok", version=__version__, workspace=str(view.workspace.root),
         catalog=view.workspace.catalog_path.is_file(),
     )
 
 
-@router.get("/", response_class=HTMLResponse)
-def overview_page(request: Request, page: int = Query(1, ge=1)) -> HTMLResponse:
-    data = _view(request).overview(page, request.app.state.settings.page_size)
-    return request.app.state.templates.TemplateResponse(
-        request, "overview.html",
-        {"o": data, "title": "Overview", "runs": runs_side(request).runs.list_runs()}
-    )
+@pages.get("/", response_class=HTMLResponse)
+def overview_page(render: RenderDep, view: CatalogDep, side: RunsSideDep,
+                  settings: SettingsDep, page: int = Query(1, ge=1)) -> HTMLResponse:
+    data = view.overview(page, settings.page_size)
+    return render("overview.html",
+                  {"o": data, "title": "Overview", "runs": side.runs.list_runs()})
 
 
-@router.get("/api/overview", response_model=OverviewOut)
-def overview_json(request: Request, page: int = Query(1, ge=1)) -> OverviewOut:
-    o: Overview = _view(request).overview(page, request.app.state.settings.page_size)
+@api.get("", response_model=OverviewOut)
+def overview_json(request: Request, view: CatalogDep, side: RunsSideDep, settings: SettingsDep,
+                  page: int = Query(1, ge=1)) -> OverviewOut:
+    o: Overview = view.overview(page, settings.page_size)
     return OverviewOut(
         workspace=o.workspace, image_size=o.config.image_size, fit=o.config.fit,
         counts=o.counts, rejected_by_reason=dict(o.reasons),
         rejected=[RejectedOut(id=r.id, path=r.path, reason=r.reason) for r in o.rejected],
         page=o.grid.page, pages=o.grid.pages,
         images=[_image_out(request, r) for r in o.grid.images],
-        index=o.index, runs=[run_out(r) for r in runs_side(request).runs.list_runs()],
+        index=o.index, runs=[run_out(r) for r in side.runs.list_runs()],
     )
 
 
@@ -95,15 +92,15 @@ def _image_out(request: Request, row: Any) -> ImageOut:
     return ImageOut(id=row.id, path=row.path, label=row.label, url=url)
 
 
-@router.get("/images/train/{image_id}.png", name="train_image", response_class=Response,
+@images.get("/{image_id}.png", name="train_image", response_class=Response,
             responses=PNG_RESPONSES)
-def train_image(request: Request, image_id: RowId,
+def train_image(request: Request, view: CatalogDep, image_id: RowId,
                 v: str | None = Query(None, max_length=64)) -> Response:
     """A training image by id. The normalised file is named by its content hash, which is the
     strong ETag. An id's content can change when its source file changes and is re-ingested, so
     only a URL that names the version (``?v=`` + 16+ hash characters, as the dataset pages
     write it) is cached as immutable; a bare URL is revalidated (304 when unchanged)."""
-    path = _view(request).image_file(image_id)
+    path = view.image_file(image_id)
     tag = f'"{path.stem}"'
     pinned = v is not None and len(v) >= 16 and path.stem.startswith(v)
     headers = {"ETag": tag, "Cache-Control": IMMUTABLE if pinned else "no-cache"}

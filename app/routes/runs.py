@@ -1,8 +1,7 @@
-"""Runs: the list, one run's timeline, its modes page, and their JSON twins."""
+"""Runs: the list, one run's timeline, its modes page, their JSON twins and their images."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -10,13 +9,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from modescope.app.analyses import Analysis, AnalysisUnavailable
+from modescope.app import run_pages
+from modescope.app.deps import RenderDep, RunDep, RunsSideDep
 from modescope.app.plots import loss_chart, scores_chart
 from modescope.app.run_images import PNG_RESPONSES, image_response
-from modescope.app.runs_state import runs_side
-from modescope.app.runs_view import RunDetail, RunSummary, safe_run
+from modescope.app.runs_state import RunsSide
+from modescope.app.runs_view import RunDetail, RunSummary
 
-router = APIRouter()
+pages = APIRouter(prefix="/runs", tags=["runs"])
+api = APIRouter(prefix="/api/runs", tags=["runs"])
+images = APIRouter(prefix="/images/runs", tags=["images"])
+routers = (pages, api, images)
 
 
 class MetricsOut(BaseModel):
@@ -69,108 +72,78 @@ def run_out(s: RunSummary) -> RunOut:
                   metrics=MetricsOut(**s.metrics.__dict__))
 
 
-async def analysis(request: Request, run: str, kind: str,
-                   versions: dict[str, str | None] | None = None
-                   ) -> tuple[Analysis | None, str | None]:
-    """The fresh analysis, or while it is computed off the event loop: the last one, marked
-    (stale-while-revalidate: a flag burst must not make every page wait for k-means), or, when
-    there is none yet, the fresh one after at most ``analysis_wait_s``."""
-    analyses = runs_side(request).analyses
-    try:
-        found, note = await run_in_threadpool(analyses.fresh_or_last, run, kind, versions)
-        if found is not None:
-            return found, note
-        fut = await run_in_threadpool(analyses.submit, run, kind, versions)
-        wait = request.app.state.settings.analysis_wait_s
-        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)), wait), None
-    except AnalysisUnavailable as exc:
-        return None, exc.detail
-    except TimeoutError:
-        return None, f"the {kind} analysis is still being computed: reload in a moment"
+@pages.get("", response_class=HTMLResponse)
+async def runs_page(render: RenderDep, side: RunsSideDep) -> HTMLResponse:
+    runs = await run_in_threadpool(side.runs.list_runs)
+    return render("runs.html", {"title": "Runs", "runs": runs})
 
 
-def render(request: Request, template: str, context: dict[str, Any]) -> HTMLResponse:
-    response: HTMLResponse = request.app.state.templates.TemplateResponse(
-        request, template, context)
-    return response
+@api.get("", response_model=list[RunOut])
+async def runs_json(side: RunsSideDep) -> list[RunOut]:
+    return [run_out(s) for s in await run_in_threadpool(side.runs.list_runs)]
 
 
-@router.get("/runs", response_class=HTMLResponse)
-async def runs_page(request: Request) -> HTMLResponse:
-    runs = await run_in_threadpool(runs_side(request).runs.list_runs)
-    return render(request, "runs.html", {"title": "Runs", "runs": runs})
-
-
-@router.get("/api/runs", response_model=list[RunOut])
-async def runs_json(request: Request) -> list[RunOut]:
-    return [run_out(s) for s in await run_in_threadpool(runs_side(request).runs.list_runs)]
-
-
-@router.get("/runs/{run}", response_class=HTMLResponse)
-async def run_page(request: Request, run: str,
+@pages.get("/{run}", response_class=HTMLResponse)
+async def run_page(render: RenderDep, side: RunsSideDep, run: RunDep,
                    epoch: int | None = Query(None, ge=1)) -> HTMLResponse:
-    d: RunDetail = await run_in_threadpool(runs_side(request).runs.detail, safe_run(run))
+    d: RunDetail = await run_in_threadpool(side.runs.detail, run.name)
     shown = epoch if epoch in d.epochs else (d.epochs[-1] if d.epochs else None)
-    return render(request, "run.html", {
-        "title": f"Run {run}", "d": d, "s": d.summary, "chart": loss_chart(d.stats),
+    return render("run.html", {
+        "title": f"Run {run.name}", "d": d, "s": d.summary, "chart": loss_chart(d.stats),
         "metrics_chart": scores_chart(d.metrics_rows),
         "epoch": shown, "refresh": d.progress is not None
         and d.progress.get("status") == "running"})
 
 
-@router.get("/api/runs/{run}", response_model=RunDetailOut)
-async def run_json(request: Request, run: str) -> RunDetailOut:
-    d: RunDetail = await run_in_threadpool(runs_side(request).runs.detail, safe_run(run))
+@api.get("/{run}", response_model=RunDetailOut)
+async def run_json(request: Request, side: RunsSideDep, run: RunDep) -> RunDetailOut:
+    d: RunDetail = await run_in_threadpool(side.runs.detail, run.name)
     return RunDetailOut(
         run=run_out(d.summary), config=d.config, dataset=d.dataset, stats=d.stats,
         epochs=d.epochs,
-        epoch_urls=[str(request.url_for("epoch_image", run=run, epoch=e)) for e in d.epochs],
+        epoch_urls=[str(request.url_for("epoch_image", run=run.name, epoch=e))
+                    for e in d.epochs],
         metrics_rows=d.metrics_rows, progress=d.progress, tensorboard=d.tensorboard,
         checkpoints=d.checkpoints, imported_from=d.imported_from)
 
 
-@router.get("/runs/{run}/modes", response_class=HTMLResponse)
-async def modes_page(request: Request, run: str) -> HTMLResponse:
-    side = runs_side(request)
-    await run_in_threadpool(side.runs.run, safe_run(run))
-    modes, note = await analysis(request, run, "modes")
+@pages.get("/{run}/modes", response_class=HTMLResponse)
+async def modes_page(render: RenderDep, side: RunsSideDep, run: RunDep) -> HTMLResponse:
+    modes, note = await run_pages.analysis(side, run.name, "modes")
     bins: list[dict[str, Any]] = []
     if modes is not None:
         rank = {"dropped": 0, "over-produced": 1, "ok": 2}
         bins = sorted(modes.result["bins"], key=lambda b: (rank[b["verdict"]], -abs(b["z"])))
-    return render(request, "modes.html", {
-        "title": f"Modes of {run}", "run": run, "modes": modes, "note": note, "bins": bins,
+    return render("modes.html", {
+        "title": f"Modes of {run.name}", "run": run.name, "modes": modes, "note": note,
+        "bins": bins,
         "max_share": max([max(b["train_share"], b["gen_share"]) for b in bins] or [1.0])})
 
 
-async def _analysis_json(request: Request, run: str, kind: str) -> AnalysisOut:
+async def _analysis_json(side: RunsSide, run: str, kind: str) -> AnalysisOut:
     """The fresh analysis (waiting for it if need be) as its JSON twin."""
-    await run_in_threadpool(runs_side(request).runs.run, safe_run(run))
-    found = await asyncio.wrap_future(
-        await run_in_threadpool(runs_side(request).analyses.submit, run, kind))
+    found = await run_pages.fresh_analysis(side, run, kind)
     return AnalysisOut(run=run, computed_at=found.computed_at, versions=found.versions,
                        result=found.result)
 
 
-@router.get("/api/runs/{run}/modes", response_model=AnalysisOut)
-async def modes_json(request: Request, run: str) -> AnalysisOut:
-    return await _analysis_json(request, run, "modes")
+@api.get("/{run}/modes", response_model=AnalysisOut)
+async def modes_json(side: RunsSideDep, run: RunDep) -> AnalysisOut:
+    return await _analysis_json(side, run.name, "modes")
 
 
-@router.get("/api/runs/{run}/memorisation", response_model=AnalysisOut)
-async def memorisation_json(request: Request, run: str) -> AnalysisOut:
-    return await _analysis_json(request, run, "memorisation")
+@api.get("/{run}/memorisation", response_model=AnalysisOut)
+async def memorisation_json(side: RunsSideDep, run: RunDep) -> AnalysisOut:
+    return await _analysis_json(side, run.name, "memorisation")
 
 
-@router.get("/images/runs/{run}/epochs/{epoch}.png", name="epoch_image", response_class=Response,
+@images.get("/{run}/epochs/{epoch}.png", name="epoch_image", response_class=Response,
             responses=PNG_RESPONSES)
-def epoch_image(request: Request, run: str, epoch: int) -> Response:
-    side = runs_side(request)
-    return image_response(request, side.runs.epoch_file(safe_run(run), epoch), side.etags)
+def epoch_image(request: Request, side: RunsSideDep, run: RunDep, epoch: int) -> Response:
+    return image_response(request, side.runs.epoch_file(run.name, epoch), side.etags)
 
 
-@router.get("/images/runs/{run}/{n}.png", name="sample_image", response_class=Response,
+@images.get("/{run}/{n}.png", name="sample_image", response_class=Response,
             responses=PNG_RESPONSES)
-def sample_image(request: Request, run: str, n: int) -> Response:
-    side = runs_side(request)
-    return image_response(request, side.runs.sample_file(safe_run(run), n), side.etags)
+def sample_image(request: Request, side: RunsSideDep, run: RunDep, n: int) -> Response:
+    return image_response(request, side.runs.sample_file(run.name, n), side.etags)

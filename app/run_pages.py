@@ -1,0 +1,106 @@
+"""What the run pages ask for, gathered off the event loop: one call per route.
+
+Blocking reads run in worker threads; an analysis that is not stored yet is computed in the
+analyses' child process and awaited for at most ``RunsSide.analysis_wait_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from fastapi.concurrency import run_in_threadpool
+
+from modescope.app.analyses import Analysis, AnalysisUnavailable, current_versions
+from modescope.app.runs_state import RunsSide
+from modescope.app.runs_view import RunSummary
+from modescope.app.samples_view import SampleDetail, SamplesPage
+from modescope.core.errors import InputError
+
+COMPARE_GRID = 24  # samples shown per run on the compare page
+
+
+async def analysis(side: RunsSide, run: str, kind: str,
+                   versions: dict[str, str | None] | None = None
+                   ) -> tuple[Analysis | None, str | None]:
+    """The fresh analysis, or while it is computed off the event loop: the last one, marked
+    (stale-while-revalidate: a flag burst must not make every page wait for k-means), or, when
+    there is none yet, the fresh one after at most ``analysis_wait_s``."""
+    analyses = side.analyses
+    try:
+        found, note = await run_in_threadpool(analyses.fresh_or_last, run, kind, versions)
+        if found is not None:
+            return found, note
+        fut = await run_in_threadpool(analyses.submit, run, kind, versions)
+        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)),
+                                      side.analysis_wait_s), None
+    except AnalysisUnavailable as exc:
+        return None, exc.detail
+    except TimeoutError:
+        return None, f"the {kind} analysis is still being computed: reload in a moment"
+
+
+async def fresh_analysis(side: RunsSide, run: str, kind: str) -> Analysis:
+    """The fresh analysis, waiting for it if need be (the JSON twins)."""
+    return await asyncio.wrap_future(await run_in_threadpool(side.analyses.submit, run, kind))
+
+
+async def samples_page(side: RunsSide, run: str, sort: str, seed: int,
+                       page: int) -> SamplesPage:
+    mem: Analysis | None = None
+    modes: Analysis | None = None
+    note = None
+    if sort == "copied":
+        mem, note = await analysis(side, run, "memorisation")
+    elif sort == "mode":
+        modes, note = await analysis(side, run, "modes")
+    else:  # no computation for plain browsing: show verdicts once they exist
+        mem = await run_in_threadpool(side.analyses.cached, run, "memorisation")
+    return await run_in_threadpool(
+        lambda: side.samples.page(run, sort=sort, seed=seed, page=page,
+                                  page_size=side.page_size, memorisation=mem, modes=modes,
+                                  note=note))
+
+
+async def sample_detail(side: RunsSide, run: str, n: int) -> SampleDetail:
+    def at_once() -> SampleDetail | None:
+        """The common case in one worker-thread hop: both analyses stored (fresh or last)."""
+        versions = current_versions(side.ws, run)
+        (mem, note1), (modes, note2) = (side.analyses.fresh_or_last(run, kind, versions)
+                                        for kind in ("memorisation", "modes"))
+        if mem is None or modes is None:
+            return None
+        return side.samples.detail(run, n, memorisation=mem, modes=modes, note=note1 or note2)
+
+    if (done := await run_in_threadpool(at_once)) is not None:
+        return done
+    versions = await run_in_threadpool(current_versions, side.ws, run)  # once for both
+    mem, note1 = await analysis(side, run, "memorisation", versions)
+    modes, note2 = await analysis(side, run, "modes", versions)
+    return await run_in_threadpool(
+        lambda: side.samples.detail(run, n, memorisation=mem, modes=modes,
+                                    note=note1 or note2))
+
+
+@dataclass(frozen=True)
+class CompareSide:
+    summary: RunSummary
+    modes: Analysis | None
+    memorisation: Analysis | None
+    note: str | None
+    samples: list[int]
+
+
+async def _compare_side(side: RunsSide, run: str) -> CompareSide:
+    summary = await run_in_threadpool(side.runs.summary, run)  # NotFound for no such run
+    modes, n1 = await analysis(side, run, "modes")
+    mem, n2 = await analysis(side, run, "memorisation")
+    samples = (await run_in_threadpool(side.runs.sample_numbers, run))[:COMPARE_GRID]
+    return CompareSide(summary, modes, mem, n1 or n2, samples)
+
+
+async def compare(side: RunsSide, a: str, b: str) -> tuple[CompareSide, CompareSide]:
+    """Two different runs, side by side."""
+    if a == b:
+        raise InputError("compare needs two different runs: pick another for a or b")
+    return await _compare_side(side, a), await _compare_side(side, b)
