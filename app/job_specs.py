@@ -7,13 +7,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from modescope.app.analyses import run_kinds
 from modescope.app.errors import BadRequest
 from modescope.app.jobs import Job, JobConflict
 from modescope.core.errors import InputError
 from modescope.core.training import TrainRequest
 from modescope.core.workspace import Workspace
 
-PIPELINE_STEPS = 4  # generate, index, modes, memorisation
+
+def pipeline_steps() -> int:
+    """The pipeline's steps: generate, index, then one per registered analysis of a run."""
+    return 2 + len(run_kinds())
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ def resume_job(ws: Workspace, job: Job) -> tuple[str, dict[str, Any], list[str]]
 
 
 def pipeline_job(ws: Workspace, run: str, n: int) -> tuple[str, dict[str, Any], list[str]]:
-    """Generate n samples (trained runs), index them, write both analyses."""
+    """Generate n samples (trained runs), index them, write every analysis of a run."""
     try:
         folder = ws.run(run)
     except InputError as exc:
