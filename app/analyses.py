@@ -1,18 +1,18 @@
-"""A run's analyses (NDB modes, memorisation), cached as JSON beside the run.
+"""A run's analyses (every registered analysis of a run: NDB modes, memorisation, ...), cached
+as JSON beside the run.
 
-``runs/<RUN>/inspection/{modes,memorisation}.json`` = ``{"versions": ..., "computed_at": ...,
-"result": <indexer.inspect output>}``. ``versions`` names what the result came from: a hash of
-the training index's and the run's index's meta.json, of the flagged ids (the curated set) and
-of the indexer's code.
-When any of them changes the cache is stale and the next page that needs it recomputes it, in a
-child process (one at a time; two requests for the same analysis share one computation), never
-on the event loop or under the server's GIL. The pipeline job writes the same files through
-``store_analysis``.
+``runs/<RUN>/inspection/<NAME>.json`` = ``{"versions": ..., "computed_at": ..., "result": <the
+result's JSON form>}``. ``versions`` names what the result came from, one entry per input the
+analysis declares (indexer/analyses/registry.py): a hash of the training index's and the run's
+index's meta.json, of the flagged ids (the curated set), and ``code``, the analysis's name and
+version. When any of them changes the cache is stale and the next page that needs it recomputes
+it, in a child process (one at a time; two requests for the same analysis share one
+computation), never on the event loop or under the server's GIL. The pipeline job writes the
+same files through ``store_analysis``.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import multiprocessing
@@ -27,11 +27,9 @@ from typing import Any
 
 from modescope.app.store import flags_version
 from modescope.core.errors import Conflict, ModescopeError
-from modescope.core.files import atomic_write_bytes
 from modescope.core.workspace import Workspace
+from modescope.indexer.analyses.registry import AnalysisSpec, analyses, calc_analysis, get_analysis
 from modescope.indexer.store import IndexStore
-
-KINDS = ("modes", "memorisation")
 
 
 class AnalysisUnavailable(Conflict):
@@ -40,10 +38,14 @@ class AnalysisUnavailable(Conflict):
 
 @dataclass(frozen=True)
 class Analysis:
+    """One stored analysis of a run: the typed result (``value``, for the views) and its JSON
+    form (``result``, as stored: for the JSON twins)."""
+
     kind: str
-    result: dict[str, Any]
+    value: Any
     versions: dict[str, str]
     computed_at: str
+    result: dict[str, Any]
 
 
 _meta_cache: dict[Path, tuple[tuple[int, int, int], str]] = {}
@@ -66,37 +68,44 @@ def _meta_hash(ws: Workspace, source: str) -> str | None:
     return digest
 
 
-@functools.cache
-def code_version() -> str:
-    """A hash of the analysis code itself: a new modescope recomputes old caches."""
-    from modescope import indexer
-
-    digest = hashlib.sha256()
-    for path in sorted(Path(indexer.__file__).parent.glob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+def run_analysis(kind: str) -> AnalysisSpec[Any]:
+    """The registered analysis of a run named ``kind`` (ValueError if there is none)."""
+    spec = get_analysis(kind)
+    if not spec.inputs.run:
+        raise ValueError(f"{kind!r} is not an analysis of a run")
+    return spec
 
 
-def current_versions(ws: Workspace, run: str) -> dict[str, str | None]:
-    """What an analysis of ``run`` depends on right now (data, curated set, code)."""
-    return {"train": _meta_hash(ws, "train"), "generated": _meta_hash(ws, f"generated:{run}"),
-            "flags": flags_version(ws), "code": code_version()}
+def run_kinds() -> list[str]:
+    """The names of every registered analysis of a run, in listing order."""
+    return [s.name for s in analyses(run=True)]
+
+
+def current_versions(ws: Workspace, run: str, kind: str | None = None
+                     ) -> dict[str, str | None]:
+    """What an analysis of ``run`` depends on right now: with ``kind``, that analysis's cache
+    ``versions`` (its declared inputs and ``code``); without, every input (data, curated set),
+    which ``versions_for`` narrows to one analysis."""
+    inputs: dict[str, str | None] = {
+        "train": _meta_hash(ws, "train"), "generated": _meta_hash(ws, f"generated:{run}"),
+        "flags": flags_version(ws)}
+    return inputs if kind is None else versions_for(run_analysis(kind), inputs)
+
+
+def versions_for(spec: AnalysisSpec[Any], current: dict[str, str | None]
+                 ) -> dict[str, str | None]:
+    """One analysis's cache ``versions`` out of ``current_versions``."""
+    return {**{k: current[k] for k in spec.inputs.keys()}, "code": spec.code}
 
 
 def cache_path(ws: Workspace, run: str, kind: str) -> Path:
-    if kind not in KINDS:
-        raise ValueError(f"unknown analysis {kind!r}")
-    return ws.run(run).inspection_path(kind)
+    return ws.run(run).inspection_path(run_analysis(kind).name)
 
 
-def compute(ws: Workspace, run: str, kind: str) -> dict[str, Any]:
-    """Run one analysis with indexer/inspect.py (no TensorFlow: stored vectors only)."""
-    from modescope.indexer.inspect import inspect_memorisation, inspect_modes
-
+def compute(ws: Workspace, run: str, kind: str) -> Any:
+    """Run one analysis (no TensorFlow: stored vectors only): its typed result."""
     try:
-        if kind == "modes":
-            return inspect_modes(ws, run)
-        return inspect_memorisation(ws, run)
+        return calc_analysis(run_analysis(kind).name, ws, run)
     except (ModescopeError, ValueError, OSError) as exc:  # OSError: an image file is gone
         raise AnalysisUnavailable(f"{kind} of run {run}: {exc}") from None
 
@@ -104,16 +113,18 @@ def compute(ws: Workspace, run: str, kind: str) -> dict[str, Any]:
 def store_analysis(ws: Workspace, run: str, kind: str) -> Analysis:
     """Compute and write one analysis (the versions are read before, so a change during the
     computation leaves the file stale rather than wrongly fresh)."""
-    versions = current_versions(ws, run)
-    if versions["train"] is None or versions["generated"] is None:
-        missing = "the training images" if versions["train"] is None else f"run {run}'s samples"
+    versions = current_versions(ws, run, kind)
+    unindexed = {k for k in ("train", "generated") if k in versions and versions[k] is None}
+    if unindexed:
+        missing = "the training images" if "train" in unindexed else f"run {run}'s samples"
         raise AnalysisUnavailable(f"{missing} are not indexed yet; run `modescope index` "
                                   f"(and `modescope index --source generated:{run}`) first")
-    result = compute(ws, run, kind)
+    value = compute(ws, run, kind)
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    record = {"versions": versions, "computed_at": stamp, "result": result}
-    atomic_write_bytes(cache_path(ws, run, kind), json.dumps(record).encode())
-    return Analysis(kind, result, {k: str(v) for k, v in versions.items()}, stamp)
+    result = value.as_json()
+    ws.run(run).write_inspection(kind, {"versions": versions, "computed_at": stamp,
+                                        "result": result})
+    return Analysis(kind, value, {k: str(v) for k, v in versions.items()}, stamp, result)
 
 
 def _store_in_child(root: str, run: str, kind: str) -> Analysis:
@@ -133,7 +144,7 @@ class Analyses:
         self._child: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], Future[Analysis]] = {}
-        self._parsed: dict[Path, tuple[int, dict[str, Any]]] = {}
+        self._parsed: dict[Path, tuple[int, Analysis]] = {}
         self._started: dict[tuple[str, str], float] = {}
 
     def close(self) -> None:
@@ -141,7 +152,10 @@ class Analyses:
         if self._child is not None:
             self._child.shutdown(wait=False, cancel_futures=True)
 
-    def _read(self, path: Path) -> dict[str, Any] | None:
+    def _read(self, run: str, kind: str) -> Analysis | None:
+        """The stored analysis, parsed into its typed result once per file version; None when
+        there is none or it cannot be read (an old or broken file: recompute)."""
+        path = cache_path(self.ws, run, kind)
         try:
             mtime = path.stat().st_mtime_ns
         except FileNotFoundError:
@@ -151,23 +165,30 @@ class Analyses:
         if hit and hit[0] == mtime:
             return hit[1]
         try:
-            record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None  # unreadable cache: recompute
+            record = json.loads(path.read_text(encoding="utf-8"))
+            value = run_analysis(kind).result_type.from_json(record["result"])
+            found = Analysis(kind, value, record.get("versions", {}),
+                             record.get("computed_at", ""), record["result"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
         with self._lock:
-            self._parsed[path] = (mtime, record)
-        return record
+            self._parsed[path] = (mtime, found)
+        return found
+
+    def stored(self, run: str, kind: str, versions: dict[str, str | None] | None = None
+               ) -> tuple[Analysis | None, bool]:
+        """(the stored analysis whatever it was computed from, whether it is fresh)."""
+        found = self._read(run, kind)
+        if found is None:
+            return None, False
+        current = versions or current_versions(self.ws, run)
+        return found, found.versions == versions_for(run_analysis(kind), current)
 
     def cached(self, run: str, kind: str, versions: dict[str, str | None] | None = None
                ) -> Analysis | None:
         """The stored analysis if it is still fresh, else None."""
-        record = self._read(cache_path(self.ws, run, kind))
-        if record is None:
-            return None
-        versions = versions or current_versions(self.ws, run)
-        if record.get("versions") != versions:
-            return None
-        return Analysis(kind, record["result"], record["versions"], record["computed_at"])
+        found, fresh = self.stored(run, kind, versions)
+        return found if fresh else None
 
     REVALIDATE_S = 15.0  # during a flag burst: at most one recomputation per analysis this often
 
@@ -188,11 +209,7 @@ class Analyses:
     def last(self, run: str, kind: str) -> Analysis | None:
         """The stored analysis whatever it was computed from (shown, marked, while a fresh one
         is computed)."""
-        record = self._read(cache_path(self.ws, run, kind))
-        if record is None or "result" not in record:
-            return None
-        return Analysis(kind, record["result"], record.get("versions", {}),
-                        record.get("computed_at", ""))
+        return self._read(run, kind)
 
     STALE_NOTE = ("shown as computed before the latest change to the flags or indexes; a "
                   "fresh one is being computed: reload in a moment")

@@ -1,10 +1,11 @@
-"""The training-set analyses behind /dataset, computed once and kept in memory.
+"""The training-set analyses behind /dataset (registered dataset analyses: outliers,
+duplicates, train-modes, suggest), computed once and kept in memory.
 
-Outlier scores, near-duplicate groups and mode bins depend only on the training index, so they
-are keyed by its meta.json (mtime and count): a new `modescope index` run makes them stale and
-the next page recomputes. Suggestions also depend on the flags, so their key adds the flag
-version. One lock per analysis: two requests share one computation. Each result records how long
-it took (shown on the page and in the JSON), so the cost is visible, not guessed.
+Each is keyed by the inputs it declares (indexer/analyses/registry.py) and its version: the
+training index by its meta.json (mtime and count), so a new `modescope index` run makes it
+stale and the next page recomputes; the flags (suggestions) by the flag version. One lock per
+analysis: two requests share one computation. Each result records how long it took (shown on
+the page and in the JSON), so the cost is visible, not guessed.
 """
 
 from __future__ import annotations
@@ -14,24 +15,21 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import Any, TypeVar
 
 from modescope.app.analyses import AnalysisUnavailable as NotReady  # one error, both analyses
 from modescope.app.store import FlagStore
 from modescope.core.errors import ModescopeError
 from modescope.core.workspace import Workspace
-from modescope.indexer import ndb
-from modescope.indexer.inspect import (
-    inspect_duplicates,
-    inspect_outliers,
-    inspect_suggest,
-    load_vectors,
-)
+from modescope.indexer.analyses.duplicates import DuplicatesResult
+from modescope.indexer.analyses.outliers import OutliersResult
+from modescope.indexer.analyses.registry import calc_analysis, get_analysis
+from modescope.indexer.analyses.suggest import SuggestResult
+from modescope.indexer.analyses.train_modes import TrainModesResult
 from modescope.indexer.store import IndexStore
 
 logger = logging.getLogger(__name__)
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -76,10 +74,6 @@ class Computing(ModescopeError):
     title = "Still computing"
 
 
-LABELS = {"outliers": "outlier scores", "duplicates": "duplicate groups", "modes": "mode bins",
-          "suggest": "suggestions"}
-
-
 class _Job:
     def __init__(self, key: Any) -> None:
         self.key = key
@@ -112,7 +106,22 @@ class Curation:
         meta = store.read_meta() or {}
         return mtime, int(meta.get("count", 0))
 
-    def _cached(self, name: str, key: Any, compute: Callable[[], Any],
+    def _key(self, analysis: str, params: dict[str, Any]) -> tuple[Any, ...]:
+        """What the analysis's result depends on: its version, its declared inputs, params."""
+        spec = get_analysis(analysis)
+        return (spec.code, self._require_index() if spec.inputs.train else None,
+                self.flags.version() if spec.inputs.flags else None,
+                tuple(sorted(params.items())))
+
+    def _analysis(self, name: str, analysis: str, convert: Callable[[Any], V],
+                  wait_s: float | None = None, **params: Any) -> V:
+        """The view ``convert`` makes of a registered dataset analysis, cached as ``name`` (the
+        key of its cost)."""
+        def compute() -> V:
+            return convert(calc_analysis(analysis, self.workspace, **params))
+        return self._cached(name, analysis, self._key(analysis, params), compute, wait_s)
+
+    def _cached(self, name: str, analysis: str, key: Any, compute: Callable[[], Any],
                 wait_s: float | None = None) -> Any:
         with self._lock:
             hit = self._cache.get(name)
@@ -122,17 +131,17 @@ class Curation:
             if job is None or job.key != key:
                 job = _Job(key)
                 self._jobs[name] = job
-                threading.Thread(target=self._run, args=(name, job, compute), daemon=True,
-                                 name=f"curation-{name}").start()
+                threading.Thread(target=self._run, args=(name, analysis, job, compute),
+                                 daemon=True, name=f"curation-{name}").start()
         if not job.done.wait(self.wait_s if wait_s is None else wait_s):
-            raise Computing(f"computing the {LABELS[name]} (started "
+            raise Computing(f"computing the {get_analysis(analysis).title} (started "
                             f"{time.monotonic() - job.started:.0f} s ago); this page reloads "
                             "until they are ready")
         if job.error is not None:
             raise job.error
         return job.value
 
-    def _run(self, name: str, job: _Job, compute: Callable[[], Any]) -> None:
+    def _run(self, name: str, analysis: str, job: _Job, compute: Callable[[], Any]) -> None:
         started = time.perf_counter()
         try:
             job.value = _with_seconds(compute(), time.perf_counter() - started)
@@ -140,7 +149,8 @@ class Curation:
             job.error = NotReady(str(exc))
         except Exception as exc:  # noqa: BLE001  (shown to the user, logged in full)
             logger.exception("curation analysis %s failed", name)
-            job.error = NotReady(f"the {LABELS[name]} could not be computed: {exc}")
+            job.error = NotReady(f"the {get_analysis(analysis).title} could not be computed: "
+                                 f"{exc}")
         with self._lock:
             if job.error is None:
                 self._cache[name] = (job.key, job.value)
@@ -156,54 +166,30 @@ class Curation:
         return key
 
     def outliers(self, wait_s: float | None = None) -> Outliers:
-        def compute() -> Outliers:
-            res = inspect_outliers(self.workspace)
-            ranked = [r["id"] for r in res["ranked"]]
-            return Outliers(ranked, {r["id"]: r["score"] for r in res["ranked"]},
-                            {r["id"] for r in res["ranked"] if r["suggested"]},
-                            res["z_threshold"], 0.0)
-        return self._cached("outliers", self._require_index(), compute, wait_s)
+        def convert(res: OutliersResult) -> Outliers:
+            return Outliers([r.id for r in res.ranked], {r.id: r.score for r in res.ranked},
+                            {r.id for r in res.ranked if r.suggested}, res.z_threshold, 0.0)
+        return self._analysis("outliers", "outliers", convert, wait_s)
 
     def duplicates(self) -> Duplicates:
-        def compute() -> Duplicates:
-            res = inspect_duplicates(self.workspace)
-            groups = sorted((g["ids"] for g in res["groups"]), key=lambda g: (-len(g), g[0]))
-            exact = {i for g in res["groups"] for i in g["exact_duplicates"]}
+        def convert(res: DuplicatesResult) -> Duplicates:
+            groups = sorted((list(g.ids) for g in res.groups), key=lambda g: (-len(g), g[0]))
+            exact = {i for g in res.groups for i in g.exact_duplicates}
             group_of = {i: n for n, g in enumerate(groups) for i in g}
-            return Duplicates(groups, exact, res["threshold"], 0.0, group_of)
-        return self._cached("duplicates", self._require_index(), compute)
+            return Duplicates(groups, exact, res.threshold, 0.0, group_of)
+        return self._analysis("duplicates", "duplicates", convert)
 
     def modes(self) -> Modes:
-        """k-means bins of the training descriptors, as `inspect modes` makes them (PCA-whitened
-        block1+block5, K = n/40 clamped to 2..100, seed 0), over every indexed training image."""
-        def compute() -> Modes:
-            ids, vecs, _ = load_vectors(self.workspace, "train")
-            if len(ids) < 8:
-                raise ValueError(f"only {len(ids)} training images are indexed; modes need 8")
-            white = ndb.whitener(ndb.combined(vecs["block1"], vecs["block5"]), seed=0)
-            x = white(ndb.combined(vecs["block1"], vecs["block5"]))
-            k = ndb.default_k(len(ids))
-            centroids = ndb.kmeans_bins(x, k, seed=0)
-            bins = ndb.assign(x, centroids)
-            members = []
-            for b in range(k):
-                rows = np.flatnonzero(bins == b)
-                rows = rows[np.argsort(-(x[rows] @ centroids[b]), kind="stable")]
-                members.append([int(ids[r]) for r in rows])
-            bin_of = {int(i): int(b) for i, b in zip(ids.tolist(), bins.tolist(), strict=True)}
-            return Modes(k, members, bin_of, 0.0)
-        return self._cached("modes", self._require_index(), compute)
+        """The training set's mode bins (indexer/analyses/train_modes.py)."""
+        def convert(res: TrainModesResult) -> Modes:
+            return Modes(res.k, [list(m) for m in res.members], res.bin_of, 0.0)
+        return self._analysis("modes", "train-modes", convert)
 
     def suggestions(self, top: int = 60) -> Suggestions:
-        key = (self._require_index(), self.flags.version(), top)
-
-        def compute() -> Suggestions:
-            res = inspect_suggest(self.workspace, top=top)
-            ids = [s["id"] for s in res["suggestions"]]
-            return Suggestions(res["method"], ids,
-                               {s["id"]: s["score"] for s in res["suggestions"]},
-                               res["flagged"], 0.0)
-        return self._cached("suggest", key, compute)
+        def convert(res: SuggestResult) -> Suggestions:
+            return Suggestions(res.method, [s.id for s in res.suggestions],
+                               {s.id: s.score for s in res.suggestions}, res.flagged, 0.0)
+        return self._analysis("suggest", "suggest", convert, top=top)
 
     def costs(self) -> dict[str, float]:
         """Seconds each cached analysis took to compute (only those computed so far)."""

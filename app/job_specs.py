@@ -8,12 +8,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from modescope.app.analyses import run_kinds
 from modescope.app.jobs import Job, JobConflict, JobRunner
 from modescope.core.errors import InputError
 from modescope.core.training import TrainRequest
 from modescope.core.workspace import Workspace
 
-PIPELINE_STEPS = 4  # generate, index, modes, memorisation
+
+def pipeline_steps() -> int:
+    """The pipeline's steps: generate, index, then one per registered analysis of a run."""
+    return 2 + len(run_kinds())
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ def resume_job(ws: Workspace, job: Job) -> tuple[str, dict[str, Any], list[str]]
 
 
 def pipeline_job(ws: Workspace, run: str, n: int) -> tuple[str, dict[str, Any], list[str]]:
-    """Generate n samples (trained runs), index them, write both analyses."""
+    """Generate n samples (trained runs), index them, write every analysis of a run."""
     folder = ws.run(run)
     trained = folder.has_checkpoint()
     if not trained and not folder.has_samples():

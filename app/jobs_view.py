@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from modescope.app.job_specs import PIPELINE_STEPS
+from modescope.app.job_specs import pipeline_steps
 from modescope.app.jobs import Job, JobRunner
 from modescope.core.workspace import DEFAULT_SIZE, Workspace
 
@@ -59,9 +59,10 @@ def job_rows(runner: JobRunner) -> list[JobRow]:
         else:
             steps = STEP_LINE.findall(text)
             done = int(steps[-1][0]) - 1 if steps else 0
+            total = int(steps[-1][1]) if steps else pipeline_steps()
             if job.status == "finished":
-                done = PIPELINE_STEPS
-            value, maximum, eta = float(done), float(PIPELINE_STEPS), None
+                done = total
+            value, maximum, eta = float(done), float(total), None
             label = steps[-1][2] if steps and job.status == "running" else ""
         if job.status == "finished":
             value = maximum

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modescope.app.analyses import Analyses, cache_path, current_versions
+from modescope.app.analyses import Analyses, current_versions
 from modescope.core.errors import InputError, NotFound
 from modescope.core.runfolder import RunFolder
 from modescope.core.workspace import Workspace
+from modescope.indexer.analyses.memorisation import MemorisationResult
+from modescope.indexer.analyses.modes import ModesResult
 from modescope.indexer.store import IndexStore
 
 
@@ -106,15 +108,11 @@ class RunsView:
         return path
 
     def metrics(self, run: str) -> Metrics:
+        """The run's modes and memorisation figures (stored, fresh or not), or before either
+        is stored, its last checkpoint's scores."""
         versions = current_versions(self.ws, run)
-        found: dict[str, Any] = {}
-        fresh: dict[str, bool] = {}
-        for kind in ("modes", "memorisation"):
-            record = self.analyses._read(cache_path(self.ws, run, kind))
-            if record is not None:
-                found[kind] = record["result"]
-                fresh[kind] = record.get("versions") == versions
-        modes, mem = found.get("modes"), found.get("memorisation")
+        modes, modes_fresh = self.analyses.stored(run, "modes", versions)
+        mem, mem_fresh = self.analyses.stored(run, "memorisation", versions)
         if modes is None and mem is None:  # not inspected: the last checkpoint's scores
             rows = self.run(run).metrics()
             if rows and isinstance(rows[-1].get("ndb_over_k"), int | float):
@@ -123,12 +121,13 @@ class RunsView:
                                k=last.get("k"), copy_rate=last.get("copy_rate"),
                                modes_fresh=True, memorisation_fresh=True,
                                checkpoint_epoch=last.get("epoch"))
+        m: ModesResult | None = modes.value if modes else None
+        c: MemorisationResult | None = mem.value if mem else None
         return Metrics(
-            ndb_over_k=modes["ndb_over_k"] if modes else None, js=modes["js"] if modes else None,
-            k=modes["k"] if modes else None, dropped=list(modes["dropped"]) if modes else [],
-            copy_rate=mem["copy_rate"] if mem else None, copies=mem["copies"] if mem else None,
-            modes_fresh=fresh.get("modes", False),
-            memorisation_fresh=fresh.get("memorisation", False))
+            ndb_over_k=m.ndb_over_k if m else None, js=m.js if m else None,
+            k=m.k if m else None, dropped=list(m.dropped) if m else [],
+            copy_rate=c.copy_rate if c else None, copies=c.copies if c else None,
+            modes_fresh=modes_fresh, memorisation_fresh=mem_fresh)
 
     def summary(self, run: str) -> RunSummary:
         folder = self.run(run)

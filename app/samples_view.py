@@ -13,6 +13,8 @@ from modescope.app.analyses import Analysis
 from modescope.app.neighbours import IndexCache, TrainNeighbour, sample_neighbours
 from modescope.app.runs_view import RunsView
 from modescope.core.errors import InputError, NotFound
+from modescope.indexer.analyses.memorisation import MemorisationResult, SampleRow
+from modescope.indexer.analyses.modes import ModesResult
 
 SORTS = ("number", "copied", "mode", "random")
 
@@ -54,22 +56,19 @@ class SampleDetail:
 
 
 class _Lookups:
-    """Per-sample views of an analysis result, built once per parsed result."""
+    """Each sample's memorisation row, by sample number, built once per parsed result."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._built: dict[int, tuple[object, dict[int, Any]]] = {}
+        self._built: dict[int, tuple[object, dict[int, SampleRow]]] = {}
 
-    def get(self, result: dict[str, Any], kind: str) -> dict[int, Any]:
+    def rows(self, result: MemorisationResult) -> dict[int, SampleRow]:
         key = id(result)
         with self._lock:
             hit = self._built.get(key)
             if hit is not None and hit[0] is result:
                 return hit[1]
-        if kind == "memorisation":
-            table: dict[int, Any] = {int(s["sample"]): s for s in result["samples"]}
-        else:
-            table = {int(n): int(b) for n, b in result["generated_bin_of"].items()}
+        table = {row.sample: row for row in result.samples}
         with self._lock:
             if len(self._built) > 64:
                 self._built.clear()
@@ -91,10 +90,10 @@ class SamplesView:
         numbers = self.runs.sample_numbers(run)
         if not numbers:
             self.runs.run(run)
-        mem = self.lookups.get(memorisation.result, "memorisation") if memorisation else {}
-        bins = self.lookups.get(modes.result, "modes") if modes else {}
+        mem = self.lookups.rows(memorisation.value) if memorisation else {}
+        bins: dict[int, int] = modes.value.generated_bin_of if modes else {}
         if sort == "copied" and mem:
-            numbers.sort(key=lambda n: (mem[n]["authenticity"] if n in mem else math.inf, n))
+            numbers.sort(key=lambda n: (mem[n].authenticity if n in mem else math.inf, n))
         elif sort == "mode" and bins:
             numbers.sort(key=lambda n: (bins.get(n, 1 << 30), n))
         elif sort == "random":
@@ -103,8 +102,8 @@ class SamplesView:
         pages = max(1, math.ceil(len(numbers) / page_size))
         page = min(max(1, page), pages)
         chosen = numbers[(page - 1) * page_size: page * page_size]
-        cards = [SampleCard(n, mem[n]["authenticity"] if n in mem else None,
-                            mem[n]["verdict"] if n in mem else None, bins.get(n))
+        cards = [SampleCard(n, mem[n].authenticity if n in mem else None,
+                            mem[n].verdict if n in mem else None, bins.get(n))
                  for n in chosen]
         return SamplesPage(run, sort, seed, page, pages, len(numbers), cards, note)
 
@@ -115,17 +114,17 @@ class SamplesView:
             self.runs.run(run)
             raise NotFound(f"run {run} has no sample {n}")
         found, meta = sample_neighbours(self.runs.ws, self.indexes, run, n)
-        mem_row = self.lookups.get(memorisation.result, "memorisation").get(n) \
-            if memorisation else None
+        mem_row = self.lookups.rows(memorisation.value).get(n) if memorisation else None
         mode = None
         if modes is not None:
-            b = self.lookups.get(modes.result, "modes").get(n)
+            m: ModesResult = modes.value
+            b = m.generated_bin_of.get(n)
             if b is not None:
-                mode = modes.result["bins"][b]
+                mode = m.bins[b].as_json()
         at = numbers.index(n)
         return SampleDetail(
             run=run, n=n, neighbours=found, weights=meta["weights"], trained=meta["trained"],
-            warning=meta.get("warning"), memorisation=mem_row,
-            threshold=memorisation.result["copy_ratio_threshold"] if memorisation else None,
+            warning=meta.get("warning"), memorisation=mem_row.as_json() if mem_row else None,
+            threshold=memorisation.value.copy_ratio_threshold if memorisation else None,
             mode=mode, prev_n=numbers[at - 1] if at > 0 else None,
             next_n=numbers[at + 1] if at + 1 < len(numbers) else None, analysis_note=note)

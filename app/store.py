@@ -2,7 +2,7 @@
 
 Writes go through ``Catalog.flag`` / ``Catalog.unflag`` (one transaction each) under a lock,
 so the web process never has two writers racing; SQLite's WAL lets readers (the pages, the CLI,
-``indexer.inspect``) carry on meanwhile. Reads use each worker thread's own read-only
+the analyses) carry on meanwhile. Reads use each worker thread's own read-only
 connection (``Catalog.reused``): thread-safe, and they see writes made by the CLI
 (`modescope flag`) or another server process at once. The writer's connection is kept open too
 (opening one runs the schema script: ~1 ms a flag).

@@ -25,7 +25,7 @@ from modescope.indexer import curation, memorisation, ndb  # noqa: E402
 
 def pixel_verification(n: int) -> float:
     """The ``copy`` check of every sample against its nearest training image: load, blur and
-    compare, as ``inspect_memorisation`` does (training images cached, samples read once)."""
+    compare, as the memorisation analysis does (training images cached, samples read once)."""
     import tempfile
 
     from PIL import Image

@@ -291,7 +291,7 @@ def test_image_page_nearest_images_are_the_brute_force_cosine_nearest(
         client: TestClient) -> None:
     import numpy as np
 
-    from modescope.indexer.inspect import load_vectors
+    from modescope.indexer.inputs import load_vectors
 
     ids, vecs, _ = load_vectors(Workspace(client.app.state.settings.workspace), "train")  # type: ignore[attr-defined]
     for image_id in (int(ids[0]), int(ids[150])):

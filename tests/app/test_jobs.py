@@ -178,10 +178,9 @@ def test_the_pipeline_generates_indexes_and_inspects_a_run(client: TestClient,
     assert done["status"] == "finished", done["log_tail"]
     assert done["progress"] == done["progress_max"] == 4
     assert len(list((runs_ws / "runs/tiny/generated").glob("*.png"))) == 80
-    versions = current_versions(Workspace(runs_ws), "tiny")
     for kind in ("modes", "memorisation"):
         record = json.loads((runs_ws / f"runs/tiny/inspection/{kind}.json").read_text())
-        assert record["versions"] == versions
+        assert record["versions"] == current_versions(Workspace(runs_ws), "tiny", kind)
     mem = json.loads((runs_ws / "runs/tiny/inspection/memorisation.json").read_text())
     assert mem["result"]["n_samples"] == 80
     tiny = {r["name"]: r for r in client.get("/api/runs").json()}["tiny"]

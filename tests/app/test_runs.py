@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 
 from modescope.app.main import create_app
 from modescope.app.settings import Settings
-from modescope.indexer.inspect import inspect_memorisation, inspect_modes, load_vectors
+from modescope.indexer.analyses.registry import calc_analysis
+from modescope.indexer.inputs import load_vectors
 from tests.app.runs_fixtures import (  # noqa: F401  (fixtures)
     runs_workspace_base_fixture,
     runs_ws_fixture,
@@ -78,7 +79,7 @@ def test_analyses_are_cached_with_versions_and_recomputed_after_a_flag(
     cache = runs_ws / "runs/imported/inspection/modes.json"
     assert not cache.exists()
     first = client.get("/api/runs/imported/modes").json()
-    expected = inspect_modes(Workspace(runs_ws), "imported")
+    expected = calc_analysis("modes", Workspace(runs_ws), "imported").as_json()
     assert first["result"]["ndb_over_k"] == expected["ndb_over_k"]
     assert first["result"]["js"] == expected["js"]
     assert set(first["versions"]) == {"train", "generated", "flags", "code"}
@@ -96,7 +97,7 @@ def test_most_copied_first_follows_the_authenticity_ratio(client: TestClient,
                                                           runs_ws: Path) -> None:
     from modescope.core.workspace import Workspace
 
-    mem = inspect_memorisation(Workspace(runs_ws), "tiny")
+    mem = calc_analysis("memorisation", Workspace(runs_ws), "tiny").as_json()
     want = [s["sample"] for s in sorted(mem["samples"],
                                         key=lambda s: (s["authenticity"], s["sample"]))]
     got = client.get("/api/runs/tiny/samples?sort=copied").json()

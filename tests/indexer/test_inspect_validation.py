@@ -90,7 +90,7 @@ def test_five_flagged_noise_images_make_the_suggestions_mostly_noise(val: Valida
     the top 20 are at least 80 % noise on average and never under 60 %."""
     from modescope.core.workspace import Workspace
     from modescope.indexer.curation import suggest
-    from modescope.indexer.inspect import load_vectors
+    from modescope.indexer.inputs import load_vectors
 
     rel = rel_of(val)
     noise = sorted(i for i, f in rel.items() if val.truth[f]["noise"])

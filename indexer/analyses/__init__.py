@@ -1,0 +1,1 @@
+"""The registered analyses: registry.py, and one module per analysis (``ANALYSIS = ...``)."""

@@ -1,0 +1,84 @@
+"""What the analyses read (indexer/analyses/): a source's indexed vectors, the curated subset,
+the feature header every result carries, a pixel comparison of a run's sample with a training
+image.
+
+Training vectors are the curated set (flagged images left out) for modes and memorisation, and
+every indexed training image for outliers, duplicates and suggestions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from modescope.core.catalog import Catalog
+from modescope.core.errors import InputError
+from modescope.core.workspace import Workspace
+from modescope.indexer import copycheck, memorisation
+from modescope.indexer.store import IndexStore, source_items
+
+
+def load_vectors(ws: Workspace, source: str) -> tuple[np.ndarray, dict[str, np.ndarray],
+                                                      dict[str, Any]]:
+    """(ids, {"block1": ..., "block5": ...}, meta) of a source's current indexed images."""
+    store = IndexStore(ws, source)
+    meta = store.require_meta()
+    desired = {it.id: it.sha256 for it in source_items(ws, source)}
+    ids, vecs = store.current_vectors(desired)
+    if len(ids) < len(desired):
+        raise InputError(f"{len(desired) - len(ids)} images of {source} are not indexed yet; "
+                         f"run `modescope index --source {source}` first")
+    return ids, vecs, meta
+
+
+def check_same_space(train_meta: dict[str, Any], gen_meta: dict[str, Any], run: str) -> None:
+    if train_meta["spec"] != gen_meta["spec"]:
+        raise InputError(f"run {run} was indexed with other feature settings than the training "
+                         f"set; run `modescope index --source generated:{run} --rebuild`")
+
+
+def curated_vectors(ws: Workspace, ids: np.ndarray, vecs: dict[str, np.ndarray],
+                    include_flagged: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    if include_flagged:
+        return ids, vecs
+    with Catalog.reading(ws.catalog_path) as catalog:
+        curated = {c.id for c in catalog.curated()}
+    keep = np.array([i in curated for i in ids.tolist()], dtype=bool)
+    return ids[keep], {k: v[keep] for k, v in vecs.items()}
+
+
+def header(meta: dict[str, Any]) -> dict[str, Any]:
+    """The features a result was computed on (every result's weights, trained, warning)."""
+    return {"weights": meta["weights"], "trained": meta["trained"], "warning": meta.get("warning")}
+
+
+def pixel_verifier(ws: Workspace, run: str) -> memorisation.Verifier:
+    """Compare a run's sample with a training image in pixels, at the workspace's size."""
+    size = ws.read_config().image_size
+    train_files = {it.id: it.file for it in source_items(ws, "train")}
+    sample_files = {it.id: it.file for it in source_items(ws, f"generated:{run}")}
+    cache: dict[int, np.ndarray] = {}
+
+    def verify(sample: int, train_id: int) -> copycheck.Match:
+        if train_id not in cache:
+            if len(cache) > 4096:
+                cache.clear()
+            cache[train_id] = copycheck.blurred(copycheck.load_rgb(train_files[train_id], size))
+        return copycheck.compare(
+            copycheck.blurred(copycheck.load_rgb(sample_files[sample], size)), cache[train_id])
+
+    return verify
+
+
+def run_vectors(ws: Workspace, run: str, include_flagged: bool
+                ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any], np.ndarray,
+                           dict[str, np.ndarray]]:
+    """(train ids, train vectors, train meta, sample ids, sample vectors) of a run analysis:
+    the curated training set (unless ``include_flagged``) and the run's samples, checked to be
+    in one feature space."""
+    tids, tv, tmeta = load_vectors(ws, "train")
+    tids, tv = curated_vectors(ws, tids, tv, include_flagged)
+    gids, gv, gmeta = load_vectors(ws, f"generated:{run}")
+    check_same_space(tmeta, gmeta, run)
+    return tids, tv, tmeta, gids, gv
