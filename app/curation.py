@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from modescope.app.analyses import AnalysisUnavailable as NotReady  # one error, both analyses
+from modescope.app.analyses import AnalysisUnavailable
 from modescope.app.store import FlagStore
 from modescope.core.errors import ModescopeError
 from modescope.core.workspace import Workspace
@@ -79,7 +79,7 @@ class _Job:
         self.key = key
         self.done = threading.Event()
         self.value: Any = None
-        self.error: NotReady | None = None
+        self.error: AnalysisUnavailable | None = None
         self.started = time.monotonic()
 
 
@@ -146,11 +146,11 @@ class Curation:
         try:
             job.value = _with_seconds(compute(), time.perf_counter() - started)
         except (ModescopeError, ValueError) as exc:
-            job.error = NotReady(str(exc))
+            job.error = AnalysisUnavailable(str(exc))
         except Exception as exc:  # noqa: BLE001  (shown to the user, logged in full)
             logger.exception("curation analysis %s failed", name)
-            job.error = NotReady(f"the {get_analysis(analysis).title} could not be computed: "
-                                 f"{exc}")
+            job.error = AnalysisUnavailable(
+                f"the {get_analysis(analysis).title} could not be computed: {exc}")
         with self._lock:
             if job.error is None:
                 self._cache[name] = (job.key, job.value)
@@ -161,8 +161,8 @@ class Curation:
     def _require_index(self) -> tuple[int, int]:
         key = self.index_key()
         if key is None:
-            raise NotReady(f"the training images are not indexed yet; run `modescope index "
-                           f"--workspace {self.workspace.root}`")
+            raise AnalysisUnavailable("the training images are not indexed yet; run `modescope "
+                                      f"index --workspace {self.workspace.root}`")
         return key
 
     def outliers(self, wait_s: float | None = None) -> Outliers:

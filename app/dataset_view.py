@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from modescope.app.curation import Computing, Curation, NotReady
+from modescope.app.analyses import AnalysisUnavailable
+from modescope.app.curation import Computing, Curation
 from modescope.app.neighbours import IndexCache, NotIndexed
 from modescope.app.store import Flag, FlagStore
 from modescope.core.catalog import ImageRow
@@ -88,7 +89,7 @@ class DatasetView:
     def _scores(self) -> tuple[dict[int, float], set[int]]:
         try:
             out = self.curation.outliers()
-        except (NotReady, Computing):
+        except (AnalysisUnavailable, Computing):
             return {}, set()
         return out.score, out.suggested
 
@@ -114,7 +115,7 @@ class DatasetView:
         counts = self.counts()
         try:
             result = getattr(self, f"_{view}")(page, size, mode, counts)
-        except NotReady as exc:
+        except AnalysisUnavailable as exc:
             result = DatasetPage(view, 1, 1, 0, [], notice=exc.detail)
         except Computing as exc:
             result = DatasetPage(view, 1, 1, 0, [], notice=exc.detail, computing=True)
@@ -165,8 +166,8 @@ class DatasetView:
     def _suggest(self, page: int, size: int, _: int | None,
             counts: dict[str, int]) -> DatasetPage:
         if not counts["flagged"]:
-            raise NotReady("flag a few images first: suggestions are the unflagged images that "
-                           "look most like the flagged ones")
+            raise AnalysisUnavailable("flag a few images first: suggestions are the unflagged "
+                                      "images that look most like the flagged ones")
         sug = self.curation.suggestions()
         return DatasetPage("suggest", 1, 1, len(sug.ids), self.tiles(sug.ids, sug.score),
                            method=sug.method)
@@ -208,7 +209,7 @@ class DatasetView:
             group = duplicates.group_of.get(image_id)
             if group is not None:
                 dups = self.tiles([i for i in duplicates.groups[group] if i != image_id])
-        except (NotReady, Computing) as exc:
+        except (AnalysisUnavailable, Computing) as exc:
             notice = exc.detail
         nearest: dict[str, list[Tile]] = {}
         if indexes is not None and notice is None:
