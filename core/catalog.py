@@ -220,11 +220,6 @@ class Catalog:
             kept.close()
             raise
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self.conn:
-            yield self.conn
-
     # -- ingest side -------------------------------------------------------------------------
 
     def known_files(self) -> dict[str, tuple[int | None, int | None, Status]]:
