@@ -16,6 +16,10 @@ import pytest
 
 BIN = Path(sys.executable).parent
 
+# the session-wide workspaces the app tests (and the installed-wheel test) share, registered here
+# so a test asks for them by name instead of importing them
+pytest_plugins = ["tests.app.runs_fixtures", "tests.app.dataset_fixtures"]
+
 
 @dataclass
 class Result:
