@@ -52,11 +52,14 @@ demo: $(VENV)/.installed
 	$(BIN)/python -m modescope.app.pipeline --workspace $(WORKSPACE) --run $(DEMO_RUN) --n 500
 	$(BIN)/modescope serve --workspace $(WORKSPACE) --host $(HOST) --port $(PORT)
 
-# -- tests: lint, types, then pytest (unit, CLI subprocess, HTTP, headless Chromium) ----------
+# -- tests: lint, types, then pytest (unit, CLI subprocess, HTTP, headless Chromium, the installed
+# wheel): all of it, slow tests included; `$(BIN)/pytest -m "not slow"` is the quick loop --------
 test: $(VENV)/.dev-installed browser lint typecheck pytest
 
+# ruff, then the layers contract in pyproject.toml (cli > app > indexer | trainer > core)
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy
@@ -82,4 +85,4 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/load.py --build .bench-load
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -135,8 +135,8 @@ class Analyses:
     """Cached analyses of runs, parsed once per file version, computed off the event loop.
 
     The computation itself runs in a child process (one, started on first use and kept): in a
-    thread of the server it held the GIL for ~0.5 s at a time (the pixel check, k-means
-    set-up), and every page waiting behind it showed that as latency."""
+    thread of the server it held the GIL for long stretches (the pixel check, k-means set-up),
+    and every page waiting behind it showed that as latency (docs/reliability.md)."""
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws

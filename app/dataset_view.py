@@ -68,8 +68,8 @@ class ImageDetail:
 
 
 def _version(file: str | None) -> str | None:
-    """The file's content-hash stem, shortened (string ops: PurePosixPath per tile was 7 % of a
-    grid page)."""
+    """The file's content-hash stem, shortened (string ops: a PurePosixPath per tile showed in
+    grid-page profiles, docs/reliability.md)."""
     if not file:
         return None
     name = file.rpartition("/")[2]

@@ -98,9 +98,6 @@ class RunsView:
             raise NotFound(f"run {run} has no sample {n}")
         return path
 
-    def epoch_numbers(self, run: str) -> list[int]:
-        return self.run(run).grid_epochs()
-
     def epoch_file(self, run: str, epoch: int) -> Path:
         path = self.run(run).grid_path(epoch)
         if not path.is_file():

@@ -5,7 +5,7 @@ so the web process never has two writers racing; SQLite's WAL lets readers (the 
 the analyses) carry on meanwhile. Reads use each worker thread's own read-only
 connection (``Catalog.reused``): thread-safe, and they see writes made by the CLI
 (`modescope flag`) or another server process at once. The writer's connection is kept open too
-(opening one runs the schema script: ~1 ms a flag).
+(opening one runs the schema script on every flag).
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ class FlagStore:
 
     def flagged_page(self, limit: int, offset: int) -> tuple[list[ImageRow], int]:
         """Flagged training images, most recently flagged first, and how many there are.
-        CROSS JOIN makes SQLite walk the flags, not all images: 27 -> 1.3 ms at 100k images."""
+        CROSS JOIN makes SQLite walk the flags, not all images (docs/curation.md)."""
         with self.reading() as catalog:
             total = int(catalog.conn.execute(
                 "SELECT COUNT(*) FROM flags f CROSS JOIN images i ON i.id = f.image_id "

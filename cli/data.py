@@ -143,8 +143,7 @@ def serve(
     )] = False,
     workers: Annotated[int, typer.Option(
         min=1, max=64,
-        help="Server processes (one answered 200 mixed requests/s with p99 102 ms on 2 "
-             "cores, bench/load.py; more share the load, e.g. one per core).",
+        help="Server processes on the same port (more share the load, e.g. one per core).",
     )] = 1,
 ) -> None:
     """Serve the web app for a workspace."""

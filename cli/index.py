@@ -34,7 +34,7 @@ def index(
     batch: Annotated[int, typer.Option(help="Images per forward pass.")] = 32,
     engine: Annotated[
         str | None,
-        typer.Option(help="fp32 (Keras) or int8 (OpenVINO, ~3.5x faster on CPUs with VNNI; "
+        typer.Option(help="fp32 (Keras) or int8 (OpenVINO, faster on CPUs with VNNI; "
                           "needs modescope[int8]) [default: the train index's, else fp32]"),
     ] = None,
     rebuild: Annotated[bool, typer.Option(help="Discard this source's index and re-extract.")]

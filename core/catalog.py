@@ -98,9 +98,9 @@ class Catalog:
     def reused(cls, path: Path) -> Iterator[Catalog]:
         """Like ``reading``, but the connection stays open for this thread's next read.
 
-        Opening a WAL catalog costs ~0.8 ms, a page's queries a few microseconds; the web
-        server's worker threads read many times a second. Each statement still starts a fresh
-        read (autocommit), so commits by any writer are seen at once. A new catalog file under
+        Opening a WAL catalog costs more than a page's queries, and the web server's worker
+        threads read many times a second (docs/reliability.md). Each statement still starts a
+        fresh read (autocommit), so commits by any writer are seen at once. A new catalog file under
         the same path (another inode) gets a new connection; a read that fails drops its
         connection, so no half-read statement keeps an old snapshot alive.
         """
@@ -111,11 +111,6 @@ class Catalog:
         except BaseException:
             kept.close()
             raise
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self.conn:
-            yield self.conn
 
     # -- ingest side -------------------------------------------------------------------------
 

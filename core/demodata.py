@@ -86,10 +86,6 @@ class Truth:
         }
 
 
-def load_truth(folder: Path) -> dict[str, Any]:
-    return json.loads((Path(folder) / "truth.json").read_text(encoding="utf-8"))
-
-
 def write_demo_data(
     out: Path, *, n: int = 2000, seed: int = 0, progress: ProgressFn | None = None
 ) -> Truth:

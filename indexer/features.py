@@ -95,7 +95,7 @@ class FeatureSpec:
 
 
 def default_input_size(training_size: int) -> int:
-    """The training size itself (measured best and fastest), kept within 64..224 px."""
+    """The training size itself, kept within 64..224 px (docs/features.md compares sizes)."""
     return min(max(training_size, MIN_DEFAULT_INPUT), MAX_DEFAULT_INPUT)
 
 

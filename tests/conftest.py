@@ -16,6 +16,22 @@ import pytest
 
 BIN = Path(sys.executable).parent
 
+# the session-wide workspaces the app tests (and the installed-wheel test) share, registered here
+# so a test asks for them by name instead of importing them
+pytest_plugins = ["tests.app.runs_fixtures", "tests.app.dataset_fixtures"]
+
+# Fixtures that train, index with TensorFlow or start a server: every test that uses one (directly
+# or through another fixture) is marked ``slow``, as are the browser tests. `pytest -m "not slow"`
+# is the quick loop; `make test` runs everything.
+SLOW_FIXTURES = frozenset({"runs_workspace_base", "dataset_ws_base", "small_workspace", "server"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        if uses & SLOW_FIXTURES or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
 
 @dataclass
 class Result:

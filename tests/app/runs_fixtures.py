@@ -6,8 +6,9 @@
 - run ``tiny``: a real 2-epoch DCGAN at 32 px (stats, epoch grids, checkpoint), 60 samples
   generated and indexed.
 
-Built under the session's base temp folder and reused by every test module that asks (pytest
-would build a fixture imported into two modules twice); tests that change it copy it first.
+Built once per session under the session's base temp folder (tests/conftest.py registers this
+module as a plugin, so every test module asks for the fixtures by name); tests that change it
+copy it first (``runs_ws``).
 """
 
 from __future__ import annotations

@@ -12,13 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.app import dataset_fixtures
 from tests.app.browser import chromium
 from tests.app.conftest import Server
 
 pytestmark = pytest.mark.browser
-dataset_ws_base = dataset_fixtures.dataset_ws_base
-dataset_ws = dataset_fixtures.dataset_ws
 SHOTS = Path("/tmp/shots")
 
 

@@ -15,10 +15,6 @@ import pytest
 
 from tests.app.browser import chromium
 from tests.app.conftest import Server
-from tests.app.runs_fixtures import (  # noqa: F401  (fixtures)
-    runs_workspace_base_fixture,
-    runs_ws_fixture,
-)
 
 pytestmark = pytest.mark.browser
 SHOTS_COPY = Path("/tmp/shots")

@@ -17,12 +17,8 @@ from modescope.app.store import FlagStore
 from modescope.core.catalog import Catalog
 from modescope.core.workspace import Workspace
 from modescope.indexer import ndb
-from tests.app import dataset_fixtures
 from tests.app.dataset_fixtures import client_for, csrf
 from tests.conftest import run_cli
-
-dataset_ws_base = dataset_fixtures.dataset_ws_base
-dataset_ws = dataset_fixtures.dataset_ws
 
 
 @pytest.fixture

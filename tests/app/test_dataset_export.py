@@ -7,15 +7,10 @@ import io
 import json
 from pathlib import Path
 
-from modescope.app.main import create_app  # noqa: F401  (the app must import cleanly)
 from modescope.core.catalog import Catalog
 from modescope.core.workspace import Workspace
-from tests.app import dataset_fixtures
 from tests.app.dataset_fixtures import client_for
 from tests.conftest import run_cli
-
-dataset_ws_base = dataset_fixtures.dataset_ws_base
-dataset_ws = dataset_fixtures.dataset_ws
 
 
 def _flag(ws: Path, *ids: int) -> None:

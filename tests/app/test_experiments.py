@@ -14,10 +14,6 @@ from fastapi.testclient import TestClient
 
 from modescope.app.main import create_app
 from modescope.app.settings import Settings
-from tests.app.runs_fixtures import (  # noqa: F401  (fixtures)
-    runs_workspace_base_fixture,
-    runs_ws_fixture,
-)
 from tests.conftest import run_cli
 
 

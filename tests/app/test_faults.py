@@ -15,8 +15,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.app.conftest import Server
+
+pytestmark = pytest.mark.slow  # starts and kills servers
 
 
 def _session(url: str) -> tuple[httpx.Client, str]:

@@ -37,7 +37,6 @@ from modescope.app.job_specs import TrainForm, train_job
 from modescope.app.main import create_app
 from modescope.app.settings import Settings
 from modescope.core.workspace import Workspace
-from tests.app.runs_fixtures import runs_workspace_base_fixture  # noqa: F401  (fixture)
 
 TOKEN = "fuzz-token-" + "0123456789abcdef"
 BASE = "http://127.0.0.1"

@@ -19,10 +19,6 @@ from modescope.app.analyses import current_versions
 from modescope.app.main import create_app
 from modescope.app.settings import Settings
 from modescope.core.workspace import Workspace
-from tests.app.runs_fixtures import (  # noqa: F401  (fixtures)
-    runs_workspace_base_fixture,
-    runs_ws_fixture,
-)
 
 TIMEOUT_S = 240
 

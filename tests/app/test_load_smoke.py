@@ -9,11 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.app.runs_fixtures import (  # noqa: F401  (fixtures)
-    runs_workspace_base_fixture,
-    runs_ws_fixture,
-)
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -17,10 +17,6 @@ from modescope.app.main import create_app
 from modescope.app.settings import Settings
 from modescope.indexer.analyses.registry import calc_analysis
 from modescope.indexer.inputs import load_vectors
-from tests.app.runs_fixtures import (  # noqa: F401  (fixtures)
-    runs_workspace_base_fixture,
-    runs_ws_fixture,
-)
 from tests.conftest import run_cli
 
 
@@ -242,8 +238,8 @@ def test_the_runs_pages_never_import_tensorflow(runs_ws: Path) -> None:
     code = (
         "import sys\n"
         "from fastapi.testclient import TestClient\n"
-        "from app.main import create_app\n"
-        "from app.settings import Settings\n"
+        "from modescope.app.main import create_app\n"
+        "from modescope.app.settings import Settings\n"
         f"with TestClient(create_app(Settings(workspace={str(ws)!r}))) as c:\n"
         "    for u in ('/runs', '/runs/tiny', '/runs/imported/samples', '/jobs',\n"
         "              '/runs/imported/samples/3', '/compare', '/api/runs/tiny/samples/2'):\n"

@@ -81,6 +81,7 @@ def test_empty_token_file_and_short_token_are_refused(demo_workspace: Path,
     assert res.code == 2 and "shorter than 16 characters" in res.err
 
 
+@pytest.mark.slow  # starts a server
 def test_off_loopback_with_a_token_file_serves_and_asks_for_login(demo_workspace: Path,
                                                                   tmp_path: Path) -> None:
     token_file = tmp_path / "token"

@@ -97,8 +97,8 @@ def test_the_web_process_never_imports_tensorflow(demo_workspace: Path) -> None:
     code = (
         "import sys\n"
         "from fastapi.testclient import TestClient\n"
-        "from app.main import create_app\n"
-        "from app.settings import Settings\n"
+        "from modescope.app.main import create_app\n"
+        "from modescope.app.settings import Settings\n"
         f"with TestClient(create_app(Settings(workspace={str(demo_workspace)!r}))) as c:\n"
         "    assert c.get('/').status_code == 200\n"
         "    assert c.get('/api/overview').status_code == 200\n"

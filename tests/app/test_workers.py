@@ -26,10 +26,6 @@ from modescope.app.settings import Settings
 from modescope.core.catalog import Catalog
 from modescope.core.workspace import Workspace
 from tests.app.conftest import Server
-from tests.app.runs_fixtures import (  # noqa: F401  (fixtures)
-    runs_workspace_base_fixture,
-    runs_ws_fixture,
-)
 
 
 def csrf_of(html: str) -> str:

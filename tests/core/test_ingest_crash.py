@@ -9,9 +9,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from tests.conftest import modescope_cmd, run_cli
+
+pytestmark = pytest.mark.slow  # kills and reruns an ingest of the demo set
 
 
 def committed(ws: Path) -> int:

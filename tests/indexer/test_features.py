@@ -17,6 +17,8 @@ from modescope.indexer.features import (
     preprocess,
 )
 
+pytestmark = pytest.mark.slow  # Keras VGG16 in this process
+
 
 def images(n: int, size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)

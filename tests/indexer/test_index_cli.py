@@ -19,6 +19,8 @@ from modescope.indexer.store import IndexStore
 from tests.conftest import modescope_cmd, run_cli
 from tests.images import picture, save
 
+pytestmark = pytest.mark.slow  # every test indexes with TensorFlow
+
 RANDOM = ["--weights", "random", "--seed", "0", "--input-size", "32"]
 
 

@@ -13,6 +13,8 @@ from sklearn.metrics import roc_auc_score
 from tests.conftest import run_cli
 from tests.indexer.validation import COLLAPSE_MODES, Validation, build
 
+pytestmark = pytest.mark.slow  # indexes the demo data with TensorFlow
+
 
 @pytest.fixture(scope="module")
 def val(tmp_path_factory: pytest.TempPathFactory) -> Validation:

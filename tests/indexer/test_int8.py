@@ -14,6 +14,8 @@ from tests.conftest import run_cli
 from tests.images import picture, save
 from tests.indexer.test_index_cli import vectors
 
+pytestmark = pytest.mark.slow  # indexes with TensorFlow and OpenVINO
+
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 RANDOM64 = ["--weights", "random", "--seed", "0", "--input-size", "64"]

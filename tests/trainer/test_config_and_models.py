@@ -43,6 +43,7 @@ def test_the_trainer_config_imports_no_tensorflow() -> None:
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
+@pytest.mark.slow  # builds Keras models
 def test_64px_models_have_the_pytorch_examples_parameter_counts() -> None:
     g, d = build_generator(64), build_discriminator(64)
     count = lambda m: sum(int(np.prod(w.shape)) for w in m.trainable_weights)  # noqa: E731
@@ -50,6 +51,7 @@ def test_64px_models_have_the_pytorch_examples_parameter_counts() -> None:
     assert [channels(64, r, 64) for r in (4, 8, 16, 32)] == [512, 256, 128, 64]
 
 
+@pytest.mark.slow  # builds Keras models
 @pytest.mark.parametrize("size", [32, 64, 128, 256])
 def test_every_size_builds_and_maps_shapes(size: int) -> None:
     g, d = build_generator(size, latent_dim=16, filters=8), build_discriminator(size, filters=8)

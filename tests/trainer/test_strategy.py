@@ -10,7 +10,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import modescope_cmd
+
+pytestmark = pytest.mark.slow  # TensorFlow on two logical devices; two training workers
 
 ROOT = Path(__file__).resolve().parents[2]
 

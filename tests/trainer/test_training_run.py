@@ -16,6 +16,8 @@ from PIL import Image
 
 from tests.conftest import modescope_cmd, run_cli
 
+pytestmark = pytest.mark.slow  # trains
+
 TWO_MODES = ("oval-vivid-dots", "long-teal-grid")
 
 
