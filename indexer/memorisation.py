@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from modescope.indexer.analyses.results import JsonRecord
 from modescope.indexer.copycheck import PIXEL_COPY, Match
 from modescope.indexer.index import VectorIndex
 from modescope.indexer.ndb import combined
@@ -30,8 +31,10 @@ EPS = 1e-9
 Verifier = Callable[[int, int], Match]  # (sample id, training id) -> pixel comparison
 
 
-@dataclass
-class SampleVerdict:
+@dataclass(frozen=True)
+class SampleRow(JsonRecord):
+    """One sample's verdict: its nearest training images and whether it copies one."""
+
     sample: int
     nearest_block1: int
     similarity_block1: float
@@ -94,7 +97,7 @@ def memorisation(train: dict[str, np.ndarray], train_ids: np.ndarray,
             # sibling of a narrow mode
             copy = pixels < pixel_threshold and ratio < PIXEL_GATE_RATIO
             verdict = "copy" if copy else "close" if ratio < copy_ratio else "novel"
-        verdicts.append(SampleVerdict(
+        verdicts.append(SampleRow(
             int(sample), int(nn["block1"][1][j]), round(float(nn["block1"][0][j]), 6),
             int(nn["block5"][1][j]), round(float(nn["block5"][0][j]), 6), t, round(sim, 6),
             round(ratio, 4), pixels, verdict))
@@ -118,6 +121,6 @@ def memorisation(train: dict[str, np.ndarray], train_ids: np.ndarray,
         "copies": copies,
         "copy_rate": round(copies / len(verdicts), 4),
         "expected_hub_count": round(expected, 3),
-        "samples": [v.__dict__ for v in verdicts],
+        "samples": [v.as_json() for v in verdicts],
         "hubness": hubness,
     }

@@ -21,25 +21,10 @@ from modescope.indexer.analyses.registry import (
     TrainingSet,
 )
 from modescope.indexer.analyses.results import JsonRecord
+from modescope.indexer.memorisation import SampleRow
 
 if TYPE_CHECKING:
     from modescope.core.workspace import Workspace
-
-
-@dataclass(frozen=True)
-class SampleRow(JsonRecord):
-    """One sample's verdict (indexer/memorisation.py SampleVerdict)."""
-
-    sample: int
-    nearest_block1: int
-    similarity_block1: float
-    nearest_block5: int
-    similarity_block5: float
-    nearest: int  # on both layers combined: the basis of the ratio
-    similarity: float
-    authenticity: float
-    pixel_difference: float | None  # largest blurred patch difference to `nearest` (0-255)
-    verdict: str  # "copy", "close" or "novel"
 
 
 @dataclass(frozen=True)
