@@ -157,7 +157,9 @@ def _discover() -> None:
 
 
 def register_analysis(spec: AnalysisSpec[R]) -> AnalysisSpec[R]:
-    """Add an analysis (a module's ``ANALYSIS`` is added without this; tests add toys)."""
+    """Add an analysis in this process only (tests add toys): worker processes (the web app's
+    analysis child, the pipeline, training) find the modules of this package, so a real
+    analysis is a module with ``ANALYSIS``, not a call to this."""
     _discover()
     with _lock:
         if spec.name in _registry:
