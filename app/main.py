@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib import resources
-from pathlib import Path
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI
@@ -17,6 +15,7 @@ from modescope.app import security
 from modescope.app.catalog_view import CatalogView
 from modescope.app.dataset_view import open_dataset
 from modescope.app.errors import install_error_handler
+from modescope.app.resources import package_dir
 from modescope.app.routes import (
     auth,
     compare,
@@ -38,15 +37,6 @@ from modescope.core.workspace import Workspace
 ROUTE_MODULES = (overview, auth, dataset, export, docs, runs, samples, jobs, compare,
                  experiments)
 
-
-def package_dir(name: str) -> Path:
-    """A folder shipped inside the ``modescope`` package (templates/, static/), found with
-    importlib.resources, so an installed wheel and a source checkout serve the same files."""
-    folder = resources.files("modescope") / name
-    if not isinstance(folder, Path) or not folder.is_dir():
-        raise RuntimeError(f"modescope is installed without its {name}/ folder ({folder}); "
-                           "reinstall it from a wheel or a source checkout")
-    return folder
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
 
 from modescope.app.analyses import Analysis, AnalysisUnavailable, current_versions
+from modescope.app.resources import package_dir
 from modescope.app.runs_state import RunsSide
 from modescope.app.runs_view import RunSummary
 from modescope.app.samples_view import SampleDetail, SamplesPage
-from modescope.core.errors import InputError
+from modescope.core.errors import InputError, NotFound
+from modescope.indexer.analyses.registry import AnalysisSpec, analyses, get_analysis
 
 COMPARE_GRID = 24  # samples shown per run on the compare page
 
@@ -104,3 +107,35 @@ async def compare(side: RunsSide, a: str, b: str) -> tuple[CompareSide, CompareS
     if a == b:
         raise InputError("compare needs two different runs: pick another for a or b")
     return await _compare_side(side, a), await _compare_side(side, b)
+
+
+def run_analysis(name: str) -> AnalysisSpec[Any]:
+    """A registered analysis of runs, by the name in a URL, or a 404."""
+    try:
+        spec = get_analysis(name)
+    except ValueError as exc:  # not a registered analysis
+        raise NotFound(str(exc)) from None
+    if not spec.inputs.run:
+        raise NotFound(f"{name} is an analysis of the training set, not of a run: see /dataset")
+    return spec
+
+
+def run_analysis_links(run: str) -> list[tuple[str, str]]:
+    """(href, title) of every registered run analysis's page."""
+    return [(f"/runs/{run}/analyses/{spec.name}", spec.title)
+            for spec in analyses(run=True)]
+
+
+def analysis_template(spec: AnalysisSpec[Any]) -> str:
+    """``analysis-<name>.html`` when the analysis brings its own page, else the plain one
+    that shows its summary lines."""
+    own = f"analysis-{spec.name}.html"
+    return own if (package_dir("templates") / own).is_file() else "analysis.html"
+
+
+def summary_lines(spec: AnalysisSpec[Any], found: Analysis | None) -> list[str]:
+    """The analysis's own words for its result (what ``modescope inspect NAME`` prints)."""
+    if found is None or spec.cli is None or spec.cli.lines is None:
+        return []
+    defaults = {option.name: option.default for option in spec.cli.options}
+    return spec.cli.lines(found.value, defaults)

@@ -91,7 +91,8 @@ async def run_page(render: RenderDep, side: RunsSideDep, run: RunDep,
     return render("run.html", {
         "title": f"Run {run.name}", "d": d, "s": d.summary, "chart": loss_chart(d.stats),
         "metrics_chart": scores_chart(d.metrics_rows),
-        "epoch": shown, "refresh": d.progress is not None
+        "epoch": shown, "analyses": run_pages.run_analysis_links(run.name),
+        "refresh": d.progress is not None
         and d.progress.get("status") == "running"})
 
 
@@ -125,6 +126,23 @@ async def _analysis_json(side: RunsSide, run: str, kind: str) -> AnalysisOut:
     found = await run_pages.fresh_analysis(side, run, kind)
     return AnalysisOut(run=run, computed_at=found.computed_at, versions=found.versions,
                        result=found.result)
+
+
+@pages.get("/{run}/analyses/{name}", response_class=HTMLResponse)
+async def analysis_page(render: RenderDep, side: RunsSideDep, run: RunDep,
+                        name: str) -> HTMLResponse:
+    """Any registered run analysis: its own template, or its summary lines."""
+    spec = run_pages.run_analysis(name)
+    found, note = await run_pages.analysis(side, run.name, spec.name)
+    return render(run_pages.analysis_template(spec), {
+        "title": f"{spec.title.capitalize()} of {run.name}", "run": run.name, "spec": spec,
+        "analysis": found, "note": note, "lines": run_pages.summary_lines(spec, found)})
+
+
+@api.get("/{run}/analyses/{name}", response_model=AnalysisOut)
+async def analysis_json(side: RunsSideDep, run: RunDep, name: str) -> AnalysisOut:
+    """Any registered run analysis, fresh (computed first if need be)."""
+    return await _analysis_json(side, run.name, run_pages.run_analysis(name).name)
 
 
 @api.get("/{run}/modes", response_model=AnalysisOut)

@@ -257,3 +257,24 @@ def test_every_runs_page_has_a_json_twin_in_the_openapi_schema(client: TestClien
                  "/runs/{run}/modes", "/jobs", "/compare"):
         assert page in paths and "/api" + page in paths, page
         assert "$ref" in json.dumps(paths["/api" + page]["get"]["responses"]["200"]), page
+
+
+def test_every_run_analysis_has_a_page_and_a_json_twin_from_the_registry(
+        client: TestClient) -> None:
+    """The run page links each registered run analysis; the generic page shows the analysis's
+    own summary lines (as `modescope inspect NAME` prints them) and its JSON twin is the same
+    record as the named twin."""
+    from modescope.indexer.analyses.registry import analyses
+
+    run_page = client.get("/runs/imported").text
+    for spec in analyses(run=True):
+        assert f'href="/runs/imported/analyses/{spec.name}"' in run_page
+    generic = client.get("/api/runs/imported/analyses/memorisation").json()
+    assert generic == client.get("/api/runs/imported/memorisation").json()
+    page = client.get("/runs/imported/analyses/memorisation")
+    assert page.status_code == 200
+    copies = generic["result"]["copies"]
+    assert f"run imported: {copies} of {generic['result']['n_samples']} samples" in page.text
+    assert client.get("/runs/imported/analyses/outliers").status_code == 404  # a dataset one
+    missing = client.get("/api/runs/imported/analyses/nothing")
+    assert missing.status_code == 404 and "nothing" in missing.json()["detail"]
