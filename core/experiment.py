@@ -175,7 +175,7 @@ def next_request(ws: Workspace, exp: Experiment, value: str) -> TrainRequest | N
     """The training request that brings the run for ``value`` forward (resume it, or start
     it), or None when it has finished."""
     folder = ws.run(exp.run_name(value))
-    if run_summary(ws, folder.name)["status"] == "finished":
+    if (folder.progress() or {}).get("status") == "finished":
         return None
     request = exp.request(value)
     if folder.has_checkpoint():
