@@ -35,6 +35,7 @@ class Tile:
     unusual: bool  # over the outlier threshold
     extra: float | None = None  # the view's own number (suggestion score)
     version: str | None = None  # content hash prefix: pins the thumbnail URL (immutable cache)
+    held_out: bool = False  # in the held-out split: never trained on (core/holdout.py)
 
 
 @dataclass(frozen=True)
@@ -98,16 +99,20 @@ class DatasetView:
         flags = self.flags.flags(ids)
         score, unusual = self._scores()
         extra = extra or {}
+        with self.flags.reading() as catalog:
+            held = catalog.held_out_ids()
         return [Tile(i, rows[i].label, rows[i].path, rows[i].status, rows[i].file is not None,
                      flags.get(i), score.get(i), i in unusual, extra.get(i),
-                     _version(rows[i].file))
+                     _version(rows[i].file), i in held)
                 for i in ids if i in rows]
 
     def counts(self) -> dict[str, int]:
+        """ok images, flagged, held out, and the curated set (neither flagged nor held out)."""
         with self.flags.reading() as catalog:
             ok = catalog.counts()["ok"]
-            flagged = catalog.flag_count()
-        return {"ok": ok, "flagged": flagged}
+            flagged, held = catalog.flagged_ids(), catalog.held_out_ids()
+        return {"ok": ok, "flagged": len(flagged), "held_out": len(held),
+                "curated": ok - len(flagged | held)}
 
     def page(self, view: str, page: int, size: int, mode: int | None = None) -> DatasetPage:
         if view not in VIEWS:

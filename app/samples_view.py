@@ -22,7 +22,7 @@ SORTS = ("number", "copied", "mode", "random")
 @dataclass(frozen=True)
 class SampleCard:
     n: int
-    authenticity: float | None
+    p_value: float | None  # the memorisation verdict's calibrated p (low: copy-like)
     verdict: str | None
     mode: int | None
 
@@ -48,7 +48,7 @@ class SampleDetail:
     trained: bool
     warning: str | None
     memorisation: dict[str, Any] | None  # this sample's row of the memorisation result
-    threshold: float | None
+    calibration: dict[str, Any] | None  # what the verdict was calibrated on (reference, levels)
     mode: dict[str, Any] | None  # this sample's bin of the modes result
     prev_n: int | None
     next_n: int | None
@@ -93,7 +93,7 @@ class SamplesView:
         mem = self.lookups.rows(memorisation.value) if memorisation else {}
         bins: dict[int, int] = modes.value.generated_bin_of if modes else {}
         if sort == "copied" and mem:
-            numbers.sort(key=lambda n: (mem[n].authenticity if n in mem else math.inf, n))
+            numbers.sort(key=lambda n: (mem[n].p_value if n in mem else math.inf, n))
         elif sort == "mode" and bins:
             numbers.sort(key=lambda n: (bins.get(n, 1 << 30), n))
         elif sort == "random":
@@ -102,7 +102,7 @@ class SamplesView:
         pages = max(1, math.ceil(len(numbers) / page_size))
         page = min(max(1, page), pages)
         chosen = numbers[(page - 1) * page_size: page * page_size]
-        cards = [SampleCard(n, mem[n].authenticity if n in mem else None,
+        cards = [SampleCard(n, mem[n].p_value if n in mem else None,
                             mem[n].verdict if n in mem else None, bins.get(n))
                  for n in chosen]
         return SamplesPage(run, sort, seed, page, pages, len(numbers), cards, note)
@@ -125,6 +125,12 @@ class SamplesView:
         return SampleDetail(
             run=run, n=n, neighbours=found, weights=meta["weights"], trained=meta["trained"],
             warning=meta.get("warning"), memorisation=mem_row.as_json() if mem_row else None,
-            threshold=memorisation.value.copy_ratio_threshold if memorisation else None,
+            calibration=_calibration(memorisation.value) if memorisation else None,
             mode=mode, prev_n=numbers[at - 1] if at > 0 else None,
             next_n=numbers[at + 1] if at + 1 < len(numbers) else None, analysis_note=note)
+
+
+def _calibration(r: MemorisationResult) -> dict[str, Any]:
+    return {"reference": r.reference, "n_reference": r.n_reference,
+            "copy_level": r.copy_level, "close_level": r.close_level,
+            "copy_possible": r.copy_possible}

@@ -40,6 +40,13 @@ def ingest(
     strict: Annotated[
         bool, typer.Option(help="Exit 1 when any file in the folder is rejected.")
     ] = False,
+    holdout: Annotated[
+        float | None,
+        typer.Option(help="Share of the images held out: indexed and shown, never trained on "
+                          "or exported; the reference for the copy verdicts. At least 200 "
+                          "images where a fifth of the set allows; none below 100 images; 0 "
+                          "turns it off [default: 0.1, or the workspace's]"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Decode, normalise and catalog every image under FOLDER (safe to rerun)."""
@@ -53,7 +60,7 @@ def ingest(
         report = run_ingest(
             folder, Workspace(workspace), size=size, fit=fit_value,
             max_pixels=max_pixels or DEFAULT_MAX_PIXELS, max_aspect=max_aspect,
-            workers=workers, progress=progress,
+            workers=workers, progress=progress, holdout=holdout,
         )
     if as_json:
         emit_json(report.as_json())
@@ -117,7 +124,8 @@ def status(workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE), as_json: JsonOpt =
         return
     typer.echo(f"workspace {ws.root} ({config.image_size} px, {config.fit})")
     typer.echo(
-        f"{counts['ok']} ok, {counts['duplicate']} duplicate, {counts['rejected']} rejected"
+        f"{counts['ok']} ok ({counts['held_out']} of them held out, never trained on), "
+        f"{counts['duplicate']} duplicate, {counts['rejected']} rejected"
     )
     for kind, count in reasons:
         typer.echo(f"  {count:6d}  {kind}")

@@ -215,6 +215,7 @@ class Catalog:
         for r in self.conn.execute("SELECT status, COUNT(*) AS n FROM images GROUP BY status"):
             out[r["status"]] = r["n"]
         out["total"] = sum(out.values())
+        out["held_out"] = len(self.held_out_ids())
         return out
 
     def path_of(self, image_id: int) -> str | None:
@@ -228,14 +229,49 @@ class Catalog:
         return [(r["id"], r["sha256"], r["file"]) for r in rows]
 
     def curated(self, *, include_flagged: bool = False) -> list[CuratedImage]:
-        """The curated set: every ok (ingested, not duplicate) image without a flag, by id.
-        The one definition that training, export and the analyses share; ``include_flagged``
-        gives every ok image (the uncurated baseline)."""
-        flagged = set() if include_flagged else self.flagged_ids()
+        """The curated set: every ok (ingested, not duplicate) image that is neither flagged
+        nor held out, by id. The one definition that training, export and the analyses share;
+        ``include_flagged`` gives every ok image that is not held out (the uncurated
+        baseline). Held-out images are never training data (core/holdout.py)."""
+        skip = self.held_out_ids() | (set() if include_flagged else self.flagged_ids())
+        return [c for c in self._ok_images() if c.id not in skip]
+
+    def held_out(self) -> list[CuratedImage]:
+        """The held-out reference: held-out ok images without a flag, by id."""
+        held, flagged = self.held_out_ids(), self.flagged_ids()
+        return [c for c in self._ok_images() if c.id in held and c.id not in flagged]
+
+    def held_out_ids(self) -> set[int]:
+        try:
+            return {r[0] for r in self.conn.execute("SELECT image_id FROM holdout")}
+        except sqlite3.OperationalError:  # a catalog from before the held-out split
+            return set()
+
+    def _ok_images(self) -> list[CuratedImage]:
         rows = self.conn.execute(
             "SELECT id, label, path, sha256, file FROM images WHERE status = 'ok' ORDER BY id")
         return [CuratedImage(r["id"], r["label"], r["path"], r["sha256"], r["file"])
-                for r in rows if r["id"] not in flagged]
+                for r in rows]
+
+    def update_holdout(self, share: float) -> tuple[int, int]:
+        """Grow or shrink the held-out split to ``share`` of the ok images (core/holdout.py),
+        in one transaction; returns (added, removed)."""
+        from modescope.core import holdout
+
+        with self.conn:
+            self.conn.execute("DELETE FROM holdout WHERE image_id NOT IN"
+                              " (SELECT id FROM images WHERE status = 'ok')")
+            held, flagged = self.held_out_ids(), self.flagged_ids()
+            ok = {c.id: c.sha256 for c in self._ok_images()}
+            current = {i: sha for i, sha in ok.items() if i in held}
+            eligible = {i: sha for i, sha in ok.items() if i not in held and i not in flagged}
+            add, remove = holdout.plan(current, eligible, len(ok), share)
+            stamp = now()
+            self.conn.executemany("INSERT INTO holdout (image_id, chosen_at) VALUES (?, ?)",
+                                  [(i, stamp) for i in add])
+            self.conn.executemany("DELETE FROM holdout WHERE image_id = ?",
+                                  [(i,) for i in remove])
+        return len(add), len(remove)
 
     def images(self, status: Status, *, limit: int, offset: int = 0) -> list[ImageRow]:
         rows = self.conn.execute(

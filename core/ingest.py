@@ -55,6 +55,8 @@ class IngestReport:
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
     unchanged_readable: int = 0  # unchanged files that are ok or duplicate
+    held_out: int = 0  # ok images held out after this ingest (core/holdout.py)
+    holdout_share: float = 0.0
 
     @property
     def processed(self) -> int:
@@ -67,9 +69,12 @@ class IngestReport:
     def summary(self) -> str:
         rate = f" in {self.seconds:.1f} s ({self.processed / self.seconds:.0f} files/s)" if (
             self.processed and self.seconds > 0) else ""
+        held = (f"; {self.held_out} images held out (never trained on: the reference for "
+                "the copy verdicts)" if self.held_out else "")
         return (
             f"{self.ok} ok, {self.duplicate} duplicate, {self.rejected} rejected"
             f" ({self.unchanged} unchanged, {self.skipped} skipped as hidden or not images){rate}"
+            f"{held}"
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -80,7 +85,8 @@ class IngestReport:
             "seconds": round(self.seconds, 3),
             "files_per_s": round(self.processed / self.seconds, 1) if self.seconds else None,
             "rejected_files": self.rejected_files, "duplicates": self.duplicates,
-            "warnings": self.warnings,
+            "warnings": self.warnings, "held_out": self.held_out,
+            "holdout_share": self.holdout_share,
         }
 
 
@@ -94,6 +100,7 @@ def ingest(
     max_aspect: float = DEFAULT_MAX_ASPECT,
     workers: int | None = None,
     progress: ProgressFn | None = None,
+    holdout: float | None = None,
 ) -> IngestReport:
     root = Path(root).expanduser().absolute()
     if not root.exists():
@@ -102,7 +109,10 @@ def ingest(
         raise InputError(f"{root} is not a folder; give the folder that holds the images")
     if max_pixels < 1 or max_aspect < 1:
         raise InputError("--max-pixels must be at least 1 and --max-aspect at least 1.0")
-    config = workspace.open_or_create(size, fit)
+    if holdout is not None and not 0 <= holdout < 0.5:
+        raise InputError(f"--holdout {holdout}: give a share in [0, 0.5), e.g. 0.1; 0 turns "
+                         "the held-out split off")
+    config = workspace.open_or_create(size, fit, holdout)
     opts = NormaliseOptions(config.image_size, config.fit, max_pixels, max_aspect)
     report = IngestReport(str(root), str(workspace.root), config.image_size, config.fit)
     started = time.perf_counter()
@@ -139,6 +149,8 @@ def ingest(
                 if progress:
                     progress(done, len(todo))
             _record(catalog, batch, report, workspace)
+            catalog.update_holdout(config.holdout)
+            report.held_out, report.holdout_share = len(catalog.held_out_ids()), config.holdout
             catalog.finish_ingest(ingest_id, report.as_json())
         finally:
             catalog.close()

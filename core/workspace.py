@@ -22,7 +22,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -33,6 +33,7 @@ from modescope.core.runfolder import RunFolder, check_run_name
 FORMAT_VERSION = 1
 SIZES = (32, 64, 128, 256)
 DEFAULT_SIZE = 64
+DEFAULT_HOLDOUT = 0.1
 Fit = Literal["crop", "pad"]
 DEFAULT_WORKSPACE = "modescope-workspace"
 WORKSPACE_ENV = "MODESCOPE_WORKSPACE"
@@ -45,6 +46,7 @@ class WorkspaceConfig:
     image_size: int = DEFAULT_SIZE
     fit: Fit = "crop"
     version: int = FORMAT_VERSION
+    holdout: float = DEFAULT_HOLDOUT  # share of ok images held out (core/holdout.py)
 
     def __post_init__(self) -> None:
         if self.image_size not in SIZES:
@@ -54,6 +56,9 @@ class WorkspaceConfig:
             )
         if self.fit not in ("crop", "pad"):
             raise WorkspaceError(f"fit {self.fit!r} is not supported; use crop or pad")
+        if not 0 <= self.holdout < 0.5:
+            raise WorkspaceError(f"held-out share {self.holdout} is not supported; use a share "
+                                 "in [0, 0.5), e.g. 0.1 (0 turns the held-out split off)")
 
 
 class Workspace:
@@ -145,13 +150,16 @@ class Workspace:
                 f"{self.config_path} has format version {raw.get('version')!r}; this modescope "
                 f"reads version {FORMAT_VERSION}: upgrade modescope or use a new workspace"
             )
-        return WorkspaceConfig(image_size=int(raw["image_size"]), fit=raw["fit"])
+        return WorkspaceConfig(image_size=int(raw["image_size"]), fit=raw["fit"],
+                               holdout=float(raw.get("holdout", DEFAULT_HOLDOUT)))
 
-    def open_or_create(self, size: int | None, fit: Fit | None) -> WorkspaceConfig:
+    def open_or_create(self, size: int | None, fit: Fit | None,
+                       holdout: float | None = None) -> WorkspaceConfig:
         """Return the workspace's config, creating the folder on first use.
 
         An existing workspace keeps its size and fit: asking for others is an error, since
-        mixing sizes would silently break the indexes and the trainer.
+        mixing sizes would silently break the indexes and the trainer. The held-out share may
+        change (the next ingest moves images in or out of the held-out split).
         """
         if self.exists():
             config = self.read_config()
@@ -165,16 +173,24 @@ class Workspace:
                     f"workspace {self.root} was ingested with --fit {config.fit}; use it again "
                     f"or choose a new --workspace for --fit {fit}"
                 )
+            if holdout is None or holdout == config.holdout:
+                return config
+            config = replace(config, holdout=holdout)
+            self._write_config(config)
             return config
-        config = WorkspaceConfig(image_size=size or DEFAULT_SIZE, fit=fit or "crop")
+        config = WorkspaceConfig(image_size=size or DEFAULT_SIZE, fit=fit or "crop",
+                                 holdout=DEFAULT_HOLDOUT if holdout is None else holdout)
         try:
             self.train_dir.mkdir(parents=True, exist_ok=True)
             self.lock_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WorkspaceError(f"cannot create workspace {self.root}: {exc.strerror}") from None
+        self._write_config(config)
+        return config
+
+    def _write_config(self, config: WorkspaceConfig) -> None:
         payload = json.dumps(asdict(config), indent=2) + "\n"
         atomic_write_bytes(self.config_path, payload.encode("utf-8"))
-        return config
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:

@@ -48,6 +48,24 @@ def curated_vectors(ws: Workspace, ids: np.ndarray, vecs: dict[str, np.ndarray],
     return ids[keep], {k: v[keep] for k, v in vecs.items()}
 
 
+def reference_vectors(ws: Workspace, ids: np.ndarray, vecs: dict[str, np.ndarray],
+                      run: str | None = None) -> dict[str, np.ndarray] | None:
+    """The held-out reference among a "train" source's vectors: held-out images without a flag,
+    less any image the run trained on (a split made after the run; its dataset.json says).
+    None when the workspace holds nothing out."""
+    with Catalog.reading(ws.catalog_path) as catalog:
+        held = {c.id: c.file for c in catalog.held_out()}
+    trained: set[str] = set()
+    record = ws.run(run).dataset() if run else None
+    if record:
+        trained = {str(f) for f in record.get("files", [])}
+    keep_ids = {i for i, f in held.items() if str(ws.resolve(f)) not in trained}
+    if not keep_ids:
+        return None
+    keep = np.array([i in keep_ids for i in ids.tolist()], dtype=bool)
+    return {k: v[keep] for k, v in vecs.items()}
+
+
 def header(meta: dict[str, Any]) -> dict[str, Any]:
     """The features a result was computed on (every result's weights, trained, warning)."""
     return {"weights": meta["weights"], "trained": meta["trained"], "warning": meta.get("warning")}
@@ -82,3 +100,9 @@ def run_vectors(ws: Workspace, run: str, include_flagged: bool
     gids, gv, gmeta = load_vectors(ws, f"generated:{run}")
     check_same_space(tmeta, gmeta, run)
     return tids, tv, tmeta, gids, gv
+
+
+def held_out_reference(ws: Workspace, run: str | None = None) -> dict[str, np.ndarray] | None:
+    """The held-out reference vectors of the workspace (for ``run``: less what it trained on)."""
+    ids, vecs, _ = load_vectors(ws, "train")
+    return reference_vectors(ws, ids, vecs, run)

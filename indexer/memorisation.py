@@ -1,15 +1,34 @@
-"""Memorisation and hubness: are the samples new, or copies of training images?
+"""Memorisation: is each sample new, or a copy of a training image? Calibrated on images the
+generator never saw.
 
-For each generated sample g with nearest training image t (cosine, both layers combined):
+For a descriptor layer L (block1, block5, and both combined) let d_L(x) = 1 - cosine similarity
+of x to its nearest training image. The **reference** is a set of real images that were not
+trained on: the workspace's held-out split (core/holdout.py), minus any image the run did train
+on. An honest generator's sample is, in this sense, one more unseen real image, so
 
-    authenticity ratio  a(g) = d(g, t) / d(t, t')      d = 1 - cosine similarity
+    p_L(g) = (1 + #{h in reference : d_L(h) <= d_L(g)}) / (n + 1)
 
-where t' is t's own nearest other training image (after Alaa et al. 2022: a sample closer to a
-training image than that image's own neighbours is suspicious). Descriptors find t; pixels decide
-(indexer/copycheck.py): the verdict is ``copy`` when the sample matches t in pixels (largest
-blurred patch difference < PIXEL_COPY, after alignment) and ``a < PIXEL_GATE_RATIO``, ``close``
-when it is no copy but ``a < COPY_RATIO``, else ``novel``. Hubness counts, for each training
-image, the samples whose nearest training image it is: memorisation hot-spots stand out.
+is a conformal p-value (Vovk et al. 2005; Angelopoulos & Bates 2021): for a sample drawn like
+the reference images, P(p_L <= a) <= a. It reads "g is closer to the training set than
+(1 - p_L) of unseen real images". The layers are combined into one score s = min_L p_L, itself
+calibrated the same way: among the n + 1 points {reference images, g}, each point's s is
+computed against the n others, and
+
+    p(g) = (1 + #{h : s(h) <= s(g)}) / (n + 1)    (ties in s broken by d_combined)
+
+which keeps the guarantee exactly while letting whichever layer sees a copy speak.
+
+Verdicts: ``copy`` when p <= COPY_LEVEL (so at most 1 % of honest samples are called copies, by
+construction; bench/validate.py measures it), ``close`` when p <= CLOSE_LEVEL, else ``novel``.
+A copy needs n >= 1 / COPY_LEVEL - 1 reference images to be possible at all. Without a held-out
+split the reference falls back to the training images themselves, each measured against the
+others (leave-one-out: each is an unseen image to the rest), and the result says so.
+
+Duplicated training images no longer blind the verdict (the distance-ratio rule it replaces
+divided by the source image's own nearest-neighbour distance, which is tiny when the source has
+a near-duplicate). The pixel comparison (indexer/copycheck.py) is shown as evidence beside the
+verdict, not as a gate. Hubness counts, for each training image, the samples whose nearest
+training image it is: memorisation hot-spots stand out.
 """
 
 from __future__ import annotations
@@ -21,106 +40,181 @@ from typing import Any
 import numpy as np
 
 from modescope.indexer.analyses.results import JsonRecord
-from modescope.indexer.copycheck import PIXEL_COPY, Match
+from modescope.indexer.copycheck import Match
 from modescope.indexer.index import VectorIndex
 from modescope.indexer.ndb import combined
 
-COPY_RATIO = 0.5  # docs/inspection.md: measured on near-copies vs held-out real images
-PIXEL_GATE_RATIO = 2.0  # a pixel match counts only for a sample this near t in features
-EPS = 1e-9
+COPY_LEVEL = 0.01  # a copy: closer to the training set than 99 % of unseen real images
+CLOSE_LEVEL = 0.05  # close: than 95 %
+LAYERS = ("block1", "block5", "combined")
 Verifier = Callable[[int, int], Match]  # (sample id, training id) -> pixel comparison
+Vectors = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
 class SampleRow(JsonRecord):
-    """One sample's verdict: its nearest training images and whether it copies one."""
+    """One sample's verdict and its evidence."""
 
     sample: int
     nearest_block1: int
     similarity_block1: float
     nearest_block5: int
     similarity_block5: float
-    nearest: int  # on both layers combined: the basis of the ratio
+    nearest: int  # on both layers combined
     similarity: float
-    authenticity: float
+    p_block1: float  # share of unseen real images at least as close to the training set
+    p_block5: float
+    p_combined: float
+    p_value: float  # the calibrated verdict score (module docstring); low = copy-like
     pixel_difference: float | None  # largest blurred patch difference to `nearest` (0-255)
     verdict: str  # "copy", "close" or "novel"
 
 
-def nearest_other(train: np.ndarray, ids: np.ndarray,
-                  only: np.ndarray | None = None) -> dict[int, float]:
-    """Training id -> cosine distance to its nearest *other* training vector (for the rows
-    ``only``, by position, when given: the ratio needs it only for samples' nearest images)."""
-    vi = VectorIndex.build(ids, train, kind="flat")
-    rows = np.arange(len(train)) if only is None else np.unique(only)
-    sims, found = vi.search(np.ascontiguousarray(train[rows]), 2)
+def _layers(v: Vectors) -> Vectors:
+    return {"block1": v["block1"], "block5": v["block5"],
+            "combined": combined(v["block1"], v["block5"])}
+
+
+def nearest(train: Vectors, train_ids: np.ndarray, query: Vectors
+            ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per layer: (cosine similarity, training id) of each query's nearest training image."""
     out = {}
-    for r, s, f in zip(rows.tolist(), sims.tolist(), found.tolist(), strict=True):
-        own = int(ids[r])
-        other = s[1] if f[0] == own else s[0]
-        out[own] = max(0.0, 1.0 - float(other))
+    for name in LAYERS:
+        vi = VectorIndex.build(train_ids, np.ascontiguousarray(train[name]), kind="flat")
+        s, f = vi.search(np.ascontiguousarray(query[name]), 1)
+        out[name] = (s[:, 0], f[:, 0])
     return out
 
 
-def memorisation(train: dict[str, np.ndarray], train_ids: np.ndarray,
-                 gen: dict[str, np.ndarray], gen_ids: np.ndarray,
-                 copy_ratio: float = COPY_RATIO, verify: Verifier | None = None,
-                 pixel_threshold: float = PIXEL_COPY) -> dict[str, Any]:
-    """Per-sample nearest training images, authenticity ratios, verdicts, copy rate, hubness.
+def leave_one_out(train: Vectors, train_ids: np.ndarray) -> Vectors:
+    """Per layer: each training image's distance to its nearest *other* training image."""
+    out = {}
+    for name in LAYERS:
+        vi = VectorIndex.build(train_ids, np.ascontiguousarray(train[name]), kind="flat")
+        s, f = vi.search(np.ascontiguousarray(train[name]), 2)
+        other = np.where(f[:, 0] == train_ids, s[:, 1], s[:, 0])
+        out[name] = np.maximum(0.0, 1.0 - other)
+    return out
 
-    Without ``verify`` (vectors only) the verdict falls back to the ratio: ``copy`` below
-    ``copy_ratio``; with it, ``copy`` means a pixel match (module docstring)."""
+
+@dataclass(frozen=True)
+class Calibration:
+    """The reference images' distances to the training set, per layer (columns of LAYERS)."""
+
+    source: str  # "held-out" or "training, leave-one-out"
+    distances: np.ndarray  # (n, 3) distances of the reference images
+    below: np.ndarray  # (n, 3): per layer, how many *other* reference images are as close
+    sorted: np.ndarray  # (n, 3): each column sorted
+
+    @classmethod
+    def of(cls, source: str, distances: Vectors) -> Calibration:
+        d = np.stack([np.asarray(distances[k], np.float64) for k in LAYERS], axis=1)
+        if len(d) < 2:
+            raise ValueError("calibration needs at least 2 reference images")
+        srt = np.sort(d, axis=0)
+        below = np.stack([np.searchsorted(srt[:, j], d[:, j], side="right") - 1
+                          for j in range(len(LAYERS))], axis=1)
+        return cls(source, d, below, srt)
+
+    @property
+    def n(self) -> int:
+        return len(self.distances)
+
+    def p_values(self, d: Vectors, chunk: int = 256) -> tuple[Vectors, np.ndarray]:
+        """(per-layer p, calibrated combined p) of query distances.
+
+        Exact conformal p-value of the score s = min over layers of p_L: each query is ranked
+        among the n + 1 points {reference images, query}, every point's score computed against
+        the n others (the query counts among each reference image's others)."""
+        q = np.stack([np.asarray(d[k], np.float64) for k in LAYERS], axis=1)
+        n = self.n
+        per = np.stack([(1 + np.searchsorted(self.sorted[:, j], q[:, j], side="right"))
+                        for j in range(len(LAYERS))], axis=1) / (n + 1)
+        s = per.min(axis=1)
+        p = np.empty(len(q))
+        for a in range(0, len(q), chunk):
+            qa = q[a:a + chunk]  # (m, 3)
+            counts = self.below[None] + (qa[:, None, :] <= self.distances[None])  # (m, n, 3)
+            s_ref = (1 + counts.min(axis=2)) / (n + 1)
+            sa = s[a:a + chunk, None]
+            # ties in s (ranks are discrete) broken by the combined distance: still one
+            # symmetric score, and no longer conservative
+            closer = (s_ref < sa) | ((s_ref == sa) & (self.distances[None, :, 2]
+                                                      <= qa[:, None, 2]))
+            p[a:a + chunk] = (1 + closer.sum(axis=1)) / (n + 1)
+        return {k: per[:, j] for j, k in enumerate(LAYERS)}, p
+
+    def quantile(self, q: float, layer: str = "combined") -> float:
+        return float(np.quantile(self.distances[:, LAYERS.index(layer)], q))
+
+
+def calibrate(train: Vectors, train_ids: np.ndarray, reference: Vectors | None) -> Calibration:
+    """The held-out reference when it can resolve COPY_LEVEL, else leave-one-out training."""
+    t = _layers(train)
+    if reference is not None and len(reference["block1"]) + 1 >= 1 / COPY_LEVEL:
+        found = nearest(t, train_ids, _layers(reference))
+        return Calibration.of("held-out", {k: np.maximum(0.0, 1.0 - found[k][0])
+                                           for k in LAYERS})
+    return Calibration.of("training, leave-one-out", leave_one_out(t, train_ids))
+
+
+def verdict(p: float) -> str:
+    return "copy" if p <= COPY_LEVEL else "close" if p <= CLOSE_LEVEL else "novel"
+
+
+def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: np.ndarray,
+                 reference: Vectors | None = None, verify: Verifier | None = None,
+                 calibration: Calibration | None = None) -> dict[str, Any]:
+    """Per-sample nearest training images, calibrated p-values, verdicts, copy rate, hubness.
+
+    ``reference``: descriptors of held-out real images (not trained on); ``calibration``: one
+    made before (checkpoint scoring reuses it); ``verify``: the pixel check, shown as
+    evidence."""
     if len(train_ids) < 2 or len(gen_ids) == 0:
         raise ValueError("memorisation needs at least 2 training images and 1 sample")
-    tc = combined(train["block1"], train["block5"])
-    gc = combined(gen["block1"], gen["block5"])
-    nn: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name, tv, gv in (("block1", train["block1"], gen["block1"]),
-                         ("block5", train["block5"], gen["block5"]), ("combined", tc, gc)):
-        vi = VectorIndex.build(train_ids, np.ascontiguousarray(tv), kind="flat")
-        s, f = vi.search(np.ascontiguousarray(gv), 1)
-        nn[name] = (s[:, 0], f[:, 0])
-    position = {int(i): p for p, i in enumerate(train_ids.tolist())}
-    own_nn = nearest_other(tc, train_ids,
-                           np.array([position[int(i)] for i in nn["combined"][1]]))
-    verdicts = []
+    cal = calibration or calibrate(train, train_ids, reference)
+    t = _layers(train)
+    nn = nearest(t, train_ids, _layers(gen))
+    d = {k: np.maximum(0.0, 1.0 - nn[k][0]) for k in LAYERS}
+    per, p = cal.p_values(d)
+    rows = []
     for j, sample in enumerate(gen_ids.tolist()):
-        t = int(nn["combined"][1][j])
-        sim = float(nn["combined"][0][j])
-        ratio = (max(0.0, 1.0 - sim) + EPS) / (own_nn[t] + EPS)
-        pixels = verify(int(sample), t).score if verify else None
-        if pixels is None:
-            verdict = "copy" if ratio < copy_ratio else "novel"
-        else:
-            # both: pixels alone call a blurry sample a copy of a texture-less training image
-            # (static noise blurs to flat grey), features alone cannot tell a copy from a
-            # sibling of a narrow mode
-            copy = pixels < pixel_threshold and ratio < PIXEL_GATE_RATIO
-            verdict = "copy" if copy else "close" if ratio < copy_ratio else "novel"
-        verdicts.append(SampleRow(
+        near = int(nn["combined"][1][j])
+        pixels = verify(int(sample), near).score if verify else None
+        rows.append(SampleRow(
             int(sample), int(nn["block1"][1][j]), round(float(nn["block1"][0][j]), 6),
-            int(nn["block5"][1][j]), round(float(nn["block5"][0][j]), 6), t, round(sim, 6),
-            round(ratio, 4), pixels, verdict))
-    hubs: dict[int, int] = {}
-    for v in verdicts:
-        hubs[v.nearest] = hubs.get(v.nearest, 0) + 1
-    expected = len(gen_ids) / len(train_ids)
-    copied: dict[int, int] = {}
-    for v in verdicts:
-        if v.verdict == "copy":
-            copied[v.nearest] = copied.get(v.nearest, 0) + 1
-    hubness = sorted(({"id": i, "count": c, "copies": copied.get(i, 0)}
-                      for i, c in hubs.items()), key=lambda h: (-h["count"], h["id"]))
-    copies = sum(v.verdict == "copy" for v in verdicts)
+            int(nn["block5"][1][j]), round(float(nn["block5"][0][j]), 6), near,
+            round(float(nn["combined"][0][j]), 6), round(float(per["block1"][j]), 5),
+            round(float(per["block5"][j]), 5), round(float(per["combined"][j]), 5),
+            round(float(p[j]), 5), pixels, verdict(float(p[j]))))
+    return {**summary(rows, cal, d["combined"], len(train_ids)),
+            "samples": [r.as_json() for r in rows],
+            "hubness": hubness(rows)}
+
+
+def summary(rows: list[SampleRow], cal: Calibration, combined_d: np.ndarray,
+            n_train: int) -> dict[str, Any]:
+    copies = sum(r.verdict == "copy" for r in rows)
+    p1 = cal.quantile(0.01)
     return {
-        "copy_ratio_threshold": copy_ratio,
-        "pixel_threshold": pixel_threshold if verify else None,
-        "verified_in_pixels": verify is not None,
-        "close": sum(v.verdict == "close" for v in verdicts),
-        "n_samples": len(verdicts),
-        "copies": copies,
-        "copy_rate": round(copies / len(verdicts), 4),
-        "expected_hub_count": round(expected, 3),
-        "samples": [v.as_json() for v in verdicts],
-        "hubness": hubness,
+        "reference": cal.source, "n_reference": cal.n,
+        "copy_level": COPY_LEVEL, "close_level": CLOSE_LEVEL,
+        "copy_possible": cal.n + 1 >= 1 / COPY_LEVEL,
+        "verified_in_pixels": any(r.pixel_difference is not None for r in rows),
+        "n_samples": len(rows), "copies": copies, "copy_rate": round(copies / len(rows), 4),
+        "close": sum(r.verdict == "close" for r in rows),
+        "reference_p1_distance": round(p1, 6),
+        "closer_than_reference_p1": round(float(np.mean(combined_d < p1)), 4),
+        "expected_hub_count": round(len(rows) / n_train, 3),
     }
+
+
+def hubness(rows: list[SampleRow]) -> list[dict[str, int]]:
+    hubs: dict[int, int] = {}
+    copied: dict[int, int] = {}
+    for r in rows:
+        hubs[r.nearest] = hubs.get(r.nearest, 0) + 1
+        if r.verdict == "copy":
+            copied[r.nearest] = copied.get(r.nearest, 0) + 1
+    return sorted(({"id": i, "count": c, "copies": copied.get(i, 0)} for i, c in hubs.items()),
+                  key=lambda h: (-h["count"], h["id"]))

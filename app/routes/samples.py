@@ -17,7 +17,7 @@ routers = (pages, api)
 class CardOut(BaseModel):
     n: int
     url: str
-    authenticity: float | None
+    p_value: float | None
     verdict: str | None
     mode: int | None
 
@@ -52,7 +52,7 @@ class SampleOut(BaseModel):
     warning: str | None
     neighbours: dict[str, list[NeighbourOut]]
     memorisation: dict[str, object] | None
-    copy_threshold: float | None
+    calibration: dict[str, object] | None
     mode: dict[str, object] | None
     note: str | None
 
@@ -74,7 +74,7 @@ async def samples_json(request: Request, side: RunsSideDep, run: RunDep,
         run=p.run, sort=p.sort, seed=p.seed, page=p.page, pages=p.pages, total=p.total,
         note=p.note, samples=[CardOut(
             n=c.n, url=str(request.url_for("sample_image", run=p.run, n=c.n)),
-            authenticity=c.authenticity, verdict=c.verdict, mode=c.mode) for c in p.cards])
+            p_value=c.p_value, verdict=c.verdict, mode=c.mode) for c in p.cards])
 
 
 @pages.get("/{n}", response_class=HTMLResponse)
@@ -93,5 +93,5 @@ async def sample_json(request: Request, side: RunsSideDep, run: RunDep, n: int) 
             **t.__dict__, url=f"/dataset/images/{t.id}",
             thumbnail=str(request.url_for("train_image", image_id=t.id))) for t in rows]
             for layer, rows in d.neighbours.items()},
-        memorisation=d.memorisation, copy_threshold=d.threshold, mode=d.mode,
+        memorisation=d.memorisation, calibration=d.calibration, mode=d.mode,
         note=d.analysis_note)

@@ -1,6 +1,6 @@
 """Memorisation (indexer/memorisation.py): is each sample new, close, or a copy of a training
-image (features find the nearest image, pixels decide); which training images are hubs; the
-copy rate is scored at each checkpoint too."""
+image, calibrated on held-out real images; the data-copying test C_T (indexer/datacopying.py);
+which training images are hubs; the copy rate is scored at each checkpoint too."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modescope.core.errors import InputError
 from modescope.indexer.analyses.registry import (
     INCLUDE_FLAGGED,
     AnalysisSpec,
@@ -35,62 +34,86 @@ class Hub(JsonRecord):
 
 
 @dataclass(frozen=True)
+class DataCopyingTest(JsonRecord):
+    """Meehan et al. 2020's C_T (indexer/datacopying.py): < -2 copying, > +2 under-fitting."""
+
+    c_t: float | None
+    cells: int
+    cells_used: int
+    z_u: tuple[float | None, ...]
+
+
+@dataclass(frozen=True)
 class MemorisationResult(JsonRecord):
     run: str
     weights: str
     trained: bool
     warning: str | None
-    copy_ratio_threshold: float
-    pixel_threshold: float | None
+    reference: str  # "held-out" or "training, leave-one-out"
+    n_reference: int
+    copy_level: float
+    close_level: float
+    copy_possible: bool  # enough reference images to call a copy at copy_level
     verified_in_pixels: bool
-    close: int
     n_samples: int
     copies: int
     copy_rate: float
+    close: int
+    reference_p1_distance: float  # the reference images' 1st-percentile distance (combined)
+    closer_than_reference_p1: float  # share of samples closer than that (1 % if honest)
     expected_hub_count: float
+    data_copying: DataCopyingTest
     samples: tuple[SampleRow, ...]
     hubness: tuple[Hub, ...]  # most-copied first
 
 
-def compute(ws: Workspace, run: str, *, threshold: float | None = None,
-            pixel_threshold: float | None = None,
-            include_flagged: bool = False) -> MemorisationResult:
-    from modescope.indexer import copycheck, memorisation
-    from modescope.indexer.inputs import header, pixel_verifier, run_vectors
+def compute(ws: Workspace, run: str, *, include_flagged: bool = False) -> MemorisationResult:
+    from modescope.indexer import memorisation
+    from modescope.indexer.inputs import (
+        header,
+        held_out_reference,
+        pixel_verifier,
+        run_vectors,
+    )
 
     tids, tv, tmeta, gids, gv = run_vectors(ws, run, include_flagged)
-    found = memorisation.memorisation(
-        tv, tids, gv, gids,
-        copy_ratio=memorisation.COPY_RATIO if threshold is None else threshold,
-        verify=pixel_verifier(ws, run),
-        pixel_threshold=copycheck.PIXEL_COPY if pixel_threshold is None else pixel_threshold)
-    return MemorisationResult.from_json({"run": run, **header(tmeta), **found})
+    reference = held_out_reference(ws, run)
+    found = memorisation.memorisation(tv, tids, gv, gids, reference=reference,
+                                      verify=pixel_verifier(ws, run))
+    return MemorisationResult.from_json({
+        "run": run, **header(tmeta), **found,
+        "data_copying": _data_copying(tv, reference, gv)})
+
+
+def _data_copying(train: Mapping[str, Any], reference: Mapping[str, Any] | None,
+                  samples: Mapping[str, Any]) -> dict[str, Any]:
+    from modescope.indexer import datacopying
+    from modescope.indexer.ndb import combined
+
+    if reference is None:
+        return {"c_t": None, "cells": 0, "cells_used": 0, "z_u": []}
+    found = datacopying.c_t(*(combined(v["block1"], v["block5"])
+                              for v in (train, reference, samples)))
+    return {"c_t": found.c_t, "cells": found.cells, "cells_used": found.cells_used,
+            "z_u": list(found.z_u)}
 
 
 def prepare_checkpoint(training: TrainingSet) -> Scorer:
-    """The pixel check against the training images, each loaded and blurred once per job."""
-    import numpy as np
+    """The calibration against the held-out images, made once per job; the pixel check is
+    evidence for the pages and is not run here."""
+    from modescope.core.errors import ModescopeError
+    from modescope.indexer import memorisation
+    from modescope.indexer.inputs import held_out_reference
 
-    from modescope.indexer import copycheck, memorisation
-    from modescope.indexer.store import source_items
-
-    files = {it.id: it.file for it in source_items(training.ws, "train")}
-    blurred: dict[int, np.ndarray] = {}
-
-    def train_image(image_id: int) -> np.ndarray:
-        if image_id not in blurred:
-            blurred[image_id] = copycheck.blurred(copycheck.load_rgb(files[image_id],
-                                                                     training.size))
-        return blurred[image_id]
+    try:
+        reference = held_out_reference(training.ws)
+    except ModescopeError:  # no catalog or train index: calibrate on the training set
+        reference = None
+    calibration = memorisation.calibrate(training.vecs, training.ids, reference)
 
     def score(samples: Samples) -> dict[str, Any]:
-        mine = [copycheck.blurred(im.astype(np.float32)) for im in samples.images]
-
-        def verify(sample: int, train_id: int) -> copycheck.Match:
-            return copycheck.compare(mine[sample], train_image(train_id))
-
         found = memorisation.memorisation(training.vecs, training.ids, samples.features,
-                                          samples.ids, verify=verify)
+                                          samples.ids, calibration=calibration)
         return {"copy_rate": found["copy_rate"]}
 
     return score
@@ -98,39 +121,42 @@ def prepare_checkpoint(training: TrainingSet) -> Scorer:
 
 def lines(r: MemorisationResult, o: Mapping[str, Any]) -> list[str]:
     top = o["top"]
-    copies = sorted((s for s in r.samples if s.verdict == "copy"),
-                    key=lambda s: s.pixel_difference or 0.0)
-    return [
+    copies = sorted((s for s in r.samples if s.verdict == "copy"), key=lambda s: s.p_value)
+    ct = r.data_copying.c_t
+    out = [
         f"run {r.run}: {r.copies} of {r.n_samples} samples are copies "
-        f"(copy rate {r.copy_rate:.1%}: pixels within {o['pixel_threshold']:g}/255 of their "
-        f"nearest training image); {r.close} more are close in features "
-        f"(authenticity ratio < {o['threshold']:g})",
-        *[f"  sample {s.sample} copies training image #{s.nearest} "
-          f"(pixel difference {s.pixel_difference:.1f}, ratio {s.authenticity:.3f})"
-          for s in copies[:top]],
-        "most-copied training images (hubness; "
-        f"{r.expected_hub_count:.2f} expected each):",
-        *[f"  #{h.id}: nearest to {h.count} samples ({h.copies} copies)"
-          for h in r.hubness[:top]],
+        f"(copy rate {r.copy_rate:.1%}: closer to the training set than "
+        f"{1 - r.copy_level:.0%} of {r.n_reference} unseen real images [{r.reference}]); "
+        f"{r.close} more are close (than {1 - r.close_level:.0%})",
+        f"  {r.closer_than_reference_p1:.1%} of samples are closer than the unseen images' 1st "
+        "percentile (1 % expected of an honest generator)",
+        "  data-copying test C_T (Meehan et al. 2020): " + (
+            f"{ct:+.2f} over {r.data_copying.cells_used} of {r.data_copying.cells} cells "
+            "(below -2: copying; above +2: under-fitting)" if ct is not None
+            else "not available (needs held-out images and 10 samples in a cell)"),
     ]
-
-
-def _pixels(value: float) -> float:
-    if not 0 < value <= 255:
-        raise InputError("--pixel-threshold must be in (0, 255]")
-    return value
+    if not r.copy_possible:
+        out.append(f"  warning: only {r.n_reference} reference images: a copy cannot be called "
+                   f"at {r.copy_level:.0%}; ingest more images or raise --holdout")
+    out += [f"  sample {s.sample} copies training image #{s.nearest} (p {s.p_value:.4f}, "
+            f"similarity {s.similarity:.4f}"
+            + (f", pixel difference {s.pixel_difference:.1f}/255)"
+               if s.pixel_difference is not None else ")")
+            for s in copies[:top]]
+    out += ["most-copied training images (hubness; "
+            f"{r.expected_hub_count:.2f} expected each):",
+            *[f"  #{h.id}: nearest to {h.count} samples ({h.copies} copies)"
+              for h in r.hubness[:top]]]
+    return out
 
 
 ANALYSIS = AnalysisSpec(
-    name="memorisation", title="memorisation", version=1, rank=20, compute=compute,
+    name="memorisation", title="memorisation", version=2, rank=20, compute=compute,
     result_type=MemorisationResult,
     inputs=Inputs(train=True, generated=True, flags=True, run=True),
-    cli=Cli(help="Copies: each sample's nearest training image, authenticity ratio, verdict; "
-                 "hubness.", lines=lines, options=(
-                Option("threshold", float, 0.5, "Authenticity ratio under which a sample that "
-                       "is no pixel copy is 'close'."),
-                Option("pixel_threshold", float, 10.0, "Largest blurred patch difference "
-                       "(0-255) under which a sample is a copy.", parse=_pixels),
+    cli=Cli(help="Copies: each sample's nearest training image and how it compares with unseen "
+                 "(held-out) real images; verdict; data-copying test; hubness.",
+            lines=lines, options=(
                 Option("top", int, 10, "Hubs and copies to print.", display_only=True),
                 INCLUDE_FLAGGED)),
     checkpoint=Checkpoint(prepare=prepare_checkpoint, timer="memorisation"),

@@ -56,7 +56,8 @@ def test_sample_page_shows_two_labelled_rows_verdict_mode_and_flag_marks(
     mem = json.loads((runs_ws / "runs/imported/inspection/memorisation.json").read_text())
     row = next(s for s in mem["result"]["samples"] if s["sample"] == 5)
     assert f'verdict-{row["verdict"]}">{row["verdict"]}' in html
-    assert f'{row["authenticity"]:.3f}' in html
+    assert f'{(1 - row["p_value"]) * 100:.1f}% of' in html and "unseen real images" in html
+    assert "colour and texture (block1): closer than" in html
     modes = json.loads((runs_ws / "runs/imported/inspection/modes.json").read_text())
     b = modes["result"]["generated_bin_of"]["5"]
     assert f'modes#bin-{b}">bin {b}</a>' in html
@@ -82,23 +83,27 @@ def test_analyses_are_cached_with_versions_and_recomputed_after_a_flag(
     stamp = cache.stat().st_mtime_ns
     assert client.get("/api/runs/imported/modes").json() == first
     assert cache.stat().st_mtime_ns == stamp  # served from the cache
-    assert run_cli("flag", "1", "2", "3", "-w", runs_ws).code == 0
+    from modescope.core.catalog import Catalog
+
+    with Catalog.reading(Workspace(runs_ws).catalog_path) as catalog:
+        three = [str(c.id) for c in catalog.curated()[:3]]  # training images, not held out
+    assert run_cli("flag", *three, "-w", runs_ws).code == 0
     again = client.get("/api/runs/imported/modes").json()
     assert again["versions"]["flags"] != first["versions"]["flags"]
     assert again["result"]["n_train"] == first["result"]["n_train"] - 3
     assert cache.stat().st_mtime_ns != stamp
 
 
-def test_most_copied_first_follows_the_authenticity_ratio(client: TestClient,
+def test_most_copied_first_follows_the_calibrated_p_value(client: TestClient,
                                                           runs_ws: Path) -> None:
     from modescope.core.workspace import Workspace
 
     mem = calc_analysis("memorisation", Workspace(runs_ws), "tiny").as_json()
     want = [s["sample"] for s in sorted(mem["samples"],
-                                        key=lambda s: (s["authenticity"], s["sample"]))]
+                                        key=lambda s: (s["p_value"], s["sample"]))]
     got = client.get("/api/runs/tiny/samples?sort=copied").json()
     assert [c["n"] for c in got["samples"]] == want[:60]
-    ratios = [c["authenticity"] for c in got["samples"]]
+    ratios = [c["p_value"] for c in got["samples"]]
     assert ratios == sorted(ratios)
     html = client.get("/runs/tiny/samples?sort=copied").text
     assert html.index(f"/images/runs/tiny/{want[0]}.png") < html.index(

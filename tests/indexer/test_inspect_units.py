@@ -44,24 +44,36 @@ def test_identical_histograms_give_zero_and_disjoint_ones_one() -> None:
     assert default_k(100) == 2 and default_k(2000) == 50 and default_k(10**6) == 100
 
 
-def test_authenticity_ratio_and_hubness_by_hand() -> None:
-    def unit(*v: float) -> np.ndarray:
-        a = np.array(v, dtype=np.float32)
-        return a / np.linalg.norm(a)
+def test_calibrated_p_values_and_hubness_equal_a_hand_count() -> None:
+    rng = np.random.default_rng(3)
 
-    t = np.stack([unit(1, 0, 0), unit(0.9, 0.1, 0), unit(0, 1, 0), unit(0, 0, 1)])
-    g = np.stack([unit(1, 0.01, 0), unit(0.5, 0.5, 0.5)])
-    layers = {"block1": t, "block5": t}
-    r = memorisation(layers, np.array([10, 11, 12, 13]), {"block1": g, "block5": g},
-                     np.array([0, 1]))
-    s0, s1 = r["samples"]
-    assert s0["nearest"] == 10 and s1["nearest"] == 11
-    d_g = 1 - float(g[0] @ t[0])  # combined = same vectors on both layers
-    d_t = 1 - float(t[0] @ t[1])  # training image 10's own nearest other is 11
-    assert s0["authenticity"] == pytest.approx(d_g / d_t, abs=1e-4)  # reported to 4 places
-    assert s0["verdict"] == "copy" and s1["verdict"] == "novel"
-    assert r["copies"] == 1 and r["copy_rate"] == 0.5
-    assert r["hubness"][0]["count"] == 1
+    def units(n: int) -> np.ndarray:
+        x = rng.standard_normal((n, 6)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    t, ref = units(40), units(120)
+    g = np.stack([t[0] + 1e-3 * units(1)[0], units(1)[0]])
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    r = memorisation({"block1": t, "block5": t}, np.arange(100, 140),
+                     {"block1": g, "block5": g}, np.array([0, 1]),
+                     reference={"block1": ref, "block5": ref})
+    d_ref = 1 - (ref @ t.T).max(axis=1)  # combined = the same vectors on both layers
+    d_g = 1 - (g @ t.T).max(axis=1)
+    for row, d in zip(r["samples"], d_g, strict=True):
+        by_hand = (1 + np.sum(d_ref <= d)) / (len(ref) + 1)
+        assert row["p_block1"] == row["p_combined"] == pytest.approx(by_hand, abs=1e-5)
+    # each reference image's score among its 120 others (the sample is one of them); ties
+    # broken by the distance itself
+    for row, d in zip(r["samples"], d_g, strict=True):
+        own = np.array([(1 + np.sum(np.delete(d_ref, i) <= d_ref[i]) + (d <= d_ref[i])) / 121
+                        for i in range(len(ref))])
+        s = row["p_block1"]
+        closer = (own < s) | ((own == s) & (d_ref <= d))
+        assert row["p_value"] == pytest.approx((1 + closer.sum()) / 121, abs=1e-5)
+    assert r["samples"][0]["verdict"] == "copy" and r["samples"][0]["nearest"] == 100
+    assert r["samples"][1]["verdict"] != "copy"
+    assert r["copies"] == 1 and r["copy_rate"] == 0.5 and r["reference"] == "held-out"
+    assert r["hubness"][0] == {"id": 100, "count": 1, "copies": 1}
 
 
 def test_outlier_scores_equal_brute_force() -> None:

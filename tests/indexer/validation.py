@@ -77,9 +77,15 @@ def build(root: Path) -> Validation:
         for f in members:
             (folder / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(demo / f, folder / f)
+    from modescope.core.catalog import Catalog
+    from modescope.core.workspace import Workspace
+
+    with Catalog.reading(Workspace(ws).catalog_path) as catalog:
+        held = {c.path for c in catalog.held_out()}  # ingest's own split: never trained on
     rng = np.random.default_rng(5)
     clean = [f for f in v.train_files if truth[f]["mode"] and not truth[f]["duplicate_of"]
-             and not truth[f]["near_duplicate_of"]]
+             and not truth[f]["near_duplicate_of"]
+             and not any(h.endswith("/" + f) for h in held)]
     picks = [clean[int(i)] for i in rng.choice(len(clean), 120, replace=False)]
     copies = root / "copies"
     copies.mkdir()

@@ -1,0 +1,85 @@
+"""The copy verdict's guarantee, by seeded simulation: unseen images are called copies at most
+1 % of the time; jittered copies are found, also of training images that have a near-duplicate;
+the data-copying test C_T sits near 0 for an honest generator and far below it for a copier."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from modescope.indexer.datacopying import c_t
+from modescope.indexer.memorisation import COPY_LEVEL, memorisation
+
+DIM, MODES = 24, 8
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def world(seed: int) -> tuple[np.random.Generator, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng, rng.standard_normal((MODES, DIM)) * 2.0
+
+
+def draw(rng: np.random.Generator, centres: np.ndarray, n: int) -> np.ndarray:
+    """n real images: a mode, then spread inside it (two 'layers' share them)."""
+    return unit(centres[rng.integers(0, MODES, n)] + rng.standard_normal((n, DIM)))
+
+
+def layers(x: np.ndarray, y: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    return {"block1": x, "block5": x if y is None else y}
+
+
+def jitter(rng: np.random.Generator, x: np.ndarray, scale: float = 0.02) -> np.ndarray:
+    return unit(x + scale * rng.standard_normal(x.shape))
+
+
+def test_unseen_images_are_called_copies_at_most_one_percent() -> None:
+    rates = []
+    for seed in range(10):
+        rng, centres = world(seed)
+        train, held, fresh = (draw(rng, centres, n) for n in (600, 200, 1000))
+        r = memorisation(layers(train, jitter(rng, train, 0.3)), np.arange(600),
+                         layers(fresh, jitter(rng, fresh, 0.3)), np.arange(1000),
+                         reference=layers(held, jitter(rng, held, 0.3)))
+        rates.append(r["copy_rate"])
+    # conformal: P(p <= 0.01) <= 0.01 for each sample; 10,000 samples in all
+    assert np.mean(rates) <= COPY_LEVEL * 1.3, rates
+
+
+def test_copies_are_found_also_of_duplicated_training_images() -> None:
+    rng, centres = world(1)
+    train = draw(rng, centres, 600)
+    train[300:400] = jitter(rng, train[200:300], 0.01)  # 100 training images with a twin
+    held = draw(rng, centres, 200)
+    sources = np.r_[np.arange(0, 100), np.arange(200, 300)]  # half of them duplicated
+    copies = jitter(rng, train[sources], 0.02)
+    r = memorisation(layers(train), np.arange(600), layers(copies), np.arange(len(copies)),
+                     reference=layers(held))
+    verdicts = np.array([s["verdict"] for s in r["samples"]])
+    assert (verdicts[:100] == "copy").mean() >= 0.95
+    assert (verdicts[100:] == "copy").mean() >= 0.95  # the ratio rule missed these
+    assert not (verdicts == "novel").any()
+
+
+def test_without_held_out_images_the_training_set_calibrates_leave_one_out() -> None:
+    rng, centres = world(2)
+    train, fresh = draw(rng, centres, 600), draw(rng, centres, 1000)
+    r = memorisation(layers(train), np.arange(600), layers(fresh), np.arange(1000))
+    assert r["reference"] == "training, leave-one-out" and r["n_reference"] == 600
+    assert r["copy_rate"] <= 0.02
+    small = memorisation(layers(train), np.arange(600), layers(fresh[:5]), np.arange(5),
+                         reference=layers(fresh[5:50]))  # 45 held out: cannot resolve 1 %
+    assert small["reference"] == "training, leave-one-out"
+
+
+def test_data_copying_statistic_separates_honest_from_copying() -> None:
+    honest, copying = [], []
+    for seed in range(20):
+        rng, centres = world(seed)
+        train, held, fresh = (draw(rng, centres, n) for n in (800, 300, 500))
+        honest.append(c_t(train, held, fresh, seed=seed).c_t)
+        picks = train[rng.integers(0, 800, 500)]
+        copying.append(c_t(train, held, jitter(rng, picks, 0.05), seed=seed).c_t)
+    assert sum(abs(v) > 2 for v in honest) <= 2, honest  # ~5 % by chance (conservative)
+    assert max(copying) < -5, copying
