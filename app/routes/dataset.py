@@ -43,6 +43,7 @@ class TileOut(BaseModel):
     outlier_score: float | None
     unusual: bool
     score: float | None
+    held_out: bool  # never trained on: a reference for the copy verdicts
 
 
 class DatasetOut(BaseModel):
@@ -99,7 +100,7 @@ def _tile_out(request: Request, t: Tile) -> TileOut:
         page=str(request.url_for("dataset_image", image_id=t.id)),
         flag=FlagOut(reason=t.flag.reason, note=t.flag.note, flagged_at=t.flag.flagged_at)
         if t.flag else None,
-        outlier_score=t.score, unusual=t.unusual, score=t.extra)
+        outlier_score=t.score, unusual=t.unusual, score=t.extra, held_out=t.held_out)
 
 
 @pages.get("", response_class=HTMLResponse, name="dataset_page")

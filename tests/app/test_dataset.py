@@ -304,3 +304,23 @@ def test_image_page_nearest_images_are_the_brute_force_cosine_nearest(
             assert [t["score"] for t in got] == sorted((t["score"] for t in got), reverse=True)
     html = client.get(f"/dataset/images/{int(ids[0])}").text
     assert html.count('class="tile') >= 24 and "Most similar training images" in html
+
+
+def test_held_out_images_are_shown_marked_and_counted_apart_from_the_curated_set(
+        client: TestClient) -> None:
+    ws = Workspace(client.app.state.settings.workspace)  # type: ignore[attr-defined]
+    with Catalog.reading(ws.catalog_path) as cat:
+        held = sorted(cat.held_out_ids())
+        curated = len(cat.curated())
+        flagged_training = cat.flagged_ids() - set(held)
+        assert held and curated + len(held) + len(flagged_training) == cat.counts()["ok"]
+    data = client.get("/api/dataset?view=all&page=1").json()
+    assert data["counts"]["held_out"] == len(held) and data["counts"]["curated"] == curated
+    shown = [i for p in range(1, data["pages"] + 1)
+             for i in client.get(f"/api/dataset?page={p}").json()["images"]]
+    assert sorted(i["id"] for i in shown if i["held_out"]) == held
+    html = client.get("/dataset").text
+    assert f"{len(held)} held out" in html and f"curated set (trained on) {curated}" in html
+    page = client.get(f"/dataset/images/{held[0]}").text
+    assert f"Held-out image #{held[0]}" in page and "never trained on or exported" in page
+    assert client.get(f"/api/dataset/images/{held[0]}").json()["image"]["held_out"] is True
