@@ -45,6 +45,7 @@ class TrainNeighbour:
     path: str | None
     label: str | None
     flagged: bool
+    held_out: bool  # never trained on (core/holdout.py)
 
 
 class IndexCache:
@@ -80,10 +81,12 @@ class IndexCache:
             return opened
 
 
-def _rows(ws: Workspace, ids: list[int]) -> tuple[dict[int, tuple[str, str | None]], set[int]]:
-    """(id -> (path, label)) of training images and which of them are flagged: one read."""
+def _rows(ws: Workspace, ids: list[int]
+          ) -> tuple[dict[int, tuple[str, str | None]], set[int], set[int]]:
+    """(id -> (path, label)) of training images, which of them are flagged and which held
+    out: one read."""
     if not ids:
-        return {}, set()
+        return {}, set(), set()
     marks = ",".join("?" * len(ids))
     conn = connect(ws.catalog_path, readonly=True)
     try:
@@ -94,9 +97,14 @@ def _rows(ws: Workspace, ids: list[int]) -> tuple[dict[int, tuple[str, str | Non
                 f"SELECT image_id FROM flags WHERE image_id IN ({marks})", ids)}
         except sqlite3.OperationalError:  # a catalog from before flags existed
             flagged = set()
+        try:
+            held = {int(r[0]) for r in conn.execute(
+                f"SELECT image_id FROM holdout WHERE image_id IN ({marks})", ids)}
+        except sqlite3.OperationalError:  # a catalog from before the held-out split
+            held = set()
     finally:
         conn.close()
-    return rows, flagged
+    return rows, flagged, held
 
 
 def sample_neighbours(ws: Workspace, cache: IndexCache, run: str, n: int,
@@ -120,7 +128,7 @@ def sample_neighbours(ws: Workspace, cache: IndexCache, run: str, n: int,
         sims, ids = train.layers[layer].search(vec[None, :], k)
         found[layer] = (sims[0], ids[0])
     all_ids = sorted({int(i) for _, ids in found.values() for i in ids.tolist() if i >= 0})
-    rows, flagged = _rows(ws, all_ids)
+    rows, flagged, held = _rows(ws, all_ids)
     out: dict[str, list[TrainNeighbour]] = {}
     for layer, (sims, ids) in found.items():
         out[layer] = []
@@ -129,5 +137,5 @@ def sample_neighbours(ws: Workspace, cache: IndexCache, run: str, n: int,
                 continue
             path, label = rows.get(int(i), (None, None))
             out[layer].append(TrainNeighbour(int(i), round(float(s), 4), path, label,
-                                             int(i) in flagged))
+                                             int(i) in flagged, int(i) in held))
     return out, train.meta

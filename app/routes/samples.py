@@ -39,6 +39,7 @@ class NeighbourOut(BaseModel):
     path: str | None
     label: str | None
     flagged: bool
+    held_out: bool  # never trained on: an unseen real image, not a training image
     url: str
     thumbnail: str
 
