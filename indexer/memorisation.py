@@ -20,9 +20,11 @@ which keeps the guarantee exactly while letting whichever layer sees a copy spea
 
 Verdicts: ``copy`` when p <= COPY_LEVEL (so at most 1 % of honest samples are called copies, by
 construction; bench/validate.py measures it), ``close`` when p <= CLOSE_LEVEL, else ``novel``.
-A copy needs n >= 1 / COPY_LEVEL - 1 reference images to be possible at all. Without a held-out
-split the reference falls back to the training images themselves, each measured against the
-others (leave-one-out: each is an unseen image to the rest), and the result says so.
+A copy needs n >= 1 / COPY_LEVEL - 1 reference images to be possible at all. Held-out images
+that are near-duplicates of a training image are left out of the reference (``calibrate``).
+Without a held-out split the reference falls back to the training images themselves, each
+measured against the others (leave-one-out: each is an unseen image to the rest), and the
+result says so.
 
 Duplicated training images no longer blind the verdict (the distance-ratio rule it replaces
 divided by the source image's own nearest-neighbour distance, which is tiny when the source has
@@ -105,16 +107,17 @@ class Calibration:
     distances: np.ndarray  # (n, 3) distances of the reference images
     below: np.ndarray  # (n, 3): per layer, how many *other* reference images are as close
     sorted: np.ndarray  # (n, 3): each column sorted
+    left_out: int  # held-out images left out as near-duplicates of training images
 
     @classmethod
-    def of(cls, source: str, distances: Vectors) -> Calibration:
+    def of(cls, source: str, distances: Vectors, left_out: int = 0) -> Calibration:
         d = np.stack([np.asarray(distances[k], np.float64) for k in LAYERS], axis=1)
         if len(d) < 2:
             raise ValueError("calibration needs at least 2 reference images")
         srt = np.sort(d, axis=0)
         below = np.stack([np.searchsorted(srt[:, j], d[:, j], side="right") - 1
                           for j in range(len(LAYERS))], axis=1)
-        return cls(source, d, below, srt)
+        return cls(source, d, below, srt, left_out)
 
     @property
     def n(self) -> int:
@@ -149,13 +152,35 @@ class Calibration:
 
 
 def calibrate(train: Vectors, train_ids: np.ndarray, reference: Vectors | None) -> Calibration:
-    """The held-out reference when it can resolve COPY_LEVEL, else leave-one-out training."""
+    """The held-out reference when it can resolve COPY_LEVEL, else leave-one-out training.
+
+    Held-out images that are near-duplicates of a training image (the Duplicates view's rule,
+    indexer/curation.py) are left out of the reference: the split leaked them, the generator
+    has seen them in all but bytes, and one such twin among n references would make every copy
+    look ordinary."""
     t = _layers(train)
-    if reference is not None and len(reference["block1"]) + 1 >= 1 / COPY_LEVEL:
-        found = nearest(t, train_ids, _layers(reference))
-        return Calibration.of("held-out", {k: np.maximum(0.0, 1.0 - found[k][0])
-                                           for k in LAYERS})
-    return Calibration.of("training, leave-one-out", leave_one_out(t, train_ids))
+    if reference is not None:
+        ref = _layers(reference)
+        found = nearest(t, train_ids, ref)
+        d = {k: np.maximum(0.0, 1.0 - found[k][0]) for k in LAYERS}
+        keep = ~leaked(train, train_ids, d)
+        if int(keep.sum()) + 1 >= 1 / COPY_LEVEL:
+            return Calibration.of("held-out", {k: v[keep] for k, v in d.items()},
+                                  int((~keep).sum()))
+    loo = leave_one_out(t, train_ids)
+    return Calibration.of("training, leave-one-out", loo, 0)
+
+
+def leaked(train: Vectors, train_ids: np.ndarray, d: Vectors) -> np.ndarray:
+    """Which reference images are near-duplicates of a training image: on both layers closer
+    than NEAR_DUP_RATIO x that layer's median nearest-neighbour distance."""
+    from modescope.indexer.curation import NEAR_DUP_RATIO, median_nn_distance
+
+    out = np.ones(len(d["block1"]), dtype=bool)
+    for layer in ("block1", "block5"):
+        limit = NEAR_DUP_RATIO * median_nn_distance(train[layer], train_ids)
+        out &= d[layer] < limit
+    return out
 
 
 def verdict(p: float) -> str:
@@ -198,6 +223,7 @@ def summary(rows: list[SampleRow], cal: Calibration, combined_d: np.ndarray,
     p1 = cal.quantile(0.01)
     return {
         "reference": cal.source, "n_reference": cal.n,
+        "reference_near_duplicates": cal.left_out,
         "copy_level": COPY_LEVEL, "close_level": CLOSE_LEVEL,
         "copy_possible": cal.n + 1 >= 1 / COPY_LEVEL,
         "verified_in_pixels": any(r.pixel_difference is not None for r in rows),

@@ -51,6 +51,7 @@ class MemorisationResult(JsonRecord):
     warning: str | None
     reference: str  # "held-out" or "training, leave-one-out"
     n_reference: int
+    reference_near_duplicates: int  # held-out images left out: near-twins of training images
     copy_level: float
     close_level: float
     copy_possible: bool  # enough reference images to call a copy at copy_level
@@ -135,6 +136,9 @@ def lines(r: MemorisationResult, o: Mapping[str, Any]) -> list[str]:
             "(below -2: copying; above +2: under-fitting)" if ct is not None
             else "not available (needs held-out images and 10 samples in a cell)"),
     ]
+    if r.reference_near_duplicates:
+        out.append(f"  {r.reference_near_duplicates} held-out images are near-duplicates of "
+                   "training images and were left out of the reference")
     if not r.copy_possible:
         out.append(f"  warning: only {r.n_reference} reference images: a copy cannot be called "
                    f"at {r.copy_level:.0%}; ingest more images or raise --holdout")

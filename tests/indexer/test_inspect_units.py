@@ -48,7 +48,7 @@ def test_calibrated_p_values_and_hubness_equal_a_hand_count() -> None:
     rng = np.random.default_rng(3)
 
     def units(n: int) -> np.ndarray:
-        x = rng.standard_normal((n, 6)).astype(np.float32)
+        x = rng.standard_normal((n, 64)).astype(np.float32)
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
     t, ref = units(40), units(120)
@@ -73,6 +73,7 @@ def test_calibrated_p_values_and_hubness_equal_a_hand_count() -> None:
     assert r["samples"][0]["verdict"] == "copy" and r["samples"][0]["nearest"] == 100
     assert r["samples"][1]["verdict"] != "copy"
     assert r["copies"] == 1 and r["copy_rate"] == 0.5 and r["reference"] == "held-out"
+    assert r["reference_near_duplicates"] == 0
     assert r["hubness"][0] == {"id": 100, "count": 1, "copies": 1}
 
 

@@ -83,3 +83,16 @@ def test_data_copying_statistic_separates_honest_from_copying() -> None:
         copying.append(c_t(train, held, jitter(rng, picks, 0.05), seed=seed).c_t)
     assert sum(abs(v) > 2 for v in honest) <= 2, honest  # ~5 % by chance (conservative)
     assert max(copying) < -5, copying
+
+
+def test_held_out_twins_of_training_images_leave_the_reference() -> None:
+    """A split that put one of two near-identical images on each side leaks: the held-out twin
+    is no unseen image, and left in the reference it would make every copy look ordinary."""
+    rng, centres = world(4)
+    train, held = draw(rng, centres, 600), draw(rng, centres, 200)
+    held[:10] = jitter(rng, train[:10], 0.01)  # 5 % of the held-out images are twins
+    copies = jitter(rng, train[100:200], 0.02)
+    r = memorisation(layers(train), np.arange(600), layers(copies), np.arange(100),
+                     reference=layers(held))
+    assert r["reference_near_duplicates"] >= 10 and r["n_reference"] <= 190
+    assert r["copy_rate"] >= 0.95
