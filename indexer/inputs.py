@@ -8,6 +8,7 @@ every indexed training image for outliers, duplicates and suggestions.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,10 +50,10 @@ def curated_vectors(ws: Workspace, ids: np.ndarray, vecs: dict[str, np.ndarray],
 
 
 def reference_vectors(ws: Workspace, ids: np.ndarray, vecs: dict[str, np.ndarray],
-                      run: str | None = None) -> dict[str, np.ndarray] | None:
+                      run: str | None = None) -> memorisation.Reference | None:
     """The held-out reference among a "train" source's vectors: held-out images without a flag,
-    less any image the run trained on (a split made after the run; its dataset.json says).
-    None when the workspace holds nothing out."""
+    less any image the run trained on (a split made after the run; its dataset.json says),
+    with a pixel comparison of each with a training image. None when nothing is held out."""
     with Catalog.reading(ws.catalog_path) as catalog:
         held = {c.id: c.file for c in catalog.held_out()}
     trained: set[str] = set()
@@ -63,7 +64,29 @@ def reference_vectors(ws: Workspace, ids: np.ndarray, vecs: dict[str, np.ndarray
     if not keep_ids:
         return None
     keep = np.array([i in keep_ids for i in ids.tolist()], dtype=bool)
-    return {k: v[keep] for k, v in vecs.items()}
+    return memorisation.Reference(ids[keep], {k: v[keep] for k, v in vecs.items()},
+                                  train_pixel_verifier(ws))
+
+
+def train_pixel_verifier(ws: Workspace) -> memorisation.Verifier:
+    """Compare two images of the train source (a held-out one with a training one) in pixels."""
+    size = ws.read_config().image_size
+    files = {it.id: it.file for it in source_items(ws, "train")}
+    blurred = _blurred_cache(size)
+    return lambda a, b: copycheck.compare(blurred(files[a]), blurred(files[b]))
+
+
+def _blurred_cache(size: int) -> Any:
+    cache: dict[Path, np.ndarray] = {}
+
+    def get(path: Path) -> np.ndarray:
+        if path not in cache:
+            if len(cache) > 4096:
+                cache.clear()
+            cache[path] = copycheck.blurred(copycheck.load_rgb(path, size))
+        return cache[path]
+
+    return get
 
 
 def header(meta: dict[str, Any]) -> dict[str, Any]:
@@ -76,15 +99,12 @@ def pixel_verifier(ws: Workspace, run: str) -> memorisation.Verifier:
     size = ws.read_config().image_size
     train_files = {it.id: it.file for it in source_items(ws, "train")}
     sample_files = {it.id: it.file for it in source_items(ws, f"generated:{run}")}
-    cache: dict[int, np.ndarray] = {}
+    blurred = _blurred_cache(size)
 
     def verify(sample: int, train_id: int) -> copycheck.Match:
-        if train_id not in cache:
-            if len(cache) > 4096:
-                cache.clear()
-            cache[train_id] = copycheck.blurred(copycheck.load_rgb(train_files[train_id], size))
         return copycheck.compare(
-            copycheck.blurred(copycheck.load_rgb(sample_files[sample], size)), cache[train_id])
+            copycheck.blurred(copycheck.load_rgb(sample_files[sample], size)),
+            blurred(train_files[train_id]))
 
     return verify
 
@@ -102,7 +122,7 @@ def run_vectors(ws: Workspace, run: str, include_flagged: bool
     return tids, tv, tmeta, gids, gv
 
 
-def held_out_reference(ws: Workspace, run: str | None = None) -> dict[str, np.ndarray] | None:
+def held_out_reference(ws: Workspace, run: str | None = None) -> memorisation.Reference | None:
     """The held-out reference vectors of the workspace (for ``run``: less what it trained on)."""
     ids, vecs, _ = load_vectors(ws, "train")
     return reference_vectors(ws, ids, vecs, run)

@@ -2,9 +2,11 @@
 generator never saw.
 
 For a descriptor layer L (block1, block5, and both combined) let d_L(x) = 1 - cosine similarity
-of x to its nearest training image. The **reference** is a set of real images that were not
-trained on: the workspace's held-out split (core/holdout.py), minus any image the run did train
-on. An honest generator's sample is, in this sense, one more unseen real image, so
+of x to its nearest training image; when image files are at hand, one more measure is the pixel
+difference to the nearest training image (both layers; indexer/copycheck.py). The
+**reference** is a set of real images that were not trained on: the workspace's held-out split
+(core/holdout.py), minus any image the run did train on. An honest generator's sample is, in
+this sense, one more unseen real image, so
 
     p_L(g) = (1 + #{h in reference : d_L(h) <= d_L(g)}) / (n + 1)
 
@@ -28,9 +30,9 @@ result says so.
 
 Duplicated training images no longer blind the verdict (the distance-ratio rule it replaces
 divided by the source image's own nearest-neighbour distance, which is tiny when the source has
-a near-duplicate). The pixel comparison (indexer/copycheck.py) is shown as evidence beside the
-verdict, not as a gate. Hubness counts, for each training image, the samples whose nearest
-training image it is: memorisation hot-spots stand out.
+a near-duplicate). The pixel difference is one calibrated measure among the others, shown as
+evidence beside the verdict, not a gate of its own. Hubness counts, for each training image,
+the samples whose nearest training image it is: memorisation hot-spots stand out.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class SampleRow(JsonRecord):
     p_block1: float  # share of unseen real images at least as close to the training set
     p_block5: float
     p_combined: float
+    p_pixels: float | None  # the same for the pixel difference (when images were compared)
     p_value: float  # the calibrated verdict score (module docstring); low = copy-like
     pixel_difference: float | None  # largest blurred patch difference to `nearest` (0-255)
     verdict: str  # "copy", "close" or "novel"
@@ -101,8 +104,10 @@ def leave_one_out(train: Vectors, train_ids: np.ndarray) -> Vectors:
 
 @dataclass(frozen=True)
 class Calibration:
-    """The reference images' distances to the training set, per layer (columns of LAYERS)."""
+    """The reference images' distances to the training set, per measure (columns of names:
+    the layers, and the pixel difference when images were compared)."""
 
+    names: tuple[str, ...]
     source: str  # "held-out" or "training, leave-one-out"
     distances: np.ndarray  # (n, 3) distances of the reference images
     below: np.ndarray  # (n, 3): per layer, how many *other* reference images are as close
@@ -111,13 +116,14 @@ class Calibration:
 
     @classmethod
     def of(cls, source: str, distances: Vectors, left_out: int = 0) -> Calibration:
-        d = np.stack([np.asarray(distances[k], np.float64) for k in LAYERS], axis=1)
+        names = tuple(distances)
+        d = np.stack([np.asarray(distances[k], np.float64) for k in names], axis=1)
         if len(d) < 2:
             raise ValueError("calibration needs at least 2 reference images")
         srt = np.sort(d, axis=0)
         below = np.stack([np.searchsorted(srt[:, j], d[:, j], side="right") - 1
-                          for j in range(len(LAYERS))], axis=1)
-        return cls(source, d, below, srt, left_out)
+                          for j in range(len(names))], axis=1)
+        return cls(names, source, d, below, srt, left_out)
 
     @property
     def n(self) -> int:
@@ -129,10 +135,10 @@ class Calibration:
         Exact conformal p-value of the score s = min over layers of p_L: each query is ranked
         among the n + 1 points {reference images, query}, every point's score computed against
         the n others (the query counts among each reference image's others)."""
-        q = np.stack([np.asarray(d[k], np.float64) for k in LAYERS], axis=1)
+        q = np.stack([np.asarray(d[k], np.float64) for k in self.names], axis=1)
         n = self.n
         per = np.stack([(1 + np.searchsorted(self.sorted[:, j], q[:, j], side="right"))
-                        for j in range(len(LAYERS))], axis=1) / (n + 1)
+                        for j in range(len(self.names))], axis=1) / (n + 1)
         s = per.min(axis=1)
         p = np.empty(len(q))
         for a in range(0, len(q), chunk):
@@ -142,31 +148,48 @@ class Calibration:
             sa = s[a:a + chunk, None]
             # ties in s (ranks are discrete) broken by the combined distance: still one
             # symmetric score, and no longer conservative
-            closer = (s_ref < sa) | ((s_ref == sa) & (self.distances[None, :, 2]
-                                                      <= qa[:, None, 2]))
+            c = self.names.index("combined")
+            closer = (s_ref < sa) | ((s_ref == sa) & (self.distances[None, :, c]
+                                                      <= qa[:, None, c]))
             p[a:a + chunk] = (1 + closer.sum(axis=1)) / (n + 1)
-        return {k: per[:, j] for j, k in enumerate(LAYERS)}, p
+        return {k: per[:, j] for j, k in enumerate(self.names)}, p
 
     def quantile(self, q: float, layer: str = "combined") -> float:
-        return float(np.quantile(self.distances[:, LAYERS.index(layer)], q))
+        return float(np.quantile(self.distances[:, self.names.index(layer)], q))
 
 
-def calibrate(train: Vectors, train_ids: np.ndarray, reference: Vectors | None) -> Calibration:
+@dataclass(frozen=True)
+class Reference:
+    """Held-out real images: ids, descriptors, and a pixel comparison with training images."""
+
+    ids: np.ndarray
+    vectors: Vectors
+    verify: Verifier | None = None  # (reference id, training id) -> pixel comparison
+
+
+def calibrate(train: Vectors, train_ids: np.ndarray, reference: Reference | None,
+              pixels: bool = True) -> Calibration:
     """The held-out reference when it can resolve COPY_LEVEL, else leave-one-out training.
 
     Held-out images that are near-duplicates of a training image (the Duplicates view's rule,
     indexer/curation.py) are left out of the reference: the split leaked them, the generator
     has seen them in all but bytes, and one such twin among n references would make every copy
-    look ordinary."""
+    look ordinary. With ``pixels`` (and a reference verifier) the pixel difference to the
+    nearest training image is one more calibrated measure."""
     t = _layers(train)
     if reference is not None:
-        ref = _layers(reference)
-        found = nearest(t, train_ids, ref)
+        found = nearest(t, train_ids, _layers(reference.vectors))
         d = {k: np.maximum(0.0, 1.0 - found[k][0]) for k in LAYERS}
         keep = ~leaked(train, train_ids, d)
         if int(keep.sum()) + 1 >= 1 / COPY_LEVEL:
-            return Calibration.of("held-out", {k: v[keep] for k, v in d.items()},
-                                  int((~keep).sum()))
+            kept = {k: v[keep] for k, v in d.items()}
+            if pixels and reference.verify is not None:
+                verify = reference.verify
+                kept["pixels"] = np.array([
+                    verify(int(r), int(n)).score for r, n in
+                    zip(reference.ids[keep].tolist(), found["combined"][1][keep].tolist(),
+                        strict=True)])
+            return Calibration.of("held-out", kept, int((~keep).sum()))
     loo = leave_one_out(t, train_ids)
     return Calibration.of("training, leave-one-out", loo, 0)
 
@@ -188,30 +211,38 @@ def verdict(p: float) -> str:
 
 
 def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: np.ndarray,
-                 reference: Vectors | None = None, verify: Verifier | None = None,
+                 reference: Reference | Vectors | None = None, verify: Verifier | None = None,
                  calibration: Calibration | None = None) -> dict[str, Any]:
     """Per-sample nearest training images, calibrated p-values, verdicts, copy rate, hubness.
 
-    ``reference``: descriptors of held-out real images (not trained on); ``calibration``: one
-    made before (checkpoint scoring reuses it); ``verify``: the pixel check, shown as
-    evidence."""
+    ``reference``: held-out real images (not trained on; bare descriptors are accepted);
+    ``calibration``: one made before (checkpoint scoring reuses it); ``verify``: the pixel
+    comparison of a sample with a training image, a calibrated measure when the reference
+    has one too."""
     if len(train_ids) < 2 or len(gen_ids) == 0:
         raise ValueError("memorisation needs at least 2 training images and 1 sample")
-    cal = calibration or calibrate(train, train_ids, reference)
+    if reference is not None and not isinstance(reference, Reference):
+        reference = Reference(np.arange(len(reference["block1"])), reference)
+    cal = calibration or calibrate(train, train_ids, reference, pixels=verify is not None)
     t = _layers(train)
     nn = nearest(t, train_ids, _layers(gen))
     d = {k: np.maximum(0.0, 1.0 - nn[k][0]) for k in LAYERS}
+    near = nn["combined"][1]
+    pixels = ([verify(int(g), int(t_id)).score
+               for g, t_id in zip(gen_ids.tolist(), near.tolist(), strict=True)]
+              if verify else [None] * len(gen_ids))
+    if "pixels" in cal.names:
+        d["pixels"] = np.array(pixels, dtype=np.float64)
     per, p = cal.p_values(d)
     rows = []
     for j, sample in enumerate(gen_ids.tolist()):
-        near = int(nn["combined"][1][j])
-        pixels = verify(int(sample), near).score if verify else None
         rows.append(SampleRow(
             int(sample), int(nn["block1"][1][j]), round(float(nn["block1"][0][j]), 6),
-            int(nn["block5"][1][j]), round(float(nn["block5"][0][j]), 6), near,
+            int(nn["block5"][1][j]), round(float(nn["block5"][0][j]), 6), int(near[j]),
             round(float(nn["combined"][0][j]), 6), round(float(per["block1"][j]), 5),
             round(float(per["block5"][j]), 5), round(float(per["combined"][j]), 5),
-            round(float(p[j]), 5), pixels, verdict(float(p[j]))))
+            round(float(per["pixels"][j]), 5) if "pixels" in per else None,
+            round(float(p[j]), 5), pixels[j], verdict(float(p[j]))))
     return {**summary(rows, cal, d["combined"], len(train_ids)),
             "samples": [r.as_json() for r in rows],
             "hubness": hubness(rows)}
@@ -226,7 +257,7 @@ def summary(rows: list[SampleRow], cal: Calibration, combined_d: np.ndarray,
         "reference_near_duplicates": cal.left_out,
         "copy_level": COPY_LEVEL, "close_level": CLOSE_LEVEL,
         "copy_possible": cal.n + 1 >= 1 / COPY_LEVEL,
-        "verified_in_pixels": any(r.pixel_difference is not None for r in rows),
+        "verified_in_pixels": "pixels" in cal.names,
         "n_samples": len(rows), "copies": copies, "copy_rate": round(copies / len(rows), 4),
         "close": sum(r.verdict == "close" for r in rows),
         "reference_p1_distance": round(p1, 6),

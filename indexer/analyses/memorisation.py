@@ -55,7 +55,7 @@ class MemorisationResult(JsonRecord):
     copy_level: float
     close_level: float
     copy_possible: bool  # enough reference images to call a copy at copy_level
-    verified_in_pixels: bool
+    verified_in_pixels: bool  # the pixel difference is one of the calibrated measures
     n_samples: int
     copies: int
     copy_rate: float
@@ -83,7 +83,7 @@ def compute(ws: Workspace, run: str, *, include_flagged: bool = False) -> Memori
                                       verify=pixel_verifier(ws, run))
     return MemorisationResult.from_json({
         "run": run, **header(tmeta), **found,
-        "data_copying": _data_copying(tv, reference, gv)})
+        "data_copying": _data_copying(tv, reference.vectors if reference else None, gv)})
 
 
 def _data_copying(train: Mapping[str, Any], reference: Mapping[str, Any] | None,
@@ -100,21 +100,41 @@ def _data_copying(train: Mapping[str, Any], reference: Mapping[str, Any] | None,
 
 
 def prepare_checkpoint(training: TrainingSet) -> Scorer:
-    """The calibration against the held-out images, made once per job; the pixel check is
-    evidence for the pages and is not run here."""
+    """The calibration against the held-out images (pixels included), made once per job; each
+    checkpoint's samples are compared in pixels with their nearest training image in memory."""
+    import numpy as np
+
     from modescope.core.errors import ModescopeError
-    from modescope.indexer import memorisation
+    from modescope.indexer import copycheck, memorisation
     from modescope.indexer.inputs import held_out_reference
+    from modescope.indexer.store import source_items
 
     try:
         reference = held_out_reference(training.ws)
     except ModescopeError:  # no catalog or train index: calibrate on the training set
         reference = None
+    files = {it.id: it.file for it in source_items(training.ws, "train")} if reference else {}
+    blurred: dict[int, np.ndarray] = {}
+
+    def train_image(image_id: int) -> np.ndarray:
+        if image_id not in blurred:
+            blurred[image_id] = copycheck.blurred(copycheck.load_rgb(files[image_id],
+                                                                     training.size))
+        return blurred[image_id]
+
     calibration = memorisation.calibrate(training.vecs, training.ids, reference)
+    pixels = "pixels" in calibration.names
 
     def score(samples: Samples) -> dict[str, Any]:
+        mine = [copycheck.blurred(im.astype(np.float32)) for im in samples.images] \
+            if pixels else []
+
+        def verify(sample: int, train_id: int) -> copycheck.Match:
+            return copycheck.compare(mine[sample], train_image(train_id))
+
         found = memorisation.memorisation(training.vecs, training.ids, samples.features,
-                                          samples.ids, calibration=calibration)
+                                          samples.ids, calibration=calibration,
+                                          verify=verify if pixels else None)
         return {"copy_rate": found["copy_rate"]}
 
     return score
