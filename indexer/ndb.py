@@ -7,8 +7,9 @@ samples are counted per bin; each bin gets a two-proportion z-test (pooled propo
 
 A bin is *statistically different* when the two-sided p-value is below ``alpha``: **dropped**
 when the generated share Q is lower, **over-produced** when it is higher. NDB is their count;
-NDB/K is the headline. The Jensen-Shannon divergence (bits) compares the two histograms, and a
-bootstrap over both sample sets gives an interval for NDB/K.
+NDB/K is the headline. The Jensen-Shannon divergence (bits) compares the two histograms. The
+bins stay fixed on the training set; NDB/K gets an exact binomial interval and the test a power
+statement (indexer/ndb_stats.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import norm
+
+from modescope.indexer.ndb_stats import NDBPower, clopper_pearson, power, power_sentence
 
 MIN_PER_BIN = 40  # the default K keeps about this many training samples per bin
 MAX_K = 100  # the paper's K for large sets
@@ -123,7 +126,8 @@ class NDBResult:
     ndb: int
     ndb_over_k: float
     js: float
-    ndb_over_k_ci: tuple[float, float]
+    ndb_over_k_ci: tuple[float, float]  # Clopper-Pearson 95% for the expected NDB/K
+    power: NDBPower
     bins: list[Bin]
     warnings: list[str] = field(default_factory=list)
 
@@ -132,14 +136,15 @@ class NDBResult:
             "k": self.k, "alpha": self.alpha, "n_train": self.n_train, "n_gen": self.n_gen,
             "ndb": self.ndb, "ndb_over_k": round(self.ndb_over_k, 4), "js": round(self.js, 5),
             "ndb_over_k_ci95": [round(v, 4) for v in self.ndb_over_k_ci],
+            "power": self.power.as_json(),
             "dropped": [b.bin for b in self.bins if b.verdict == "dropped"],
             "over_produced": [b.bin for b in self.bins if b.verdict == "over-produced"],
             "bins": [b.__dict__ for b in self.bins], "warnings": self.warnings,
         }
 
 
-def ndb_from_bins(train_bins: np.ndarray, gen_bins: np.ndarray, k: int, *, alpha: float = 0.05,
-                  bootstrap: int = 200, seed: int = 0) -> NDBResult:
+def ndb_from_bins(train_bins: np.ndarray, gen_bins: np.ndarray, k: int, *,
+                  alpha: float = 0.05) -> NDBResult:
     """NDB from each sample's bin (both arrays of ints in 0..k-1)."""
     n_t, n_g = len(train_bins), len(gen_bins)
     if n_t == 0 or n_g == 0:
@@ -152,24 +157,16 @@ def ndb_from_bins(train_bins: np.ndarray, gen_bins: np.ndarray, k: int, *, alpha
     bins = [Bin(i, int(ct[i]), int(cg[i]), float(pt[i]), float(pg[i]), float(z[i]), float(pv[i]),
                 ("dropped" if z[i] < 0 else "over-produced") if sig[i] else "ok")
             for i in range(k)]
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(bootstrap):
-        bt = np.bincount(rng.choice(train_bins, n_t), minlength=k) / n_t
-        bg = np.bincount(rng.choice(gen_bins, n_g), minlength=k) / n_g
-        boots.append(float(np.mean(z_test(bt, bg, n_t, n_g)[1] < alpha)))
-    ci = (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))) if boots else \
-        (float(sig.mean()), float(sig.mean()))
+    sensitivity = power(float(np.median(pt)), n_t, n_g, alpha)
     warnings = []
     thin = int((ct < THIN_BIN).sum())
     if thin:
         warnings.append(f"{thin} of {k} bins hold fewer than {THIN_BIN} training samples: their "
                         "z-tests are unreliable; lower --k")
-    if n_g < 5 * k:
-        warnings.append(f"only {n_g} generated samples for {k} bins: generate at least {5 * k} "
-                        "for the tests to see a dropped mode")
+    if sensitivity.dropped < sensitivity.target:
+        warnings.append(f"too few samples for {k} bins: {power_sentence(sensitivity, n_g)}")
     return NDBResult(k, alpha, n_t, n_g, int(sig.sum()), float(sig.mean()), js_divergence(pt, pg),
-                     ci, bins, warnings)
+                     clopper_pearson(int(sig.sum()), k), sensitivity, bins, warnings)
 
 
 class ModeBins:
@@ -190,8 +187,6 @@ class ModeBins:
         gc = self.white(combined(gen["block1"], gen["block5"]))
         return gc, assign(gc, self.centroids)
 
-    def score(self, gen: dict[str, np.ndarray], *, alpha: float = 0.05,
-              bootstrap: int = 200) -> NDBResult:
+    def score(self, gen: dict[str, np.ndarray], *, alpha: float = 0.05) -> NDBResult:
         _, gb = self.generated_bins(gen)
-        return ndb_from_bins(self.train_bins, gb, self.k, alpha=alpha, seed=self.seed,
-                                 bootstrap=bootstrap)
+        return ndb_from_bins(self.train_bins, gb, self.k, alpha=alpha)

@@ -15,6 +15,7 @@ from modescope.app.plots import loss_chart, scores_chart
 from modescope.app.run_images import PNG_RESPONSES, image_response
 from modescope.app.runs_state import RunsSide
 from modescope.app.runs_view import RunDetail, RunSummary
+from modescope.indexer.analyses.modes import power_words
 
 pages = APIRouter(prefix="/runs", tags=["runs"])
 api = APIRouter(prefix="/api/runs", tags=["runs"])
@@ -117,7 +118,7 @@ async def modes_page(render: RenderDep, side: RunsSideDep, run: RunDep) -> HTMLR
         bins = sorted(modes.result["bins"], key=lambda b: (rank[b["verdict"]], -abs(b["z"])))
     return render("modes.html", {
         "title": f"Modes of {run.name}", "run": run.name, "modes": modes, "note": note,
-        "bins": bins,
+        "bins": bins, "power": power_words(modes.value) if modes is not None else None,
         "max_share": max([max(b["train_share"], b["gen_share"]) for b in bins] or [1.0])})
 
 

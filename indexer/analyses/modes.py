@@ -20,6 +20,7 @@ from modescope.indexer.analyses.registry import (
     TrainingSet,
 )
 from modescope.indexer.analyses.results import JsonRecord
+from modescope.indexer.ndb_stats import NDBPower, power_sentence
 
 if TYPE_CHECKING:
     from modescope.core.workspace import Workspace
@@ -55,7 +56,8 @@ class ModesResult(JsonRecord):
     ndb: int
     ndb_over_k: float
     js: float
-    ndb_over_k_ci95: tuple[float, float]
+    ndb_over_k_ci95: tuple[float, float]  # Clopper-Pearson, for the expected NDB/K
+    power: NDBPower  # how small a loss the per-bin test can see (indexer/ndb_stats.py)
     dropped: tuple[int, ...]
     over_produced: tuple[int, ...]
     bins: tuple[ModeBin, ...]
@@ -75,7 +77,7 @@ def compute(ws: Workspace, run: str, *, k: int | None = None, alpha: float = 0.0
     bins = ndb.ModeBins(tv, k=k, seed=seed)
     tc, tb, centroids = bins.train, bins.train_bins, bins.centroids
     gc, gb = bins.generated_bins(gv)
-    result = ndb.ndb_from_bins(tb, gb, bins.k, alpha=alpha, seed=seed).as_json()
+    result = ndb.ndb_from_bins(tb, gb, bins.k, alpha=alpha).as_json()
     for b in result["bins"]:
         i = b["bin"]
         for name, ids, vecs, of in (("train_examples", tids, tc, tb),
@@ -105,13 +107,19 @@ def prepare_checkpoint(training: TrainingSet) -> Scorer:
     return score
 
 
+def power_words(r: ModesResult) -> str:
+    """The power of the per-bin test in words (the CLI line and the page)."""
+    return power_sentence(r.power, r.n_gen)
+
+
 def lines(r: ModesResult, _: Mapping[str, Any]) -> list[str]:
     lo, hi = r.ndb_over_k_ci95
     return [
-        f"run {r.run}: NDB/K = {r.ndb_over_k:.3f} (95% bootstrap {lo:.3f}-{hi:.3f}), "
+        f"run {r.run}: NDB/K = {r.ndb_over_k:.3f} (95% interval {lo:.3f}-{hi:.3f}), "
         f"JS = {r.js:.4f}, K = {r.k}, {r.n_train} training vs {r.n_gen} samples",
         f"dropped bins: {list(r.dropped) or 'none'}",
         f"over-produced bins: {list(r.over_produced) or 'none'}",
+        f"power: {power_words(r)}",
     ]
 
 
@@ -122,7 +130,7 @@ def _alpha(value: float) -> float:
 
 
 ANALYSIS = AnalysisSpec(
-    name="modes", title="modes", version=1, rank=10, compute=compute, result_type=ModesResult,
+    name="modes", title="modes", version=2, rank=10, compute=compute, result_type=ModesResult,
     inputs=Inputs(train=True, generated=True, flags=True, run=True),
     cli=Cli(help="NDB: which modes of the training data the run dropped or over-produced.",
             label="modes (NDB)", lines=lines, options=(
@@ -130,7 +138,7 @@ ANALYSIS = AnalysisSpec(
                        flags=("--k",)),
                 Option("alpha", float, 0.05, "Significance level of each bin's test.",
                        parse=_alpha),
-                Option("seed", int, 0, "k-means and bootstrap seed."),
+                Option("seed", int, 0, "k-means seed."),
                 INCLUDE_FLAGGED)),
     checkpoint=Checkpoint(prepare=prepare_checkpoint, timer="ndb"),
 )

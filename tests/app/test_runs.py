@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from modescope.app.main import create_app
 from modescope.app.settings import Settings
 from modescope.indexer.analyses.registry import calc_analysis
 from modescope.indexer.inputs import load_vectors
+from modescope.indexer.ndb_stats import NDBPower, power_sentence
 from tests.conftest import run_cli
 
 
@@ -142,6 +144,13 @@ def test_modes_page_shows_headline_bins_and_bars_without_inline_style(
         assert f'id="bin-{b}" class="bin verdict-dropped"' in html
     assert html.count("<svg class=\"bar bar-gen\"") == r["k"]
     assert "style=" not in html and "<script>" not in html
+    lo, hi = r["ndb_over_k_ci95"]
+    assert f'id="ndb-k-interval">{lo:.3f}–{hi:.3f}' in html
+    # the power in the same words as the CLI's line and the analysis page's, from the JSON twin
+    words = power_sentence(NDBPower.from_json(r["power"]), r["n_gen"])
+    assert escape(words) in html and f"with {r['n_gen']} samples" in words
+    assert f"power: {escape(words)}" in client.get("/runs/imported/analyses/modes").text
+    assert client.get("/api/runs/imported/modes").json()["result"]["power"] == r["power"]
 
 
 def test_run_timeline_has_loss_svg_epoch_grids_config_and_dataset_version(

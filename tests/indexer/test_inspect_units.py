@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.stats import norm
+from scipy.stats import beta, norm
 
 from modescope.indexer.curation import knn_distance, near_duplicates, outliers, robust_z, suggest
 from modescope.indexer.memorisation import memorisation
@@ -20,7 +20,7 @@ def test_ndb_z_values_equal_a_hand_computation() -> None:
     # 3 bins; training 60/30/10 of 100, generated 20/20/0 of 40
     train = np.repeat([0, 1, 2], [60, 30, 10])
     gen = np.repeat([0, 1, 2], [20, 20, 0])
-    r = ndb_from_bins(train, gen, 3, alpha=0.05, bootstrap=50)
+    r = ndb_from_bins(train, gen, 3, alpha=0.05)
     for b, (ct, cg) in zip(r.bins, [(60, 20), (30, 20), (10, 0)], strict=True):
         p_t, p_g = ct / 100, cg / 40
         pooled = (ct + cg) / 140
@@ -34,7 +34,8 @@ def test_ndb_z_values_equal_a_hand_computation() -> None:
     p, q = np.array([0.6, 0.3, 0.1]), np.array([0.5, 0.5, 0.0])
     js = 0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.sum(q[:2] * np.log2(q[:2] / m[:2]))
     assert r.js == pytest.approx(js, rel=1e-9)
-    assert 0 <= r.ndb_over_k_ci[0] <= r.ndb_over_k_ci[1] <= 1
+    # 2 of 3 bins: the exact binomial (Clopper-Pearson) 95% interval, by its Beta quantiles
+    assert r.ndb_over_k_ci == pytest.approx((beta.ppf(0.025, 2, 2), beta.ppf(0.975, 3, 1)))
 
 
 def test_identical_histograms_give_zero_and_disjoint_ones_one() -> None:

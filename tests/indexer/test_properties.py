@@ -30,7 +30,7 @@ def test_ndb_on_random_bin_counts_matches_the_two_proportion_test(
     from scipy.stats import norm
 
     train, gen, k = sample
-    r = ndb_from_bins(train, gen, k, alpha=alpha, bootstrap=20)
+    r = ndb_from_bins(train, gen, k, alpha=alpha)
     n_t, n_g = len(train), len(gen)
     assert r.k == k == len(r.bins) and r.n_train == n_t and r.n_gen == n_g
     assert sum(b.train_count for b in r.bins) == n_t and sum(b.gen_count for b in r.bins) == n_g
@@ -47,7 +47,8 @@ def test_ndb_on_random_bin_counts_matches_the_two_proportion_test(
     assert np.isclose(r.ndb_over_k, r.ndb / k)
     assert 0.0 <= r.js <= 1.0 + 1e-12
     lo, hi = r.ndb_over_k_ci
-    assert 0.0 <= lo <= hi <= 1.0
+    assert 0.0 <= lo <= r.ndb_over_k <= hi <= 1.0  # the interval contains its estimate
+    assert 0.0 <= r.power.dropped <= 1.0
 
 
 @settings(max_examples=100, deadline=None)
