@@ -1,8 +1,9 @@
 """Find the files an ingest should look at, without opening any of them.
 
 Hidden entries (a leading dot) and files whose extension is no image format are skipped and
-counted; broken symlinks, symlink loops, non-regular files and unreadable folders become
-rejected records, so the user sees them.
+counted; broken symlinks, symlink loops, non-regular files, unreadable folders and images in a
+format this Pillow build cannot read (SVG, HEIC, camera RAW: named, with what would read them)
+become rejected records, so the user sees them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,33 @@ def image_extensions() -> frozenset[str]:
     """Extensions of every format this Pillow build can open (``.jpg``, ``.png``, ``.webp``…)."""
     Image.init()
     return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
+_RASTERISE = ("{name} is vector art: rasterise it first, e.g. `rsvg-convert -w 512 IN -o OUT.png`"
+              " (Debian package librsvg2-bin) or Inkscape's export, then ingest the PNGs")
+_PLUGIN = ("{name} needs a Pillow plugin: `pip install {plugin}` in modescope's environment, then "
+           "ingest again")
+_DEVELOP = ("camera RAW ({name}) is not an image Pillow reads: develop it to JPEG, PNG or TIFF "
+            "first (e.g. `darktable-cli IN OUT.jpg` or `dcraw -T`), then ingest those")
+UNSUPPORTED: dict[str, str] = {
+    ".svg": _RASTERISE.format(name="SVG"), ".svgz": _RASTERISE.format(name="SVG"),
+    ".ai": _RASTERISE.format(name="Illustrator art"), ".pdf": _RASTERISE.format(name="PDF"),
+    ".heic": _PLUGIN.format(name="HEIC", plugin="pillow-heif"),
+    ".heif": _PLUGIN.format(name="HEIF", plugin="pillow-heif"),
+    ".hif": _PLUGIN.format(name="HEIF", plugin="pillow-heif"),
+    ".jxl": _PLUGIN.format(name="JPEG XL", plugin="pillow-jxl-plugin"),
+    ".avif": "AVIF needs Pillow 11.2 or later built with libavif: `pip install -U pillow`",
+    ".webp": "WebP needs Pillow built with libwebp: `pip install -U pillow`",
+    **{ext: _DEVELOP.format(name=ext[1:].upper()) for ext in (
+        ".cr2", ".cr3", ".nef", ".arw", ".dng", ".orf", ".rw2", ".raf", ".srw", ".pef")},
+}
+
+
+def unsupported_reason(suffix: str) -> str | None:
+    """Why a file with this extension cannot be read here, and what would read it; None for
+    extensions that are no image format modescope knows of (those are skipped)."""
+    why = UNSUPPORTED.get(suffix.lower())
+    return f"unsupported format: {why}" if why else None
 
 
 def display_path(path: Path) -> str:
@@ -86,7 +114,11 @@ def discover(root: Path, *, exclude: Path | None = None) -> Discovery:
                 stack.append(path)
                 continue
             if path.suffix.lower() not in exts:
-                found.skipped += 1
+                why = unsupported_reason(path.suffix)
+                if why and stat.S_ISREG(st.st_mode):
+                    found.problems.append(_problem(path, root, why))
+                else:
+                    found.skipped += 1
                 continue
             if not stat.S_ISREG(st.st_mode):
                 found.problems.append(

@@ -162,3 +162,23 @@ def test_huge_legal_jpeg_is_decoded_at_reduced_scale(tmp_path: Path) -> None:
     with Image.open(next((tmp_path / "ws-huge" / "images" / "train").rglob("*.png"))) as img:
         assert img.size == (64, 64)
     assert peak - base < 40_000, f"ingesting the huge JPEG grew the process by {peak - base} KB"
+
+
+def test_unsupported_image_formats_are_named_with_what_would_read_them(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>')
+    (src / "phone.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    (src / "shot.nef").write_bytes(bytes(64))
+    (src / "notes.txt").write_text("not an image")
+    save(picture(seed=1), src / "a.webp")
+    save(picture(seed=2), src / "b.avif")
+    res = run_cli("ingest", src, "-w", tmp_path / "ws", "--json")
+    assert res.code == 0, res.err
+    report = res.json()
+    why = {Path(r["path"]).name: r["reason"] for r in report["rejected_files"]}
+    assert "SVG is vector art" in why["logo.svg"] and "rsvg-convert" in why["logo.svg"]
+    assert "pillow-heif" in why["phone.HEIC"] and "camera RAW (NEF)" in why["shot.nef"]
+    assert report["ok"] == 2 and report["skipped"] == 1  # WebP and AVIF read; .txt skipped
+    text = run_cli("ingest", src, "-w", tmp_path / "ws2")
+    assert "unsupported format: SVG is vector art" in text.err
