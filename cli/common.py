@@ -74,3 +74,15 @@ def warn(message: str | None) -> None:
         typer.secho(f"warning: {message}", err=True, fg=typer.colors.YELLOW)
 
 
+
+
+def load_tensorflow() -> None:
+    """Import TensorFlow and Keras, and let TensorFlow probe for devices, with their native
+    start-up lines silenced (core/quiet.py): a command's output starts with its own line."""
+    from modescope.core.quiet import quiet_native_stderr
+
+    with quiet_native_stderr():
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()

@@ -7,6 +7,7 @@ command (nothing registers itself at import time).
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 import sys
 
@@ -14,6 +15,7 @@ import typer
 
 from modescope.cli import data, experiment, export, index, inspect, train
 from modescope.core.errors import ModescopeError
+from modescope.core.quiet import VERBOSE_ENV
 
 COMMAND_MODULES = (data, index, inspect, train, experiment, export)
 
@@ -26,12 +28,32 @@ def build() -> typer.Typer:
         pretty_exceptions_enable=False,
         add_completion=False,
     )
+    cli.callback()(_options)
     for module in COMMAND_MODULES:
         module.register(cli)
     return cli
 
 
+def _options(verbose: bool = typer.Option(
+        False, "--verbose", help="Show TensorFlow's, absl's and CUDA's start-up logs (also: "
+                                 f"{VERBOSE_ENV}=1).")) -> None:
+    """Curate a GAN's training images and inspect its modes."""
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"  # jobs started from here inherit it
+        os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+
+
+def quiet_native_logs() -> None:
+    """Silence TensorFlow's C++ and absl logs below errors before anything imports TensorFlow
+    (core/quiet.py); ``--verbose`` or MODESCOPE_VERBOSE=1 keeps them."""
+    if "--verbose" in sys.argv[1:2]:
+        os.environ[VERBOSE_ENV] = "1"
+    if os.environ.get(VERBOSE_ENV) != "1":
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
 def main() -> None:
+    quiet_native_logs()
     try:
         build()()
     except ModescopeError as exc:

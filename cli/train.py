@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modescope.cli.common import JsonOpt, WorkspaceOpt, emit_json
+from modescope.cli.common import JsonOpt, WorkspaceOpt, emit_json, load_tensorflow
 from modescope.core.catalog import Catalog
 from modescope.core.errors import InputError
 from modescope.core.runfolder import RunFolder
@@ -148,6 +148,7 @@ def train(
     """Train a DCGAN on the curated (unflagged) training images; resumable, cancellable."""
     from modescope.trainer.strategy import is_chief
 
+    load_tensorflow()
     ws = Workspace(workspace)
     ws.read_config()
     try:
@@ -313,6 +314,7 @@ def generate(
         raise InputError(f"run {run} has no checkpoint {checkpoint!r}")
     if not 1 <= n <= 100_000:
         raise InputError("--n must be between 1 and 100000")
+    load_tensorflow()
     written = run_generate(folder, n, seed=seed, checkpoint=checkpoint)
     if as_json:
         emit_json({"run": run, "generated": written, "folder": str(folder.generated_dir)})
@@ -331,6 +333,7 @@ def export_tfrecords(
     (TPUs read from cloud storage: copy the folder there with gsutil)."""
     from modescope.trainer.data import write_tfrecords
 
+    load_tensorflow()
     if not 1 <= shards <= 10_000:
         raise InputError("--shards must be between 1 and 10000")
     ws = Workspace(workspace)

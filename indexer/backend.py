@@ -9,27 +9,7 @@ from contextlib import contextmanager, redirect_stdout
 from importlib import metadata
 from typing import Any
 
-
-@contextmanager
-def quiet_native_stderr() -> Iterator[None]:
-    """Silence C++ start-up chatter (CUDA probing, oneDNN notices) that TensorFlow writes to fd 2
-    before any logging setting applies; Python exceptions still propagate."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all
-        yield
-        return
-    sys.stderr.flush()
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+from modescope.core.quiet import quiet_native_stderr
 
 
 @contextmanager

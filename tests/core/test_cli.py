@@ -91,3 +91,22 @@ def test_python_dash_m_has_every_subcommand() -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "create" in proc.stdout and "run" in proc.stdout
+
+
+def test_tensorflow_start_up_lines_stay_out_of_the_output(tmp_path: Path) -> None:
+    """A TensorFlow command's stderr holds its own lines only (no CUDA probe, absl or oneDNN
+    chatter); MODESCOPE_VERBOSE=1 would let them through."""
+    import numpy as np
+    from PIL import Image
+
+    for i in range(6):
+        pixels = np.random.default_rng(i).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+        (tmp_path / "in").mkdir(exist_ok=True)
+        Image.fromarray(pixels).save(tmp_path / "in" / f"{i}.png")
+    assert run_cli("ingest", tmp_path / "in", "-w", tmp_path / "ws").code == 0
+    res = run_cli("train", "-w", tmp_path / "ws", "--run", "r", "--epochs", "1")
+    assert res.code != 0
+    lines = res.err.splitlines()
+    assert lines[-1] == ("modescope: error: 6 curated images are fewer than one batch (64); "
+                         "lower --batch")
+    assert all(line.startswith(("warning: ", "modescope: ")) for line in lines), lines
