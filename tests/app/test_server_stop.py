@@ -64,6 +64,7 @@ def _compute_and_stop(ws: Path, sig: signal.Signals, during: bool, workers: int 
 
     asking = threading.Thread(target=ask)
     asking.start()
+    started: list[psutil.Process] = []
     try:
         if during:
             deadline = time.monotonic() + 60
@@ -87,9 +88,12 @@ def _compute_and_stop(ws: Path, sig: signal.Signals, during: bool, workers: int 
         assert not alive, [" ".join(p.cmdline())[:120] for p in alive]
         if during:  # it was stopped mid-computation, not after it
             assert not cache.exists()
-    finally:
-        for p in proc.children(recursive=True) if proc.is_running() else []:
-            p.kill()
+    finally:  # whatever the outcome, nothing of this test's is left running
+        for p in [*started, *(proc.children(recursive=True) if proc.is_running() else [])]:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
         if server.proc.poll() is None:
             server.proc.kill()
             server.proc.wait()
