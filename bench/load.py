@@ -418,7 +418,8 @@ def main() -> None:
     ap.add_argument("--arrivals", choices=("poisson", "constant"), default="poisson")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--connections", type=int, default=64, help="keep-alive connections")
-    ap.add_argument("--flag-every", type=float, default=2.0, help="seconds between flag posts (0: none)")
+    ap.add_argument("--flag-every", type=float, default=2.0,
+                    help="seconds between flag posts (0: none)")
     ap.add_argument("--server-workers", type=int, default=1,
                     help="server processes (modescope serve --workers)")
     ap.add_argument("--only", action="append", choices=list(MIX), metavar="KIND",
