@@ -38,18 +38,19 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
+from modescope.core.errors import ModescopeError
+
 T = TypeVar("T")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 WATCH_S = 1.0  # how often the child's watcher checks os.getppid()
 STOP_S = 5.0  # how long close() waits for a terminated child before killing it
 
 
-class RemoteTraceback(Exception):
-    """The child's traceback: the cause of an exception it sent back."""
-
-
-class ChildStopped(RuntimeError):
+class ChildStopped(ModescopeError):
     """The child process died (killed, out of memory) or was closed before it answered."""
+
+    status = 503
+    title = "A worker process stopped"
 
 
 def die_with_parent(parent_pid: int, on_exit: Callable[[], None] | None = None) -> None:
@@ -128,7 +129,8 @@ class Child:
         ok, value, remote = self._thread.submit(self._roundtrip, fn, args).result()
         if ok:
             return value
-        raise value from RemoteTraceback(remote)
+        value.add_note(f"raised in the {self.name} process:\n{remote}")
+        raise value
 
     def _roundtrip(self, fn: Callable[..., Any], args: tuple[Any, ...]
                    ) -> tuple[bool, Any, str]:
@@ -151,6 +153,8 @@ class Child:
             # spawn, not fork: the server has threads (fork would copy held locks)
             ctx = multiprocessing.get_context("spawn")
             ours, theirs = ctx.Pipe(duplex=True)
+            # daemon: an interpreter exiting without close() terminates it rather than
+            # waiting for it (the analyses start no processes of their own)
             proc = ctx.Process(target=_child_main, args=(theirs, os.getpid()),
                                name=self.name, daemon=True)
             proc.start()

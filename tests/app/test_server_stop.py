@@ -157,8 +157,9 @@ def test_a_child_killed_during_a_call_is_an_error_and_the_next_call_starts_anoth
         sleeper.join(timeout=10)
         assert len(failed) == 1 and "stopped unexpectedly" in str(failed[0])
         assert child.call(os.getpid) != first
-        with pytest.raises(ZeroDivisionError):  # the child's exceptions come back as they are
+        with pytest.raises(ZeroDivisionError) as raised:  # the child's exceptions come back
             child.call(divmod, 1, 0)
+        assert "raised in the test process" in raised.value.__notes__[0]
     finally:
         child.close()
 
