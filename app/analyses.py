@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from modescope.app.child import Child, ChildStopped
 from modescope.app.store import flags_version
 from modescope.core.errors import Conflict, ModescopeError
 from modescope.core.workspace import Workspace
@@ -134,23 +133,24 @@ def _store_in_child(root: str, run: str, kind: str) -> Analysis:
 class Analyses:
     """Cached analyses of runs, parsed once per file version, computed off the event loop.
 
-    The computation itself runs in a child process (one, started on first use and kept): in a
-    thread of the server it held the GIL for long stretches (the pixel check, k-means set-up),
-    and every page waiting behind it showed that as latency (docs/reliability.md)."""
+    The computation itself runs in a child process (one, started on first use and kept, and
+    stopped with the server: app/child.py): in a thread of the server it held the GIL for long
+    stretches (the pixel check, k-means set-up), and every page waiting behind it showed that
+    as latency (docs/reliability.md)."""
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
-        self._child: ProcessPoolExecutor | None = None
+        self._child = Child("analysis")
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], Future[Analysis]] = {}
         self._parsed: dict[Path, tuple[int, Analysis]] = {}
         self._started: dict[tuple[str, str], float] = {}
 
     def close(self) -> None:
+        """Stop the child (terminated and joined: a computation in progress is abandoned)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-        if self._child is not None:
-            self._child.shutdown(wait=False, cancel_futures=True)
+        self._child.close()
 
     def _read(self, run: str, kind: str) -> Analysis | None:
         """The stored analysis, parsed into its typed result once per file version; None when
@@ -248,13 +248,8 @@ class Analyses:
         hit = self.cached(run, kind)  # another process (the pipeline) may have written it
         if hit is not None:
             return hit
-        if self._child is None:  # only _pool's one thread gets here: no race
-            # spawn, not fork: this process has threads (fork would copy held locks)
-            self._child = ProcessPoolExecutor(max_workers=1,
-                                              mp_context=multiprocessing.get_context("spawn"))
         try:
-            return self._child.submit(_store_in_child, str(self.ws.root), run, kind).result()
-        except BrokenProcessPool:  # the child died (killed, out of memory): start another
-            self._child = None
+            return self._child.call(_store_in_child, str(self.ws.root), run, kind)
+        except ChildStopped:  # the child died (killed, out of memory): the next call starts one
             raise AnalysisUnavailable(f"the {kind} computation of run {run} stopped "
                                       "unexpectedly; reload to try again") from None

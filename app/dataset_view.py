@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from modescope.app.analyses import AnalysisUnavailable
 from modescope.app.curation import Computing, Curation
-from modescope.app.neighbours import IndexCache, NotIndexed
+from modescope.app.neighbours import IndexCache, NotIndexed, one_query_thread
 from modescope.app.store import Flag, FlagStore
 from modescope.core.catalog import ImageRow
 from modescope.core.errors import NotFound
@@ -182,6 +182,7 @@ class DatasetView:
         """The k most similar other training images on each layer (cosine, the open FAISS
         indexes); empty for an image ingested after the last `modescope index`."""
         opened = indexes.get("train")
+        one_query_thread()
         out: dict[str, list[Tile]] = {}
         for layer in ("block5", "block1"):
             vi = opened.layers[layer]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from modescope import __version__
 from modescope.app import security
 from modescope.app.catalog_view import CatalogView
+from modescope.app.child import die_with_parent
 from modescope.app.dataset_view import open_dataset
 from modescope.app.errors import install_error_handler
 from modescope.app.resources import package_dir
@@ -39,6 +43,10 @@ ROUTE_MODULES = (overview, auth, dataset, export, docs, runs, samples, jobs, com
 
 
 
+def _terminate_self() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's handler: a graceful shutdown
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     templates = Jinja2Templates(directory=package_dir("templates"))
@@ -56,6 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.view = CatalogView(ws)
         app.state.dataset = open_dataset(ws, settings.analysis_wait_s)
         runs_side = open_runs_side(app, ws, settings)
+        if multiprocessing.parent_process() is not None:
+            # a uvicorn worker (serve --workers N, uvicorn --reload): uvicorn's supervisor
+            # stops it with SIGTERM, but a supervisor killed outright left it (and its
+            # analysis child) running; on its parent's death it stops itself the same way
+            die_with_parent(os.getppid(), on_exit=_terminate_self)
         yield
         runs_side.close()
         app.state.dataset.flags.close()

@@ -107,6 +107,14 @@ def _rows(ws: Workspace, ids: list[int]
     return rows, flagged, held
 
 
+def one_query_thread() -> None:
+    """Search on this thread alone. One query is too small to share: OpenMP threads spinning
+    against a busy CPU made one 10k flat search 25 ms at p50 instead of 2 ms. The setting is
+    per thread (this request's worker thread), so analyses elsewhere keep every core. Every
+    page that searches calls it (the image page did not, and spent most of its time there)."""
+    faiss.omp_set_num_threads(1)
+
+
 def sample_neighbours(ws: Workspace, cache: IndexCache, run: str, n: int,
                       k: int = K) -> tuple[dict[str, list[TrainNeighbour]], dict[str, Any]]:
     """The k nearest training images of sample n on each layer, and the training meta."""
@@ -115,10 +123,7 @@ def sample_neighbours(ws: Workspace, cache: IndexCache, run: str, n: int,
     if gen.meta["spec"] != train.meta["spec"]:
         raise NotIndexed(f"run {run} was indexed with other feature settings than the training "
                          f"set; run `modescope index --source generated:{run} --rebuild`")
-    # One query is too small to share: OpenMP threads spinning against a busy CPU made one
-    # 10k flat search 25 ms at p50 instead of 2 ms. The setting is per thread (this request's
-    # worker thread), so analyses elsewhere in the process keep every core.
-    faiss.omp_set_num_threads(1)
+    one_query_thread()
     found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for layer in LAYERS:
         try:

@@ -1,41 +1,61 @@
-"""Load: mixed traffic against a real ``modescope serve`` on 127.0.0.1, then a flag audit.
+"""Load: open-loop mixed traffic against a real ``modescope serve`` on 127.0.0.1, then a flag audit.
 
-Open-loop: requests are scheduled at a fixed rate (default 200/s for 60 s) whatever the server's
-latency, so a slow server shows up as latency, not as a lower rate. The mix: sample-detail pages
-(2 x 24 neighbours), dataset grid pages, thumbnails, and flag/unflag posts through the JSON API
-with the session's CSRF token. Each worker owns its own image ids, so the last acknowledged
-change of every id is known; afterwards every acknowledged flag state is checked in the catalog.
+Open loop, as wrk2 does it: every request has a scheduled time, fixed before the run from the
+offered rate (Poisson arrivals by default, or evenly spaced; seeded), and fires at that time
+whatever the server is doing, over N keep-alive connections. Latency is counted from the
+scheduled time, so time a request waited in the client (for a free connection, for the event
+loop) is latency too: a closed-loop client that times from when it picks a job up hides a
+saturated server (coordinated omission). A saturated server shows as latency growing and an
+achieved rate below the offered one.
+
+The mix (MIX below) is every page a user of the curation flow hits, and its JSON twin: a run's
+sample pages, dataset grid pages, training-image pages, the run's modes page, thumbnails; plus
+a flag or unflag post through the JSON API every ``--flag-every`` seconds (with the session's
+CSRF token). A flag post never overlaps another on the same image, so the last acknowledged
+state of every image is known; afterwards each is checked in the catalog (lost: acknowledged
+flagged, not in the catalog; stale: acknowledged unflagged, still there).
 
     python bench/load.py --build /tmp/load-ws            # make a demo workspace (once)
     python bench/load.py --workspace /tmp/load-ws/workspace --rate 200 --duration 60
     python bench/load.py ... --smoke --json              # 5 s at 40/s: what the tests run
     python bench/load.py ... --server-workers 2          # modescope serve --workers 2
 
-Prints one table: p50/p95/p99 per kind, errors, lost flags. Targets (issue 8): p99 < 200 ms,
-0 errors, 0 lost flags.
+Prints one table: per kind and overall, offered and achieved rate, errors, p50/p95/p99/max ms
+from the schedule; how late the client fired (if the client cannot keep up its own lateness is
+in the latencies, and the table says so); the flag audit; processes the server left behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
-import queue
 import random
 import re
+import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
+import psutil
+
+from modescope.core.catalog import Catalog
+from modescope.core.workspace import Workspace
 
 BIN = Path(sys.executable).parent
-MIX = (("sample", 0.40), ("dataset", 0.25), ("thumbnail", 0.25), ("flag", 0.10))
+# kind -> share of the offered rate (flag posts come on their own clock, --flag-every)
+MIX = {"sample": 0.16, "sample_json": 0.06, "dataset": 0.12, "dataset_json": 0.05,
+       "image": 0.12, "image_json": 0.05, "modes": 0.04, "modes_json": 0.02,
+       "thumbnail": 0.38}
+TIMEOUT_S = 60.0  # a request not answered by then is an error
 
 
 def modescope(*args: str | Path | int) -> None:
@@ -60,15 +80,13 @@ def build(base: Path, n: int = 1000) -> Path:
     return ws
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
+    """``modescope serve`` on a free port; ``stop`` says how many processes it left behind."""
+
     def __init__(self, workspace: Path, log: Path, workers: int = 1) -> None:
-        self.port = free_port()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(log, "w")  # noqa: SIM115  (closed in stop)
         self.proc = subprocess.Popen(
@@ -86,201 +104,342 @@ class Server:
                 time.sleep(0.1)
         raise SystemExit("the server did not answer /health within 60 s")
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
+    def stop(self) -> int:
+        """SIGTERM, then the number of processes it had started that are still running 10 s
+        later (killed then)."""
+        started = psutil.Process(self.proc.pid).children(recursive=True)
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
         self.log.close()
+        _, alive = psutil.wait_procs(started, timeout=10)
+        for p in alive:
+            p.kill()
+        return len(alive)
 
 
-def session(url: str) -> tuple[httpx.Client, str]:
-    """A client with the session cookie and its CSRF token (read from the dataset page)."""
-    client = httpx.Client(base_url=url, timeout=30, follow_redirects=False)
-    page = client.get("/dataset")
-    page.raise_for_status()
-    m = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    if not m:
-        raise SystemExit("no CSRF token in /dataset: cannot post flags")
-    return client, m.group(1)
+class CpuMeter:
+    """CPU seconds of the server's processes over the run, split into the server (its worker
+    processes included) and its analysis children (multiprocessing-spawned processes under a
+    server process), sampled twice a second so a child that exits still counts."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.root = psutil.Process(server_pid)
+        cmd = self.root.cmdline()
+        self.workers = "--workers" in cmd and cmd[cmd.index("--workers") + 1] != "1"
+        self.seen: dict[tuple[int, float], tuple[str, float]] = {}
+        self.base: dict[tuple[int, float], float] = {}
+        self._stop = threading.Event()
+        self._sample()
+        self.base = {k: v for k, (_, v) in self.seen.items()}
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        for p in procs:
+            try:
+                if p.pid == self.root.pid:
+                    role = "server"
+                elif _spawned(p):  # --workers N: the server's own children are workers
+                    role = "server" if self.workers and p.ppid() == self.root.pid else "analysis"
+                else:
+                    role = "other"  # multiprocessing's resource tracker
+                t = p.cpu_times()
+                self.seen[(p.pid, p.create_time())] = (role, t.user + t.system)
+            except psutil.NoSuchProcess:
+                pass
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.5):
+            self._sample()
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        out: dict[str, float] = {"server": 0.0, "analysis": 0.0, "other": 0.0}
+        for key, (role, cpu) in self.seen.items():
+            out[role] += cpu - self.base.get(key, 0.0)
+        return out
 
 
-@dataclass
-class Result:
-    kind: str
-    seconds: float
-    status: int
-    error: str | None = None
+def _spawned(p: psutil.Process) -> bool:
+    try:
+        return any("spawn_main" in part for part in p.cmdline())
+    except psutil.NoSuchProcess:
+        return False
 
 
 @dataclass
 class Plan:
-    samples: list[int]
+    """What the requests ask for: ids and pages that exist."""
     run: str
+    samples: list[int]
     train_ids: list[int]
     pages: int
+    csrf: str
 
 
 @dataclass
-class Worker:
-    """One thread: its own client and its own flag ids (so their final state is known)."""
-    client: httpx.Client
-    csrf: str
-    own_ids: list[int]
-    expected: dict[int, bool] = field(default_factory=dict)
-
-    def request(self, kind: str, plan: Plan, rng: random.Random) -> Result:
-        t = time.perf_counter()
-        try:
-            if kind == "sample":
-                r = self.client.get(f"/runs/{plan.run}/samples/{rng.choice(plan.samples)}")
-            elif kind == "dataset":
-                r = self.client.get("/dataset", params={"page": rng.randint(1, plan.pages)})
-            elif kind == "thumbnail":
-                r = self.client.get(f"/images/train/{rng.choice(plan.train_ids)}.png")
-            else:
-                image_id = rng.choice(self.own_ids)
-                flag = not self.expected.get(image_id, False)
-                r = self.client.post(
-                    "/api/dataset/flag" if flag else "/api/dataset/unflag",
-                    json={"ids": [image_id], **({"reason": "noisy"} if flag else {})},
-                    headers={"X-CSRF-Token": self.csrf})
-                if r.status_code == 200:
-                    self.expected[image_id] = flag  # acknowledged: it must be in the catalog
-            ok = 200 <= r.status_code < 400
-            return Result(kind, time.perf_counter() - t, r.status_code,
-                          None if ok else r.text[:200])
-        except httpx.HTTPError as exc:
-            return Result(kind, time.perf_counter() - t, 0, f"{type(exc).__name__}: {exc}")
+class Shot:
+    kind: str
+    due: float  # scheduled, seconds from the start
+    late: float = 0.0  # when it was sent, after ``due``
+    latency: float = 0.0  # answered, after ``due``
+    error: str | None = None
 
 
-def make_plan(client: httpx.Client, workspace: Path, run: str) -> Plan:
-    conn = sqlite3.connect(f"file:{workspace / 'catalog.sqlite'}?mode=ro", uri=True)
-    ids = [i for (i,) in conn.execute("SELECT id FROM images WHERE status = 'ok' ORDER BY id")]
-    conn.close()
-    samples = sorted(int(p.stem) for p in (workspace / "runs" / run / "generated").glob("*.png"))
-    if not ids or not samples:
-        raise SystemExit(f"{workspace} needs indexed training images and run {run}'s samples")
-    overview = client.get("/api/dataset").json()
-    pages = int(overview.get("pages") or overview.get("page_count") or 1)
-    return Plan(samples, run, ids, max(1, pages))
+@dataclass
+class Flags:
+    """The flag posts' bookkeeping: ids in flight never get a second post."""
+    pool: list[int]
+    busy: set[int] = field(default_factory=set)
+    expected: dict[int, bool] = field(default_factory=dict)  # last acknowledged state
+    unknown: set[int] = field(default_factory=set)  # a post failed: state not known
+    acked: int = 0
 
 
-def drive(url: str, plan: Plan, rate: float, duration: float, workers: int,
-          seed: int = 0) -> tuple[list[Result], list[Worker]]:
-    rng = random.Random(seed)
-    flag_pool = list(plan.train_ids)
-    rng.shuffle(flag_pool)
-    pool = []
-    for w in range(workers):
-        client, csrf = session(url)
-        pool.append(Worker(client, csrf, flag_pool[w::workers] or flag_pool[:1]))
-    jobs: queue.Queue[tuple[float, str] | None] = queue.Queue()
-    results: list[Result] = []
-    lock = threading.Lock()
-
-    def work(worker: Worker, wseed: int) -> None:
-        wrng = random.Random(wseed)
-        while (job := jobs.get()) is not None:
-            _, kind = job
-            res = worker.request(kind, plan, wrng)
-            with lock:
-                results.append(res)
-
-    threads = [threading.Thread(target=work, args=(w, seed * 1000 + i), daemon=True)
-               for i, w in enumerate(pool)]
-    for t in threads:
-        t.start()
-    kinds = [k for k, _ in MIX]
-    weights = [w for _, w in MIX]
-    start = time.perf_counter()
-    n = int(rate * duration)
-    for i in range(n):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        jobs.put((due, rng.choices(kinds, weights)[0]))
-    for _ in threads:
-        jobs.put(None)
-    for t in threads:
-        t.join()
-    return results, pool
+def schedule(rate: float, duration: float, flag_every: float, arrivals: str,
+             rng: random.Random) -> list[Shot]:
+    """Every request's kind and time, fixed before the run."""
+    kinds, weights = list(MIX), list(MIX.values())
+    shots: list[Shot] = []
+    t = 0.0
+    while True:
+        t += rng.expovariate(rate) if arrivals == "poisson" else 1.0 / rate
+        if t >= duration:
+            break
+        shots.append(Shot(rng.choices(kinds, weights)[0], t))
+    if flag_every > 0:
+        shots += [Shot("flag", flag_every * (i + 0.5))
+                  for i in range(int(duration / flag_every))]
+    return sorted(shots, key=lambda s: s.due)
 
 
-def audit(workspace: Path, pool: list[Worker]) -> dict[str, int]:
-    conn = sqlite3.connect(f"file:{workspace / 'catalog.sqlite'}?mode=ro", uri=True)
-    flagged = {i for (i,) in conn.execute("SELECT image_id FROM flags")}
-    conn.close()
-    checked = lost = wrong = 0
-    for w in pool:
-        for image_id, should in w.expected.items():
-            checked += 1
-            if should and image_id not in flagged:
-                lost += 1
-            elif not should and image_id in flagged:
-                wrong += 1
-    return {"checked": checked, "lost_flags": lost, "stale_flags": wrong}
+def target(kind: str, plan: Plan, rng: random.Random) -> str:
+    run = plan.run
+    if kind in ("sample", "sample_json"):
+        base = f"/runs/{run}/samples/{rng.choice(plan.samples)}"
+        return base if kind == "sample" else "/api" + base
+    if kind in ("dataset", "dataset_json"):
+        page = f"?page={rng.randint(1, plan.pages)}"
+        return ("/dataset" if kind == "dataset" else "/api/dataset") + page
+    if kind in ("image", "image_json"):
+        base = f"/dataset/images/{rng.choice(plan.train_ids)}"
+        return base if kind == "image" else "/api" + base
+    if kind in ("modes", "modes_json"):
+        return f"/runs/{run}/modes" if kind == "modes" else f"/api/runs/{run}/modes"
+    if kind == "thumbnail":
+        return f"/images/train/{rng.choice(plan.train_ids)}.png"
+    raise ValueError(kind)
 
 
-def percentiles(values: list[float]) -> dict[str, float]:
-    import numpy as np
+async def fire(client: httpx.AsyncClient, shot: Shot, start: float, plan: Plan,
+               flags: Flags, rng: random.Random) -> None:
+    shot.late = time.perf_counter() - start - shot.due
+    image_id: int | None = None
+    try:
+        if shot.kind == "flag":
+            image_id = next((i for i in flags.pool if i not in flags.busy), None)
+            if image_id is None:
+                raise RuntimeError("every flag id has a post in flight")
+            flags.pool.remove(image_id)
+            flags.pool.append(image_id)  # the least recently posted id comes next
+            flags.busy.add(image_id)
+            flag = not flags.expected.get(image_id, False)
+            r = await client.post(
+                "/api/dataset/flag" if flag else "/api/dataset/unflag",
+                json={"ids": [image_id], **({"reason": "noisy"} if flag else {})},
+                headers={"X-CSRF-Token": plan.csrf})
+            if r.status_code == 200:
+                flags.expected[image_id] = flag
+                flags.unknown.discard(image_id)
+                flags.acked += 1
+        else:
+            r = await client.get(target(shot.kind, plan, rng))
+            await r.aread()
+        if not 200 <= r.status_code < 300:
+            shot.error = f"{r.status_code} {r.text[:160]}"
+    except (httpx.HTTPError, RuntimeError) as exc:
+        shot.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        shot.latency = time.perf_counter() - start - shot.due
+        if image_id is not None:
+            flags.busy.discard(image_id)
+            if shot.error:
+                flags.unknown.add(image_id)
 
+
+async def drive(url: str, cookies: dict[str, str], plan: Plan, shots: list[Shot],
+                connections: int, flags: Flags, seed: int) -> float:
+    """Fire every shot at its time; the seconds from the start to the last answer."""
+    rng = random.Random(seed + 1)
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(base_url=url, cookies=cookies, limits=limits,
+                                 timeout=TIMEOUT_S) as client:
+        tasks = []
+        start = time.perf_counter()
+        for shot in shots:
+            delay = start + shot.due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(fire(client, shot, start, plan, flags, rng)))
+        await asyncio.gather(*tasks)
+        return time.perf_counter() - start
+
+
+def prepare(url: str, workspace: Path, run: str) -> tuple[Plan, dict[str, str]]:
+    """Log in (the session cookie and its CSRF token), list what exists, and warm every kind
+    until it answers 200 without a 'being computed' notice: measured traffic is steady state."""
+    with httpx.Client(base_url=url, timeout=600) as client:
+        page = client.get("/dataset")
+        page.raise_for_status()
+        m = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        if not m:
+            raise SystemExit("no CSRF token in /dataset: cannot post flags")
+        ws = Workspace(workspace)
+        with Catalog.reading(ws.catalog_path) as catalog:
+            ids = [r.id for r in catalog.images("ok", limit=10**9)]
+        samples = ws.run(run).sample_numbers()
+        if not ids or not samples:
+            raise SystemExit(f"{workspace} needs indexed training images and run {run}'s samples")
+        pages = int(client.get("/api/dataset").json()["pages"])
+        plan = Plan(run, samples, ids, max(1, pages), m.group(1))
+        rng = random.Random(0)
+        deadline = time.monotonic() + 600
+        for kind in MIX:  # an HTML page computes what its JSON twin shows
+            twin = kind if kind.endswith("_json") or kind == "thumbnail" else kind + "_json"
+            while True:
+                r = client.get(target(twin, plan, rng))
+                body = r.json() if twin != "thumbnail" and r.status_code == 200 else {}
+                if r.status_code == 200 and not (body.get("notice") or body.get("note")):
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{kind} did not settle: {r.status_code} {r.text[:300]}")
+                time.sleep(1)
+        return plan, dict(client.cookies)
+
+
+def ms(values: list[float]) -> dict[str, float]:
     if not values:
-        return {"p50": 0.0, "p95": 0.0, "p99": 0.0}
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
     arr = np.array(values) * 1000
-    return {f"p{q}": round(float(np.percentile(arr, q)), 1) for q in (50, 95, 99)}
+    out = {f"p{q}": round(float(np.percentile(arr, q)), 1) for q in (50, 95, 99)}
+    return out | {"max": round(float(arr.max()), 1)}
+
+
+def rows_of(shots: list[Shot], duration: float, elapsed: float) -> dict[str, dict[str, Any]]:
+    rows = {}
+    for kind in [*MIX, "flag", "all"]:
+        mine = [s for s in shots if kind in ("all", s.kind)]
+        ok = [s for s in mine if s.error is None]
+        rows[kind] = {"requests": len(mine), "offered_per_s": round(len(mine) / duration, 1),
+                      "achieved_per_s": round(len(ok) / elapsed, 1) if elapsed else 0.0,
+                      "errors": len(mine) - len(ok)} | ms([s.latency for s in ok])
+    return rows
+
+
+def audit(workspace: Path, flags: Flags) -> dict[str, int]:
+    with Catalog.reading(Workspace(workspace).catalog_path) as catalog:
+        flagged = catalog.flagged_ids()
+    known = {i: v for i, v in flags.expected.items() if i not in flags.unknown}
+    want = {i for i, v in known.items() if v}
+    return {"flag_posts_acked": flags.acked, "ids_checked": len(known),
+            "expected_flagged": len(want), "found_flagged": len(want & flagged),
+            "lost_flags": len(want - flagged),
+            "stale_flags": sum(1 for i, v in known.items() if not v and i in flagged)}
+
+
+def run_load(args: argparse.Namespace, workspace: Path) -> dict[str, Any]:
+    server = Server(workspace, workspace.parent / "load-server.log", args.server_workers)
+    try:
+        plan, cookies = prepare(server.url, workspace, args.run)
+        rng = random.Random(args.seed)
+        shots = schedule(args.rate, args.duration, args.flag_every, args.arrivals, rng)
+        pool = plan.train_ids[:]
+        rng.shuffle(pool)
+        flags = Flags(pool[:max(8, int(args.duration / max(args.flag_every, 0.1)))])
+        meter = CpuMeter(server.proc.pid)
+        cpu0 = time.process_time()
+        elapsed = asyncio.run(drive(server.url, cookies, plan, shots, args.connections, flags,
+                                    args.seed))
+        client_cpu = time.process_time() - cpu0
+        cpu = meter.stop()
+    finally:
+        left = server.stop()
+    errors = [s for s in shots if s.error]
+    late = ms([s.late for s in shots])
+    return {"rate": args.rate, "duration_s": args.duration, "arrivals": args.arrivals,
+            "seed": args.seed, "connections": args.connections,
+            "server_workers": args.server_workers, "cores": os.cpu_count(),
+            "elapsed_s": round(elapsed, 2), "client_cpu_share": round(client_cpu / elapsed, 2),
+            "server_cpu_share": round(cpu["server"] / elapsed, 2),
+            "analysis_cpu_share": round(cpu["analysis"] / elapsed, 2),
+            "load_average": round(os.getloadavg()[0], 1),
+            "client_late_ms": late, "rows": rows_of(shots, args.duration, elapsed),
+            **audit(workspace, flags), "processes_left": left,
+            "error_examples": [f"{s.kind} {s.error}" for s in errors[:5]]}
+
+
+def print_table(r: dict[str, Any]) -> None:
+    print(f"load: {r['rate']:g} requests/s offered ({r['arrivals']} arrivals, seed {r['seed']}) "
+          f"for {r['duration_s']:g} s over {r['connections']} keep-alive connections, "
+          f"{r['server_workers']} server process(es), {r['cores']} cores, client and server on "
+          f"one machine (client: {r['client_cpu_share']:.0%} of a core); latency from the "
+          "scheduled time")
+    print("| kind | requests | offered/s | achieved/s | errors | p50 ms | p95 ms | p99 ms | "
+          "max ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for kind, row in r["rows"].items():
+        print(f"| {kind} | {row['requests']} | {row['offered_per_s']} | {row['achieved_per_s']} "
+              f"| {row['errors']} | {row['p50']} | {row['p95']} | {row['p99']} | {row['max']} |")
+    late = r["client_late_ms"]
+    print(f"client sent late by p99 {late['p99']} ms, max {late['max']} ms (in the latencies)")
+    print(f"flags: {r['flag_posts_acked']} posts acknowledged; {r['expected_flagged']} ids "
+          f"should be flagged, {r['found_flagged']} found, {r['lost_flags']} lost, "
+          f"{r['stale_flags']} stale ({r['ids_checked']} ids checked)")
+    print(f"CPU over the run, in cores: server {r['server_cpu_share']}, its analysis child "
+          f"{r['analysis_cpu_share']}, the client {r['client_cpu_share']}; load average "
+          f"{r['load_average']} at the end")
+    print(f"processes the stopped server left running: {r['processes_left']}")
+    for line in r["error_examples"]:
+        print("  error:", line)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--workspace", type=Path)
     ap.add_argument("--build", type=Path, help="make a demo workspace under this folder first")
     ap.add_argument("--run", default="load")
-    ap.add_argument("--rate", type=float, default=200.0)
+    ap.add_argument("--rate", type=float, default=200.0, help="offered requests/s (pages)")
     ap.add_argument("--duration", type=float, default=60.0)
-    ap.add_argument("--workers", type=int, default=48, help="client threads")
+    ap.add_argument("--arrivals", choices=("poisson", "constant"), default="poisson")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--connections", type=int, default=64, help="keep-alive connections")
+    ap.add_argument("--flag-every", type=float, default=2.0,
+                    help="seconds between flag posts (0: none)")
     ap.add_argument("--server-workers", type=int, default=1,
                     help="server processes (modescope serve --workers)")
-    ap.add_argument("--smoke", action="store_true", help="5 s at 40 requests/s")
+    ap.add_argument("--only", action="append", choices=list(MIX), metavar="KIND",
+                    help="offer only this kind (repeatable), e.g. one page and its twin")
+    ap.add_argument("--smoke", action="store_true", help="5 s at 40 requests/s, 8 connections")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.smoke:
-        args.rate, args.duration, args.workers = 40.0, 5.0, 8
+        args.rate, args.duration, args.connections, args.flag_every = 40.0, 5.0, 8, 0.5
+    if args.only:
+        for kind in set(MIX) - set(args.only):
+            del MIX[kind]
     workspace = build(args.build) if args.build else args.workspace
     if workspace is None:
         raise SystemExit("give --workspace WS or --build DIR")
-    server = Server(workspace, workspace.parent / "load-server.log", args.server_workers)
-    try:
-        client, _ = session(server.url)
-        plan = make_plan(client, workspace, args.run)
-        for n in plan.samples[:3]:  # warm the analyses caches: measured traffic is steady state
-            client.get(f"/runs/{plan.run}/samples/{n}", timeout=300)
-        results, pool = drive(server.url, plan, args.rate, args.duration, args.workers)
-    finally:
-        server.stop()
-    flags = audit(workspace, pool)
-    errors = [r for r in results if r.error]
-    rows = {kind: percentiles([r.seconds for r in results if r.kind == kind]) | {
-        "count": sum(r.kind == kind for r in results),
-        "errors": sum(1 for r in errors if r.kind == kind)} for kind, _ in MIX}
-    rows["all"] = percentiles([r.seconds for r in results]) | {
-        "count": len(results), "errors": len(errors)}
-    report = {"rate": args.rate, "duration_s": args.duration, "workers": args.workers,
-              "server_workers": args.server_workers,
-              "cores": os.cpu_count(), "rows": rows, **flags,
-              "error_examples": [f"{r.kind} {r.status} {r.error}" for r in errors[:5]]}
+    report = run_load(args, workspace)
     if args.json:
         print(json.dumps(report, indent=1))
-        return
-    print(f"load: {args.rate:g} requests/s for {args.duration:g} s, {args.workers} client "
-          f"threads, {args.server_workers} server processes, {os.cpu_count()} cores, server "
-          "and client on one machine")
-    print("| kind | requests | p50 ms | p95 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|---:|")
-    for kind, r in rows.items():
-        print(f"| {kind} | {r['count']} | {r['p50']} | {r['p95']} | {r['p99']} | {r['errors']} |")
-    print(f"flags: {flags['checked']} acknowledged states checked, {flags['lost_flags']} lost, "
-          f"{flags['stale_flags']} stale")
-    for line in report["error_examples"]:
-        print("  error:", line)
+    else:
+        print_table(report)
 
 
 if __name__ == "__main__":

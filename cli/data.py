@@ -139,6 +139,12 @@ def status(workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE), as_json: JsonOpt =
         warn(idx["warning"])
 
 
+# on SIGTERM, how long requests in flight may finish before they are cancelled and the app
+# shuts down (its analysis child with it): a JSON twin waiting for a long analysis otherwise
+# kept a stopping server up until the analysis was done
+STOP_GRACE_S = 5
+
+
 def serve(
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -185,7 +191,8 @@ def serve(
     if workers == 1:
         app = create_app(settings)
         typer.echo(f"modescope serving {ws.root} on http://{host}:{port}{login}", err=True)
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log,
+                    timeout_graceful_shutdown=STOP_GRACE_S)
         return
     # several processes: each builds the app from the environment (MODESCOPE_* settings);
     # one session secret for all, so a cookie signed by one process is good in every other
@@ -198,7 +205,8 @@ def serve(
     typer.echo(f"modescope serving {ws.root} on http://{host}:{port} with {workers} "
                f"processes{login}", err=True)
     uvicorn.run("modescope.app.main:create_app", factory=True, workers=workers, host=host,
-                port=port, log_level="info", access_log=access_log)
+                port=port, log_level="info", access_log=access_log,
+                timeout_graceful_shutdown=STOP_GRACE_S)
 
 
 def register(cli: typer.Typer) -> None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from modescope.app import run_pages
 from modescope.app.deps import RenderDep, RunsSideDep
+from modescope.app.links import Links
 from modescope.app.routes.runs import RunOut, run_out
 from modescope.app.run_pages import CompareSide
 
@@ -43,7 +44,7 @@ async def compare_page(render: RenderDep, side: RunsSideDep, a: str = "",
         "title": "Compare runs", "names": names, "a": a, "b": b, "sides": sides})
 
 
-def _side_out(request: Request, s: CompareSide) -> SideOut:
+def _side_out(links: Links, s: CompareSide) -> SideOut:
     m = s.modes.result if s.modes else None
     return SideOut(
         run=run_out(s.summary), ndb_over_k=m["ndb_over_k"] if m else None,
@@ -51,11 +52,11 @@ def _side_out(request: Request, s: CompareSide) -> SideOut:
         copy_rate=s.memorisation.result["copy_rate"] if s.memorisation else None,
         dropped=m["dropped"] if m else [], over_produced=m["over_produced"] if m else [],
         note=s.note,
-        samples=[str(request.url_for("sample_image", run=s.summary.name, n=n))
-                 for n in s.samples])
+        samples=[links.sample_image(s.summary.name, n) for n in s.samples])
 
 
 @api.get("", response_model=CompareOut)
 async def compare_json(request: Request, side: RunsSideDep, a: str, b: str) -> CompareOut:
     sa, sb = await run_pages.compare(side, a, b)
-    return CompareOut(a=_side_out(request, sa), b=_side_out(request, sb))
+    links = Links(request)
+    return CompareOut(a=_side_out(links, sa), b=_side_out(links, sb))

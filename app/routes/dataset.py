@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, Strict
 
 from modescope.app.dataset_view import VIEWS, ImageDetail, Tile
 from modescope.app.deps import DatasetDep, FlagsDep, RenderDep, RunsSideDep, SettingsDep
+from modescope.app.links import Links
 from modescope.app.security import safe_next
 from modescope.app.store import MAX_IDS_PER_CHANGE, MAX_NOTE_CHARS, FlagChange, RowId
 from modescope.core.catalog import FLAG_REASONS
@@ -92,12 +93,11 @@ class ChangeOut(BaseModel):
     flagged_total: int
 
 
-def _tile_out(request: Request, t: Tile) -> TileOut:
+def _tile_out(links: Links, t: Tile) -> TileOut:
     return TileOut(
         id=t.id, label=t.label, path=t.path, status=t.status,
-        url=f"{request.url_for('train_image', image_id=t.id)}?v={t.version}" if t.has_file
-        else None,
-        page=str(request.url_for("dataset_image", image_id=t.id)),
+        url=links.train_image(t.id, t.version) if t.has_file else None,
+        page=links.image_page(t.id),
         flag=FlagOut(reason=t.flag.reason, note=t.flag.note, flagged_at=t.flag.flagged_at)
         if t.flag else None,
         outlier_score=t.score, unusual=t.unusual, score=t.extra, held_out=t.held_out)
@@ -120,10 +120,11 @@ def dataset_json(request: Request, dataset: DatasetDep, settings: SettingsDep,
                  view: View = "all", page: int = Query(1, ge=1),
                  mode: int | None = Query(None, ge=0)) -> DatasetOut:
     d = dataset.page(view, page, settings.page_size, mode)
+    links = Links(request)
     return DatasetOut(
         view=d.view, page=d.page, pages=d.pages, total=d.total,
-        images=[_tile_out(request, t) for t in d.tiles],
-        groups=[[_tile_out(request, t) for t in g] for g in d.groups],
+        images=[_tile_out(links, t) for t in d.tiles],
+        groups=[[_tile_out(links, t) for t in g] for g in d.groups],
         mode=d.mode, modes=d.modes, notice=d.notice, method=d.method, counts=d.counts,
         analysis_seconds=d.costs)
 
@@ -141,12 +142,13 @@ def image_page(request: Request, render: RenderDep, dataset: DatasetDep, side: R
 def image_json(request: Request, dataset: DatasetDep, side: RunsSideDep,
                image_id: RowId) -> ImageDetailOut:
     i: ImageDetail = dataset.image(image_id, side.indexes)
+    links = Links(request)
     return ImageDetailOut(
-        image=_tile_out(request, i.tile), sha256=i.row.sha256, width=i.row.width,
+        image=_tile_out(links, i.tile), sha256=i.row.sha256, width=i.row.width,
         height=i.row.height, warning=i.row.warning, outlier_rank=i.rank, ranked_of=i.ranked_of,
         mode=i.mode, mode_size=i.mode_size,
-        duplicates=[_tile_out(request, t) for t in i.duplicates],
-        nearest={layer: [_tile_out(request, t) for t in tiles]
+        duplicates=[_tile_out(links, t) for t in i.duplicates],
+        nearest={layer: [_tile_out(links, t) for t in tiles]
                  for layer, tiles in i.nearest.items()},
         notice=i.notice)
 

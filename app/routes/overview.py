@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from modescope import __version__
 from modescope.app.catalog_view import Overview
 from modescope.app.deps import CatalogDep, RenderDep, RunsSideDep, SettingsDep
+from modescope.app.links import Links
 from modescope.app.routes.runs import RunOut, run_out
 from modescope.app.run_images import CACHE_CONTROL as IMMUTABLE
 from modescope.app.run_images import PNG_RESPONSES
@@ -77,18 +78,19 @@ def overview_page(render: RenderDep, view: CatalogDep, side: RunsSideDep,
 def overview_json(request: Request, view: CatalogDep, side: RunsSideDep, settings: SettingsDep,
                   page: int = Query(1, ge=1)) -> OverviewOut:
     o: Overview = view.overview(page, settings.page_size)
+    links = Links(request)
     return OverviewOut(
         workspace=o.workspace, image_size=o.config.image_size, fit=o.config.fit,
         counts=o.counts, rejected_by_reason=dict(o.reasons),
         rejected=[RejectedOut(id=r.id, path=r.path, reason=r.reason) for r in o.rejected],
         page=o.grid.page, pages=o.grid.pages,
-        images=[_image_out(request, r) for r in o.grid.images],
+        images=[_image_out(links, r) for r in o.grid.images],
         index=o.index, runs=[run_out(r) for r in side.runs.list_runs()],
     )
 
 
-def _image_out(request: Request, row: Any) -> ImageOut:
-    url = str(request.url_for("train_image", image_id=row.id)) if row.file else None
+def _image_out(links: Links, row: Any) -> ImageOut:
+    url = links.train_image(row.id) if row.file else None
     return ImageOut(id=row.id, path=row.path, label=row.label, url=url)
 
 

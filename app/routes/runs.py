@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from modescope.app import run_pages
 from modescope.app.deps import RenderDep, RunDep, RunsSideDep
+from modescope.app.links import Links
 from modescope.app.plots import loss_chart, scores_chart
 from modescope.app.run_images import PNG_RESPONSES, image_response
 from modescope.app.runs_state import RunsSide
@@ -100,11 +101,11 @@ async def run_page(render: RenderDep, side: RunsSideDep, run: RunDep,
 @api.get("/{run}", response_model=RunDetailOut)
 async def run_json(request: Request, side: RunsSideDep, run: RunDep) -> RunDetailOut:
     d: RunDetail = await run_in_threadpool(side.runs.detail, run.name)
+    links = Links(request)
     return RunDetailOut(
         run=run_out(d.summary), config=d.config, dataset=d.dataset, stats=d.stats,
         epochs=d.epochs,
-        epoch_urls=[str(request.url_for("epoch_image", run=run.name, epoch=e))
-                    for e in d.epochs],
+        epoch_urls=[links.epoch_image(run.name, e) for e in d.epochs],
         metrics_rows=d.metrics_rows, progress=d.progress, tensorboard=d.tensorboard,
         checkpoints=d.checkpoints, imported_from=d.imported_from)
 

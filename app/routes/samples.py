@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from modescope.app import run_pages
 from modescope.app.deps import RenderDep, RunDep, RunsSideDep
+from modescope.app.links import Links
 
 pages = APIRouter(prefix="/runs/{run}/samples", tags=["samples"])
 api = APIRouter(prefix="/api/runs/{run}/samples", tags=["samples"])
@@ -71,10 +72,11 @@ async def samples_json(request: Request, side: RunsSideDep, run: RunDep,
                        sort: str = "number", seed: int = Query(1, ge=0, le=2**31),
                        page: int = Query(1, ge=1)) -> SamplesOut:
     p = await run_pages.samples_page(side, run.name, sort, seed, page)
+    links = Links(request)
     return SamplesOut(
         run=p.run, sort=p.sort, seed=p.seed, page=p.page, pages=p.pages, total=p.total,
         note=p.note, samples=[CardOut(
-            n=c.n, url=str(request.url_for("sample_image", run=p.run, n=c.n)),
+            n=c.n, url=links.sample_image(p.run, c.n),
             p_value=c.p_value, verdict=c.verdict, mode=c.mode) for c in p.cards])
 
 
@@ -87,12 +89,13 @@ async def sample_page(render: RenderDep, side: RunsSideDep, run: RunDep, n: int)
 @api.get("/{n}", response_model=SampleOut)
 async def sample_json(request: Request, side: RunsSideDep, run: RunDep, n: int) -> SampleOut:
     d = await run_pages.sample_detail(side, run.name, n)
+    links = Links(request)
     return SampleOut(
-        run=d.run, n=d.n, image=str(request.url_for("sample_image", run=d.run, n=d.n)),
+        run=d.run, n=d.n, image=links.sample_image(d.run, d.n),
         weights=d.weights, trained=d.trained, warning=d.warning,
         neighbours={layer: [NeighbourOut(
             **t.__dict__, url=f"/dataset/images/{t.id}",
-            thumbnail=str(request.url_for("train_image", image_id=t.id))) for t in rows]
+            thumbnail=links.train_image(t.id)) for t in rows]
             for layer, rows in d.neighbours.items()},
         memorisation=d.memorisation, calibration=d.calibration, mode=d.mode,
         note=d.analysis_note)
