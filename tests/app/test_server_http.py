@@ -23,7 +23,8 @@ def test_health_and_overview_counts(server: Server, demo_workspace: Path) -> Non
                       "workspace": str(demo_workspace), "catalog": True}
     page = httpx.get(server.url + "/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert '<span class="n">297</span> training images' in page.text
+    assert '<span class="n">297</span> images' in page.text
+    assert '<span class="n">59</span> held out' in page.text  # never trained on
     assert '<span class="n">3</span> exact duplicates' in page.text
 
 

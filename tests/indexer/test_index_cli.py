@@ -209,7 +209,7 @@ def test_overview_page_shows_the_index_and_the_untrained_warning(indexed: Path) 
     with TestClient(create_app(Settings(workspace=indexed))) as client:
         html = client.get("/").text
         assert "Untrained features." in html and 'role="alert"' in html
-        assert "Indexed: <strong>297</strong> of 297 training images" in html
+        assert "Indexed: <strong>297</strong> of 297 images" in html
         assert client.get("/api/overview").json()["index"]["trained"] is False
     status = run_cli("status", "-w", indexed, "--json").json()
     assert status["index"]["count"] == 297 and status["index"]["trained"] is False
