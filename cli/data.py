@@ -124,9 +124,11 @@ def status(workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE), as_json: JsonOpt =
         return
     typer.echo(f"workspace {ws.root} ({config.image_size} px, {config.fit})")
     typer.echo(
-        f"{counts['ok']} ok ({counts['held_out']} of them held out, never trained on), "
-        f"{counts['duplicate']} duplicate, {counts['rejected']} rejected"
+        f"{counts['ok']} ok, {counts['duplicate']} duplicate, {counts['rejected']} rejected"
     )
+    if counts["held_out"]:
+        typer.echo(f"{counts['held_out']} of the ok images are held out: never trained on, the "
+                   "reference for the copy verdicts")
     for kind, count in reasons:
         typer.echo(f"  {count:6d}  {kind}")
     if idx is None:

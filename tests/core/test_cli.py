@@ -31,7 +31,8 @@ def test_workspace_comes_from_the_environment(tmp_path: Path) -> None:
     assert run_cli("ingest", tmp_path / "in", env=env).code == 0
     status = run_cli("status", "--json", env=env).json()
     assert status["workspace"] == str(tmp_path / "from-env")
-    assert status["counts"] == {"ok": 1, "duplicate": 0, "rejected": 0, "total": 1}
+    assert status["counts"] == {"ok": 1, "duplicate": 0, "rejected": 0, "total": 1,
+                                "held_out": 0}
 
 
 def test_exit_codes_nothing_readable_and_strict(tmp_path: Path) -> None:
