@@ -77,12 +77,17 @@ def warn(message: str | None) -> None:
 
 
 def load_tensorflow() -> None:
-    """Import TensorFlow and Keras, and let TensorFlow probe for devices, with their native
-    start-up lines silenced (core/quiet.py): a command's output starts with its own line."""
+    """Import Keras (and TensorFlow, when it is Keras's backend: KERAS_BACKEND=jax runs
+    without it) and let TensorFlow probe for devices, with their native start-up lines silenced
+    (core/quiet.py): a command's output starts with its own line."""
+    import os
+
     from modescope.core.quiet import quiet_native_stderr
 
     with quiet_native_stderr():
         import keras  # noqa: F401
-        import tensorflow as tf
 
-        tf.config.list_physical_devices()
+        if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()

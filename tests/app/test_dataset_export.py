@@ -22,18 +22,20 @@ def test_csv_and_json_hold_the_ok_unflagged_images_and_match_the_app(dataset_ws:
                                                                       tmp_path: Path) -> None:
     _flag(dataset_ws, 4, 9)
     with Catalog.reading(Workspace(dataset_ws).catalog_path) as catalog:
-        ok = {i: (sha, f) for i, sha, f in catalog.ok_files()}
+        held = catalog.held_out_ids()  # never exported
+        ok = {i: (sha, f) for i, sha, f in catalog.ok_files() if i not in held}
+    want = sorted(set(ok) - {4, 9})
     out_csv, out_json = tmp_path / "c.csv", tmp_path / "c.json"
     assert run_cli("export", "-w", dataset_ws, "--format", "csv", "--out", out_csv).code == 0
     res = run_cli("export", "-w", dataset_ws, "--format", "json", "--out", out_json)
-    assert res.code == 0 and "exported 295 curated images" in res.err
+    assert res.code == 0 and f"exported {len(want)} curated images" in res.err
     rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
-    assert [int(r["id"]) for r in rows] == sorted(set(ok) - {4, 9})
+    assert [int(r["id"]) for r in rows] == want
     assert all(r["sha256"] == ok[int(r["id"])][0] for r in rows)
     assert all(r["file_name"].endswith(".jpg") or r["file_name"].endswith(".png")
                for r in rows)
     data = json.loads(out_json.read_text())
-    assert data["count"] == 295 and [r["id"] for r in data["images"]] == [int(r["id"])
+    assert data["count"] == len(want) and [r["id"] for r in data["images"]] == [int(r["id"])
                                                                           for r in rows]
     with client_for(dataset_ws) as client:
         web_csv = client.get("/export/curated.csv")
@@ -52,14 +54,15 @@ def test_folder_export_copies_images_by_id_into_label_folders(dataset_ws: Path,
     res = run_cli("export", "-w", dataset_ws, "--format", "folder", "--out", out)
     assert res.code == 0, res.err
     with Catalog.reading(Workspace(dataset_ws).catalog_path) as catalog:
-        rows = {r.id: r for r in catalog.images("ok", limit=10_000)}
+        held = catalog.held_out_ids()  # never exported
+        rows = {r.id: r for r in catalog.images("ok", limit=10_000) if r.id not in held}
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     expected = sorted(f"{rows[i].label or '_unlabelled'}/{i}.png" for i in rows if i != 1)
     assert files == expected
     some = next(i for i in rows if i != 1)
     copied = out / (rows[some].label or "_unlabelled") / f"{some}.png"
     assert copied.read_bytes() == (dataset_ws / str(rows[some].file)).read_bytes()
-    assert (out / "curated.csv").read_text().count("\n") == len(rows)  # header + all but one
+    assert (out / "curated.csv").read_text().count("\n") == len(expected) + 1  # + header
     assert not list(tmp_path.glob(".curated.*"))  # no temp folder left behind
     again = run_cli("export", "-w", dataset_ws, "--format", "folder", "--out", out)
     assert again.code == 2 and "is not an empty folder" in again.err

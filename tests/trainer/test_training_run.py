@@ -63,8 +63,9 @@ def test_a_tiny_run_writes_its_folder_and_learns_the_colours(workspace: Path) ->
                  "checkpoints/latest/generator.weights.h5", "checkpoints/latest/state.json"):
         assert (run / name).exists(), name
     conn = sqlite3.connect(workspace / "catalog.sqlite")
-    assert n_images == conn.execute(
-        "SELECT COUNT(*) FROM images WHERE status = 'ok'").fetchone()[0]
+    assert n_images == conn.execute(  # the curated set: ok, not held out
+        "SELECT COUNT(*) FROM images WHERE status = 'ok' AND id NOT IN"
+        " (SELECT image_id FROM holdout)").fetchone()[0]
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert [s["epoch"] for s in stats] == list(range(1, 25))
     assert all(np.isfinite([s["d_loss"], s["g_loss"]]).all() for s in stats)
