@@ -186,14 +186,17 @@ def _render_emoji(text: str, dst: Path) -> None:
     square(flatten(canvas.crop(box))).save(dst)
 
 
+def _rendered(text: str) -> Callable[[Path], None]:
+    return lambda dst: _render_emoji(text, dst)
+
+
 def emoji(rng: np.random.Generator) -> tuple[list[Item], list[Item]]:
     items = []
     for group, text in _emoji_entries():
         codes = [ord(c) for c in text]
         family = "-".join(f"{c:x}" for c in codes if c not in SKIN_TONES)
         name = "-".join(f"{c:x}" for c in codes)
-        items.append(Item(group.split()[0].lower(), family, name,
-                          lambda dst, t=text: _render_emoji(t, dst)))
+        items.append(Item(group.split()[0].lower(), family, name, _rendered(text)))
     return _capped(items, rng), clipart_offtopic(rng)
 
 
@@ -225,13 +228,13 @@ def _split(items: list[Item], rng: np.random.Generator) -> tuple[list[Item], lis
     return test, ingest
 
 
-def build_set(name: str, root: Path) -> Manifest:
+def build_set(name: str, root: Path, demo_n: int = 1600) -> Manifest:
     """Write set NAME under ``root/NAME`` (once: an existing manifest is reused)."""
     out = root / name
     if (out / "manifest.json").exists():
         return Manifest.load(out / "manifest.json")
     if name == "demo":
-        return build_demo(out)
+        return build_demo(out, demo_n)
     spec = SETS[name]
     rng = np.random.default_rng(seed_of(name))
     items, pool = spec.collect(rng)
