@@ -32,19 +32,21 @@ def _copy_pct(run: SetRun, case: str, option: str, value: float) -> float | None
     return pct(sum(s["verdict"] == "copy" for s in samples), len(samples))
 
 
+def largest_within(curve: Curve, column: str, budget: float) -> float | None:
+    """The largest ``value`` of the curve whose ``column`` is at most ``budget`` (None: none)."""
+    within = [c["value"] for c in curve if c[column] is not None and c[column] <= budget]
+    return max(within) if within else None
+
+
 def largest_within_false_copy_budget(run: SetRun, t: Tunable, budget: float = 1.0
                                      ) -> tuple[float, Curve]:
     """The largest value whose share of held-out real images called ``copy`` is <= budget %
-    (the issue's target), which maximises the copies found within that budget."""
-    curve: Curve = []
-    within: list[float] = []
-    for v in t.grid:
-        honest = _copy_pct(run, "honest", t.option, v)
-        curve.append({"value": v, "honest copy %": honest,
-                      "copies copy %": _copy_pct(run, "copies", t.option, v)})
-        if (honest or 0.0) <= budget:
-            within.append(v)
-    return (max(within) if within else min(t.grid)), curve
+    (the issue's target), which maximises the copies found within that budget; the smallest
+    value of the grid when none keeps to it."""
+    curve = [{"value": v, "honest copy %": _copy_pct(run, "honest", t.option, v),
+              "copies copy %": _copy_pct(run, "copies", t.option, v)} for v in t.grid]
+    best = largest_within(curve, "honest copy %", budget)
+    return (min(t.grid) if best is None else best), curve
 
 
 TUNABLES = (
