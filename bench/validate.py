@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from validation.cases import CASES, build_case  # noqa: E402
 from validation.context import Features, SetRun  # noqa: E402
 from validation.measures import MEASURES  # noqa: E402
-from validation.report import markdown, rows_of, summary  # noqa: E402
+from validation.report import markdown, rows_of, summary, tuning_lines  # noqa: E402
 from validation.sets import build_set  # noqa: E402
 from validation.tuning import tune  # noqa: E402
 
@@ -85,9 +85,7 @@ def main() -> None:
             f"{platform.machine()} with {os.cpu_count()} cores")
     print(head)
     print(f"tuning set: {runs[0].name}; report sets: {', '.join(r.name for r in runs[1:])}")
-    for t in tuned:
-        print(f"tuned on {runs[0].name}: inspect {t['analysis']} {t['option']} "
-              f"{t['value'] if t['value'] is not None else '(product default)'} ({t['rule']})")
+    print("\n".join(tuning_lines(tuned)) if tuned else "thresholds: the product's defaults")
     for m, rows in tables:
         print()
         print(markdown(m, rows))

@@ -44,7 +44,7 @@ def honest(run: SetRun, out: Path, rng: np.random.Generator) -> Tags:
     tags: Tags = {}
     for i, (path, group) in enumerate(run.test_files()):
         with Image.open(path) as img:
-            tags[_write(img, out, f"{i:05d}.png")] = {"group": group}
+            tags[_write(img, out, f"{i:05d}.png")] = {"group": group, "file": path.name}
     return tags
 
 

@@ -87,10 +87,16 @@ class SetRun:
         return [(self.set_dir / "test" / rel, g) for rel, g in sorted(self.manifest.test.items())
                 if groups is None or g in groups]
 
+    def case_tags(self, case: str) -> dict[str, dict[str, Any]]:
+        """File name -> what case CASE recorded about the file (its group, what it copies)."""
+        tags: dict[str, dict[str, Any]] = json.loads(
+            (self.root / "cases" / case / "tags.json").read_text())
+        return tags
+
     def sample_info(self, run: str) -> dict[int, dict[str, Any]]:
         """Sample number -> what the case recorded about the file it came from."""
         record = self.ws.run(run).samples_record() or {}
-        tags = json.loads((self.root / "cases" / run / "tags.json").read_text())
+        tags = self.case_tags(run)
         return {s["n"]: tags.get(Path(s["path"]).name, {}) for s in record.get("samples", [])}
 
     def prepare(self, holdout: float) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,10 @@ def measure(name: str, title: str, columns: tuple[str, ...], targets: tuple[Targ
     return register
 
 
+def _below(path: str, root: Path) -> str:
+    return str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else path
+
+
 def pct(part: int, whole: int) -> float | None:
     return round(100 * part / whole, 1) if whole else None
 
@@ -82,6 +87,12 @@ def memorisation(run: SetRun, case: str | None) -> Row:
     n = len(samples)
     row: Row = {"n": n, "copy %": pct(verdicts["copy"], n), "close %": pct(verdicts["close"], n),
                 "novel %": pct(verdicts["novel"], n), "novel": verdicts["novel"]}
+    if case == "honest":  # the held-out images called copies, to look at (JSON only)
+        paths = run.id_paths()
+        row["copy examples"] = [
+            [f"{info[s['sample']].get('group')}/{info[s['sample']].get('file')}",
+             _below(paths.get(s["nearest"], "?"), run.set_dir)]
+            for s in samples if s["verdict"] == "copy"][:20]
     if case == "copies":
         dup = [s for s in samples if info.get(s["sample"], {}).get("duplicated")]
         row["dup n"] = len(dup)
@@ -140,3 +151,32 @@ def outliers(run: SetRun, case: str | None) -> Row:
             "recall @ suggested": pct(int((suggested & positive).sum()), n_pos),
             "precision @ suggested": pct(int((suggested & positive).sum()),
                                          int(suggested.sum()))}
+
+
+@measure("bins", "Modes: do NDB's bins follow the set's groups? (`inspect modes`)",
+         ("K", "bin purity %", "missing-group bins", "of them dropped %"),
+         cases=("honest", "collapsed", "half-collapsed"))
+def bins(run: SetRun, case: str | None) -> Row:
+    """Bin purity: the share of training images in their bin's commonest group (off-topic
+    strays left out). For a collapsed run: the bins whose commonest group the generator never
+    draws, and how many of them NDB marks dropped."""
+    assert case is not None
+    j = run.inspect("modes", case)
+    ingest = run.set_dir / "ingest"
+    group_of = {i: run.manifest.ingest.get(str(Path(p).relative_to(ingest)))
+                for i, p in run.id_paths().items() if Path(p).is_relative_to(ingest)}
+    members: dict[int, Counter[str]] = {}
+    for image_id, b in j["train_bin_of"].items():
+        g = group_of.get(int(image_id))
+        if g and g != "offtopic":
+            members.setdefault(int(b), Counter())[g] += 1
+    top = {b: c.most_common(1)[0] for b, c in members.items()}
+    total = sum(sum(c.values()) for c in members.values())
+    row: Row = {"K": j["k"], "bin purity %": pct(sum(n for _, n in top.values()), total)}
+    if case != "honest":
+        drawn = {t["group"] for t in run.case_tags(case).values()}
+        missing = [b for b, (g, _) in top.items() if g not in drawn]
+        dropped = set(j["dropped"])
+        row["missing-group bins"] = len(missing)
+        row["of them dropped %"] = pct(len(dropped.intersection(missing)), len(missing))
+    return row

@@ -55,3 +55,15 @@ def summary(measures: list[tuple[Measure, list[Row]]]) -> list[str]:
     """One line per missed target on a report set."""
     return [f"{r['set']} / {r['case']}: {miss}" for _, rows in measures for r in rows
             if r["role"] == "report" for miss in r["misses"]]
+
+
+def tuning_lines(tuned: list[dict[str, Any]]) -> list[str]:
+    """What was tuned, on which set, by which rule, and the curve it was chosen from."""
+    lines = []
+    for t in tuned:
+        value = "(product's own)" if t["value"] is None else f"{t['value']:g}"
+        lines.append(f"tuned on {t.get('on', '-')}: inspect {t['analysis']} {t['option']} "
+                     f"{value} ({t['rule']})")
+        for c in t.get("curve", []):
+            lines.append("  " + ", ".join(f"{k} {_cell(v)}" for k, v in c.items()))
+    return lines

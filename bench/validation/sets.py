@@ -10,6 +10,7 @@ files. Images of one family (an emoji and its skin tones) stay on one side of th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ import sys
 import warnings
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +127,15 @@ def _files(folder: Path) -> list[Path]:
     return sorted(f for f in folder.rglob("*.png") if not f.is_symlink() and _small(f))
 
 
+def _flat(path: Path, under: Path) -> str:
+    """A file name unique under ``under``: the path below it, folders joined by '-'."""
+    return "-".join(path.relative_to(under).with_suffix("").parts)
+
+
 def clipart_offtopic(rng: np.random.Generator) -> list[Item]:
     files = [f for c in OFFTOPIC_CATEGORIES for f in _files(CLIPART / c)]
-    return [Item("offtopic", f.stem, f"clipart-{f.stem}", _prepared(f)) for f in files]
+    return [Item("offtopic", f.stem, f"clipart-{_flat(f, CLIPART)}", _prepared(f))
+            for f in files]
 
 
 def icon_offtopic() -> list[Item]:
@@ -138,7 +145,7 @@ def icon_offtopic() -> list[Item]:
 
 def clipart(rng: np.random.Generator) -> tuple[list[Item], list[Item]]:
     """Clip art of eight categories; off-topic: Oxygen icons."""
-    items = [Item(c, f.stem, f.stem, _prepared(f))
+    items = [Item(c, f.stem, _flat(f, CLIPART / c), _prepared(f))
              for c in CLIPART_CATEGORIES for f in _files(CLIPART / c)]
     return _capped(items, rng, 250), icon_offtopic()
 
@@ -228,6 +235,31 @@ def _split(items: list[Item], rng: np.random.Generator) -> tuple[list[Item], lis
     return test, ingest
 
 
+def _thumb_key(path: Path) -> str:
+    """The same picture in two files (clip art filed twice, an icon under two names): equal
+    32-px thumbnails at 5 bits per channel."""
+    with Image.open(path) as img:
+        a = np.asarray(img.convert("RGB").resize((32, 32), Image.Resampling.BOX)) // 8
+    return hashlib.sha1(a.tobytes()).hexdigest()
+
+
+def _same_picture_families(items: list[Item], staged: Path) -> list[Item]:
+    """Items whose pictures are equal join one family, so the split keeps them on one side."""
+    parent: dict[str, str] = {}
+
+    def root(f: str) -> str:
+        while parent.setdefault(f, f) != f:
+            f = parent[f]
+        return f
+
+    first: dict[str, str] = {}
+    for item in items:
+        key = _thumb_key(staged / item.group / f"{item.name}.png")
+        a, b = root(item.family), root(first.setdefault(key, item.family))
+        parent[max(a, b)] = min(a, b)
+    return [replace(i, family=root(i.family)) for i in items]
+
+
 def build_set(name: str, root: Path, demo_n: int = 1600) -> Manifest:
     """Write set NAME under ``root/NAME`` (once: an existing manifest is reused)."""
     out = root / name
@@ -238,20 +270,22 @@ def build_set(name: str, root: Path, demo_n: int = 1600) -> Manifest:
     spec = SETS[name]
     rng = np.random.default_rng(seed_of(name))
     items, pool = spec.collect(rng)
-    test, ingest = _split(items, rng)
+    shutil.rmtree(out, ignore_errors=True)
+    staged = out / "all"
+    for item in items:
+        item.write(staged / item.group / f"{item.name}.png")
+    test, ingest = _split(_same_picture_families(items, staged), rng)
     groups = sorted({i.group for i in items})
     n_off = round(OFFTOPIC_SHARE * len(ingest) / (1 - OFFTOPIC_SHARE))
     offtopic = [pool[int(k)] for k in rng.choice(len(pool), n_off, replace=False)]
-    shutil.rmtree(out, ignore_errors=True)
     m = Manifest(name, spec.source, groups)
-    for item in test:
-        rel = f"{item.group}/{item.name}.png"
-        item.write(out / "test" / rel)
-        m.test[rel] = item.group
-    for item in ingest:
-        rel = f"{item.group}/{item.name}.png"
-        item.write(out / "ingest" / rel)
-        m.ingest[rel] = item.group
+    for part, members, files in (("test", test, m.test), ("ingest", ingest, m.ingest)):
+        for item in members:
+            rel = f"{item.group}/{item.name}.png"
+            (out / part / item.group).mkdir(parents=True, exist_ok=True)
+            (staged / rel).rename(out / part / rel)
+            files[rel] = item.group
+    shutil.rmtree(staged)
     for item in offtopic:  # into the groups' folders, as strays are in real collections
         rel = f"{groups[int(rng.integers(len(groups)))]}/{item.name}.png"
         item.write(out / "ingest" / rel)

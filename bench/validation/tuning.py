@@ -24,7 +24,7 @@ class Tunable:
     option: str
     grid: tuple[float, ...]
     rule: str
-    choose: Callable[[SetRun, Tunable], tuple[float, Curve]]
+    choose: Callable[[SetRun, Tunable], tuple[float | None, Curve]]  # None: no value fits
 
 
 def _copy_pct(run: SetRun, case: str, option: str, value: float) -> float | None:
@@ -39,18 +39,16 @@ def largest_within(curve: Curve, column: str, budget: float) -> float | None:
 
 
 def largest_within_false_copy_budget(run: SetRun, t: Tunable, budget: float = 1.0
-                                     ) -> tuple[float, Curve]:
+                                     ) -> tuple[float | None, Curve]:
     """The largest value whose share of held-out real images called ``copy`` is <= budget %
-    (the issue's target), which maximises the copies found within that budget; the smallest
-    value of the grid when none keeps to it."""
+    (the issue's target), which maximises the copies found within that budget."""
     curve = [{"value": v, "honest copy %": _copy_pct(run, "honest", t.option, v),
               "copies copy %": _copy_pct(run, "copies", t.option, v)} for v in t.grid]
-    best = largest_within(curve, "honest copy %", budget)
-    return (min(t.grid) if best is None else best), curve
+    return largest_within(curve, "honest copy %", budget), curve
 
 
 TUNABLES = (
-    Tunable("memorisation", "--pixel-threshold", (4, 6, 8, 10, 12, 14, 16, 20, 25, 30),
+    Tunable("memorisation", "--pixel-threshold", (2, 3, 4, 6, 8, 10, 12, 14, 16, 20, 25, 30),
             "largest value with <= 1 % of the tuning set's held-out images called copy",
             largest_within_false_copy_budget),
 )
@@ -65,8 +63,10 @@ def tune(run: SetRun) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
             chosen.append({"analysis": t.analysis, "option": t.option, "value": None,
                            "rule": "not an option of the CLI any more: the product's own"})
             continue
-        value, curve = t.choose(run, t)
+        best, curve = t.choose(run, t)
+        value = min(t.grid) if best is None else best
+        rule = t.rule if best is not None else f"{t.rule}: no value fits, the smallest taken"
         options.setdefault(t.analysis, []).extend([t.option, f"{value:g}"])
         chosen.append({"analysis": t.analysis, "option": t.option, "value": value,
-                       "rule": t.rule, "on": run.name, "curve": curve})
+                       "rule": rule, "on": run.name, "curve": curve})
     return options, chosen
