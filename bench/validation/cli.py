@@ -17,9 +17,12 @@ class CliError(RuntimeError):
     pass
 
 
-def modescope(*args: str | Path, log: Path | None = None) -> dict[str, Any]:
-    """Run ``python -m modescope ARGS --json`` (niced) and return its JSON."""
-    argv = ["nice", "-n", "10", sys.executable, "-m", "modescope", *map(str, args), "--json"]
+def modescope(*args: str | Path, log: Path | None = None, json_out: bool = True
+              ) -> dict[str, Any]:
+    """Run ``python -m modescope ARGS --json`` (niced) and return its JSON (``{}`` for a
+    command without ``--json``: ``json_out=False``)."""
+    argv = ["nice", "-n", "10", sys.executable, "-m", "modescope", *map(str, args),
+            *(["--json"] if json_out else [])]
     start = time.perf_counter()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("MODESCOPE_WORKSPACE", None)
@@ -32,7 +35,7 @@ def modescope(*args: str | Path, log: Path | None = None) -> dict[str, Any]:
     if proc.returncode != 0:
         raise CliError(f"modescope {' '.join(map(str, args))} failed ({proc.returncode}): "
                        f"{proc.stderr.strip()[-2000:]}")
-    out: dict[str, Any] = json.loads(proc.stdout)
+    out: dict[str, Any] = json.loads(proc.stdout) if json_out else {}
     return out
 
 

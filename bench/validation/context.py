@@ -51,9 +51,10 @@ class SetRun:
     def ws(self) -> Workspace:
         return Workspace(self.root / "workspace")
 
-    def cli(self, *args: str | Path) -> dict[str, Any]:
+    def cli(self, *args: str | Path, json_out: bool = True) -> dict[str, Any]:
         self.root.mkdir(parents=True, exist_ok=True)
-        return modescope(*args, "-w", self.ws.root, log=self.root / "commands.log")
+        return modescope(*args, "-w", self.ws.root, log=self.root / "commands.log",
+                         json_out=json_out)
 
     def step(self, name: str) -> Path:
         """The marker file of a finished step (rerunning the harness skips finished steps)."""
@@ -100,7 +101,10 @@ class SetRun:
         return {s["n"]: tags.get(Path(s["path"]).name, {}) for s in record.get("samples", [])}
 
     def prepare(self, holdout: float) -> None:
-        """Ingest the set's ingested images and index them (each once)."""
+        """Ingest the set's ingested images, index them and flag the off-topic strays (each
+        once). The strays are flagged as a user who had curated the set would: modes and
+        memorisation then judge runs against the on-topic (curated) images, as the honest
+        generator draws them; outliers still rank every indexed image."""
         if not self.step("ingest").exists():
             extra = (["--holdout", str(holdout)]
                      if has_option(("ingest",), "--holdout") else [])
@@ -109,3 +113,9 @@ class SetRun:
         if not self.step("index-train").exists():
             self.cli("index", *self.features.args())
             self.step("index-train").touch()
+        if not self.step("flag-offtopic").exists():
+            offtopic = self.offtopic_paths()
+            ids = sorted(i for i, p in self.id_paths().items() if p in offtopic)
+            if ids:
+                self.cli("flag", *map(str, ids), "--reason", "off-topic", json_out=False)
+            self.step("flag-offtopic").touch()
