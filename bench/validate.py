@@ -46,8 +46,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--input-size", type=int, default=64, help="VGG16 input size (px)")
     ap.add_argument("--draws", type=int, default=500, help="samples of a collapsed generator")
     ap.add_argument("--demo-n", type=int, default=1600, help="files of the demo set")
-    ap.add_argument("--holdout", type=float, default=0.1,
-                    help="ingest --holdout, passed where the CLI has it")
+    ap.add_argument("--holdout", type=float,
+                    help="ingest --holdout F where the CLI has it (default: the product's)")
     ap.add_argument("--json", type=Path, help="default: WORK/WEIGHTS/validation.json")
     args = ap.parse_args()
     names = args.sets.split(",")

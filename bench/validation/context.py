@@ -100,14 +100,14 @@ class SetRun:
         tags = self.case_tags(run)
         return {s["n"]: tags.get(Path(s["path"]).name, {}) for s in record.get("samples", [])}
 
-    def prepare(self, holdout: float) -> None:
+    def prepare(self, holdout: float | None = None) -> None:
         """Ingest the set's ingested images, index them and flag the off-topic strays (each
         once). The strays are flagged as a user who had curated the set would: modes and
         memorisation then judge runs against the on-topic (curated) images, as the honest
         generator draws them; outliers still rank every indexed image."""
         if not self.step("ingest").exists():
-            extra = (["--holdout", str(holdout)]
-                     if has_option(("ingest",), "--holdout") else [])
+            extra = (["--holdout", str(holdout)] if holdout is not None
+                     and has_option(("ingest",), "--holdout") else [])
             self.cli("ingest", self.set_dir / "ingest", "--size", str(self.size), *extra)
             self.step("ingest").touch()
         if not self.step("index-train").exists():
