@@ -10,6 +10,7 @@ files. Images of one family (an emoji and its skin tones) stay on one side of th
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -261,12 +262,20 @@ def _same_picture_families(items: list[Item], staged: Path) -> list[Item]:
 
 
 def build_set(name: str, root: Path, demo_n: int = 1600) -> Manifest:
-    """Write set NAME under ``root/NAME`` (once: an existing manifest is reused)."""
-    out = root / name
-    if (out / "manifest.json").exists():
-        return Manifest.load(out / "manifest.json")
-    if name == "demo":
-        return build_demo(out, demo_n)
+    """Write set NAME under ``root/NAME`` (once: an existing manifest is reused). Harness runs
+    that share a work folder (one per weights) take turns: a lock per set."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / f".{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        out = root / name
+        if (out / "manifest.json").exists():
+            return Manifest.load(out / "manifest.json")
+        if name == "demo":
+            return build_demo(out, demo_n)
+        return _build(name, out)
+
+
+def _build(name: str, out: Path) -> Manifest:
     spec = SETS[name]
     rng = np.random.default_rng(seed_of(name))
     items, pool = spec.collect(rng)
