@@ -18,7 +18,7 @@ import subprocess
 import sys
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -92,13 +92,20 @@ def _prepared(src: Path) -> Callable[[Path], None]:
     return lambda dst: prepare(src, dst)
 
 
-def _capped(items: list[Item], rng: np.random.Generator, cap: int = GROUP_CAP) -> list[Item]:
-    """At most ``cap`` images per group, drawn by whole families."""
-    out: list[Item] = []
+def _shuffled_groups(items: list[Item], rng: np.random.Generator
+                     ) -> Iterator[tuple[list[Item], list[str]]]:
+    """Per group (sorted): its members and its families in a seeded random order."""
     for group in sorted({i.group for i in items}):
         members = [i for i in items if i.group == group]
         families = sorted({i.family for i in members})
         rng.shuffle(families)
+        yield members, families
+
+
+def _capped(items: list[Item], rng: np.random.Generator, cap: int = GROUP_CAP) -> list[Item]:
+    """At most ``cap`` images per group, drawn by whole families."""
+    out: list[Item] = []
+    for members, families in _shuffled_groups(items, rng):
         kept: set[str] = set()
         count = 0
         for fam in families:
@@ -222,10 +229,7 @@ def _split(items: list[Item], rng: np.random.Generator) -> tuple[list[Item], lis
     """(test, ingest): per group, whole families to test until TEST_SHARE of its images."""
     test: list[Item] = []
     ingest: list[Item] = []
-    for group in sorted({i.group for i in items}):
-        members = [i for i in items if i.group == group]
-        families = sorted({i.family for i in members})
-        rng.shuffle(families)
+    for members, families in _shuffled_groups(items, rng):
         chosen: set[str] = set()
         for fam in families:
             if sum(1 for i in members if i.family in chosen) >= TEST_SHARE * len(members):
