@@ -23,7 +23,10 @@ which keeps the guarantee exactly while letting whichever layer sees a copy spea
 Verdicts: ``copy`` when p <= COPY_LEVEL (so at most 1 % of honest samples are called copies, by
 construction; bench/validate.py measures it), ``close`` when p <= CLOSE_LEVEL, else ``novel``.
 A copy needs n >= 1 / COPY_LEVEL - 1 reference images to be possible at all. Held-out images
-that are near-duplicates of a training image are left out of the reference (``calibrate``).
+that are near-duplicates of a training image are left out of the reference (``calibrate``), so
+the guarantee is about samples that are not such twins; each sample says whether it is one
+(``near_duplicate``: within the Duplicates view's limits of a training image, a copy by any
+reading).
 Without a held-out split the reference falls back to the training images themselves, each
 measured against the others (leave-one-out: each is an unseen image to the rest), and the
 result says so.
@@ -72,6 +75,7 @@ class SampleRow(JsonRecord):
     p_pixels: float | None  # the same for the pixel difference (when images were compared)
     p_value: float  # the calibrated verdict score (module docstring); low = copy-like
     pixel_difference: float | None  # largest blurred patch difference to `nearest` (0-255)
+    near_duplicate: bool  # within the Duplicates view's limits of a training image (twins)
     verdict: str  # "copy", "close" or "novel"
 
 
@@ -180,7 +184,7 @@ def calibrate(train: Vectors, train_ids: np.ndarray, reference: Reference | None
     if reference is not None:
         found = nearest(t, train_ids, _layers(reference.vectors))
         d = {k: np.maximum(0.0, 1.0 - found[k][0]) for k in LAYERS}
-        keep = ~leaked(train, train_ids, d)
+        keep = ~twins(train, train_ids, d)
         if int(keep.sum()) + 1 >= 1 / COPY_LEVEL:
             kept = {k: v[keep] for k, v in d.items()}
             if pixels and reference.verify is not None:
@@ -194,9 +198,10 @@ def calibrate(train: Vectors, train_ids: np.ndarray, reference: Reference | None
     return Calibration.of("training, leave-one-out", loo, 0)
 
 
-def leaked(train: Vectors, train_ids: np.ndarray, d: Vectors) -> np.ndarray:
-    """Which reference images are near-duplicates of a training image: on both layers closer
-    than NEAR_DUP_RATIO x that layer's median nearest-neighbour distance."""
+def twins(train: Vectors, train_ids: np.ndarray, d: Vectors) -> np.ndarray:
+    """Which images (by their per-layer distances ``d`` to the training set) are near-duplicates
+    of a training image: on both layers closer than NEAR_DUP_RATIO x that layer's median
+    nearest-neighbour distance among the training images (the Duplicates view's limits)."""
     from modescope.indexer.curation import NEAR_DUP_RATIO, median_nn_distance
 
     out = np.ones(len(d["block1"]), dtype=bool)
@@ -234,6 +239,7 @@ def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: n
     if "pixels" in cal.names:
         d["pixels"] = np.array(pixels, dtype=np.float64)
     per, p = cal.p_values(d)
+    twin = twins(train, train_ids, d)
     rows = []
     for j, sample in enumerate(gen_ids.tolist()):
         rows.append(SampleRow(
@@ -242,7 +248,7 @@ def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: n
             round(float(nn["combined"][0][j]), 6), round(float(per["block1"][j]), 5),
             round(float(per["block5"][j]), 5), round(float(per["combined"][j]), 5),
             round(float(per["pixels"][j]), 5) if "pixels" in per else None,
-            round(float(p[j]), 5), pixels[j], verdict(float(p[j]))))
+            round(float(p[j]), 5), pixels[j], bool(twin[j]), verdict(float(p[j]))))
     return {**summary(rows, cal, d["combined"], len(train_ids)),
             "samples": [r.as_json() for r in rows],
             "hubness": hubness(rows)}
@@ -259,6 +265,7 @@ def summary(rows: list[SampleRow], cal: Calibration, combined_d: np.ndarray,
         "copy_possible": cal.n + 1 >= 1 / COPY_LEVEL,
         "verified_in_pixels": "pixels" in cal.names,
         "n_samples": len(rows), "copies": copies, "copy_rate": round(copies / len(rows), 4),
+        "near_duplicates": sum(r.near_duplicate for r in rows),
         "close": sum(r.verdict == "close" for r in rows),
         "reference_p1_distance": round(p1, 6),
         "closer_than_reference_p1": round(float(np.mean(combined_d < p1)), 4),

@@ -74,11 +74,11 @@ def pct(part: int, whole: int) -> float | None:
 
 
 @measure("memorisation", "Memorisation verdicts (`inspect memorisation`)",
-         ("n", "copy %", "close %", "novel %", "novel", "dup n", "dup copy %", "dup novel",
-          "nearest = source %"),
+         ("n", "copy %", "close %", "novel %", "novel", "twins", "copy % of others", "dup n",
+          "dup copy %", "dup novel", "nearest = source %"),
          (Target("copy %", ">=", 95, ("copies",)), Target("novel", "==", 0, ("copies",)),
           Target("dup copy %", ">=", 95, ("copies",)), Target("dup novel", "==", 0, ("copies",)),
-          Target("copy %", "<=", 1, ("honest",))))
+          Target("copy % of others", "<=", 1, ("honest",))))
 def memorisation(run: SetRun, case: str | None) -> Row:
     assert case is not None
     samples = run.inspect("memorisation", case)["samples"]
@@ -87,6 +87,12 @@ def memorisation(run: SetRun, case: str | None) -> Row:
     n = len(samples)
     row: Row = {"n": n, "copy %": pct(verdicts["copy"], n), "close %": pct(verdicts["close"], n),
                 "novel %": pct(verdicts["novel"], n), "novel": verdicts["novel"]}
+    # twins: samples within the Duplicates view's limits of a training image (the product
+    # says so per sample); the 1 % guarantee is about the others, as the reference leaves
+    # held-out twins out
+    others = [s for s in samples if not s.get("near_duplicate", False)]
+    row["twins"] = n - len(others)
+    row["copy % of others"] = pct(sum(s["verdict"] == "copy" for s in others), len(others))
     if case == "honest":  # the held-out images called copies, to look at (JSON only)
         paths = run.id_paths()
         row["copy examples"] = [

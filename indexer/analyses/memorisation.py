@@ -59,6 +59,7 @@ class MemorisationResult(JsonRecord):
     n_samples: int
     copies: int
     copy_rate: float
+    near_duplicates: int  # samples within the Duplicates view's limits of a training image
     close: int
     reference_p1_distance: float  # the reference images' 1st-percentile distance (combined)
     closer_than_reference_p1: float  # share of samples closer than that (1 % if honest)
@@ -156,6 +157,9 @@ def lines(r: MemorisationResult, o: Mapping[str, Any]) -> list[str]:
             "(below -2: copying; above +2: under-fitting)" if ct is not None
             else "not available (needs held-out images and 10 samples in a cell)"),
     ]
+    if r.near_duplicates:
+        out.append(f"  {r.near_duplicates} samples are near-duplicates of a training image "
+                   "(within the Duplicates view's limits on both layers)")
     if r.reference_near_duplicates:
         out.append(f"  {r.reference_near_duplicates} held-out images are near-duplicates of "
                    "training images and were left out of the reference")
@@ -164,6 +168,7 @@ def lines(r: MemorisationResult, o: Mapping[str, Any]) -> list[str]:
                    f"at {r.copy_level:.0%}; ingest more images or raise --holdout")
     out += [f"  sample {s.sample} copies training image #{s.nearest} (p {s.p_value:.4f}, "
             f"similarity {s.similarity:.4f}"
+            + (", a near-duplicate" if s.near_duplicate else "")
             + (f", pixel difference {s.pixel_difference:.1f}/255)"
                if s.pixel_difference is not None else ")")
             for s in copies[:top]]
@@ -175,7 +180,7 @@ def lines(r: MemorisationResult, o: Mapping[str, Any]) -> list[str]:
 
 
 ANALYSIS = AnalysisSpec(
-    name="memorisation", title="memorisation", version=2, rank=20, compute=compute,
+    name="memorisation", title="memorisation", version=3, rank=20, compute=compute,
     result_type=MemorisationResult,
     inputs=Inputs(train=True, generated=True, flags=True, run=True),
     cli=Cli(help="Copies: each sample's nearest training image and how it compares with unseen "
