@@ -6,6 +6,11 @@ training index by its meta.json (mtime and count), so a new `modescope index` ru
 stale and the next page recomputes; the flags (suggestions) by the flag version. One lock per
 analysis: two requests share one computation. Each result records how long it took (shown on
 the page and in the JSON), so the cost is visible, not guessed.
+
+The computation runs in a child process of its own (app/child.py: started on first use, stopped
+with the server, never outliving it), as the run analyses' does: computed in a thread of the
+server it held the GIL for seconds after every flag (the suggestions follow the flags), and
+every page request waited behind it.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from modescope.app.analyses import AnalysisUnavailable
+from modescope.app.child import Child, ChildStopped
 from modescope.app.store import FlagStore
 from modescope.core.errors import ModescopeError
 from modescope.core.workspace import Workspace
@@ -83,6 +90,11 @@ class _Job:
         self.started = time.monotonic()
 
 
+def _in_child(root: str, analysis: str, params: dict[str, Any]) -> Any:
+    """In the curation child: the registered dataset analysis's typed result."""
+    return calc_analysis(analysis, Workspace(Path(root)), **params)
+
+
 class Curation:
     """Each analysis runs at most once per key, in a background thread; a request waits up to
     ``wait_s`` for it and otherwise gets ``Computing`` (so 100k images never hold a page for
@@ -95,6 +107,11 @@ class Curation:
         self._cache: dict[str, tuple[Any, Any]] = {}
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
+        self._child = Child("curation")
+
+    def close(self) -> None:
+        """Stop the child process (a computation waiting on it fails; the server is stopping)."""
+        self._child.close()
 
     def index_key(self) -> tuple[int, int] | None:
         """(meta.json mtime_ns, indexed count) of the training index; None when not indexed."""
@@ -118,7 +135,12 @@ class Curation:
         """The view ``convert`` makes of a registered dataset analysis, cached as ``name`` (the
         key of its cost)."""
         def compute() -> V:
-            return convert(calc_analysis(analysis, self.workspace, **params))
+            try:
+                result = self._child.call(_in_child, str(self.workspace.root), analysis, params)
+            except ChildStopped as exc:  # killed, out of memory: the next request starts one
+                raise AnalysisUnavailable(f"the {get_analysis(analysis).title} could not be "
+                                          f"computed: {exc.detail}") from None
+            return convert(result)
         return self._cached(name, analysis, self._key(analysis, params), compute, wait_s)
 
     def _cached(self, name: str, analysis: str, key: Any, compute: Callable[[], Any],

@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             die_with_parent(os.getppid(), on_exit=_terminate_self)
         yield
         runs_side.close()
+        app.state.dataset.curation.close()
         app.state.dataset.flags.close()
 
     # every route: logged in (unless open on loopback), and CSRF on POST/PUT/PATCH/DELETE

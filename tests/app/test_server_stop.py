@@ -116,6 +116,33 @@ def test_a_stopped_multi_process_server_leaves_no_process_behind(runs_ws: Path,
     _compute_and_stop(runs_ws, sig, during=True, workers=2)
 
 
+def test_dataset_analyses_compute_in_a_child_that_stops_with_the_server(runs_ws: Path) -> None:
+    """The outliers behind /dataset?view=outliers are computed in a child process (in a thread
+    of the server they held the GIL and stalled every page), and it goes with the server."""
+    server = Server(runs_ws, start_s=60)
+    proc = psutil.Process(server.proc.pid)
+    started: list[psutil.Process] = []
+    try:
+        r = httpx.get(server.url + "/api/dataset", params={"view": "outliers"}, timeout=300)
+        assert r.status_code == 200 and r.json()["images"], r.text[:300]
+        children = _spawned(proc)
+        assert len(children) == 1, children  # the curation child (no run analysis asked)
+        started = proc.children(recursive=True)
+        proc.send_signal(signal.SIGTERM)
+        server.proc.wait(timeout=STOP_S)
+        _, alive = psutil.wait_procs(started, timeout=GONE_S)
+        assert not alive, [" ".join(p.cmdline())[:120] for p in alive]
+    finally:
+        for p in [*started, *(proc.children(recursive=True) if proc.is_running() else [])]:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
+
+
 def test_the_analysis_child_outlives_the_thread_that_asked_for_it() -> None:
     """PR_SET_PDEATHSIG fires when the *thread* that spawned the child ends: the child must
     not be spawned by a request's thread (anyio retires idle ones), or it dies under the
