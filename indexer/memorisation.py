@@ -53,6 +53,10 @@ from modescope.indexer.ndb import combined
 
 COPY_LEVEL = 0.01  # a copy: closer to the training set than 99 % of unseen real images
 CLOSE_LEVEL = 0.05  # close: than 95 %
+# twins: on both layers within this share of the training set's median nearest-neighbour
+# distance of a training image (the Duplicates view's rule, indexer/curation.py, at a stricter
+# share): left out of the reference, and a sample that is one is called a near-duplicate
+TWIN_RATIO = 0.65
 LAYERS = ("block1", "block5", "combined")
 Verifier = Callable[[int, int], Match]  # (sample id, training id) -> pixel comparison
 Vectors = dict[str, np.ndarray]
@@ -172,7 +176,7 @@ class Reference:
 
 
 def calibrate(train: Vectors, train_ids: np.ndarray, reference: Reference | None,
-              pixels: bool = True) -> Calibration:
+              pixels: bool = True, twin_ratio: float = TWIN_RATIO) -> Calibration:
     """The held-out reference when it can resolve COPY_LEVEL, else leave-one-out training.
 
     Held-out images that are near-duplicates of a training image (the Duplicates view's rule,
@@ -184,7 +188,7 @@ def calibrate(train: Vectors, train_ids: np.ndarray, reference: Reference | None
     if reference is not None:
         found = nearest(t, train_ids, _layers(reference.vectors))
         d = {k: np.maximum(0.0, 1.0 - found[k][0]) for k in LAYERS}
-        keep = ~twins(train, train_ids, d)
+        keep = ~twins(train, train_ids, d, twin_ratio)
         if int(keep.sum()) + 1 >= 1 / COPY_LEVEL:
             kept = {k: v[keep] for k, v in d.items()}
             if pixels and reference.verify is not None:
@@ -198,15 +202,18 @@ def calibrate(train: Vectors, train_ids: np.ndarray, reference: Reference | None
     return Calibration.of("training, leave-one-out", loo, 0)
 
 
-def twins(train: Vectors, train_ids: np.ndarray, d: Vectors) -> np.ndarray:
-    """Which images (by their per-layer distances ``d`` to the training set) are near-duplicates
-    of a training image: on both layers closer than NEAR_DUP_RATIO x that layer's median
-    nearest-neighbour distance among the training images (the Duplicates view's limits)."""
-    from modescope.indexer.curation import NEAR_DUP_RATIO, median_nn_distance
+def twins(train: Vectors, train_ids: np.ndarray, d: Vectors, ratio: float = TWIN_RATIO
+          ) -> np.ndarray:
+    """Which images (by their per-layer distances ``d`` to the training set) are twins of a
+    training image: on both layers closer than ``ratio`` x that layer's median
+    nearest-neighbour distance among the training images. 0: none is."""
+    from modescope.indexer.curation import median_nn_distance
 
-    out = np.ones(len(d["block1"]), dtype=bool)
+    out = np.full(len(d["block1"]), ratio > 0, dtype=bool)
+    if ratio <= 0:
+        return out
     for layer in ("block1", "block5"):
-        limit = NEAR_DUP_RATIO * median_nn_distance(train[layer], train_ids)
+        limit = ratio * median_nn_distance(train[layer], train_ids)
         out &= d[layer] < limit
     return out
 
@@ -217,7 +224,8 @@ def verdict(p: float) -> str:
 
 def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: np.ndarray,
                  reference: Reference | Vectors | None = None, verify: Verifier | None = None,
-                 calibration: Calibration | None = None) -> dict[str, Any]:
+                 calibration: Calibration | None = None, twin_ratio: float = TWIN_RATIO
+                 ) -> dict[str, Any]:
     """Per-sample nearest training images, calibrated p-values, verdicts, copy rate, hubness.
 
     ``reference``: held-out real images (not trained on; bare descriptors are accepted);
@@ -228,7 +236,8 @@ def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: n
         raise ValueError("memorisation needs at least 2 training images and 1 sample")
     if reference is not None and not isinstance(reference, Reference):
         reference = Reference(np.arange(len(reference["block1"])), reference)
-    cal = calibration or calibrate(train, train_ids, reference, pixels=verify is not None)
+    cal = calibration or calibrate(train, train_ids, reference, pixels=verify is not None,
+                                   twin_ratio=twin_ratio)
     t = _layers(train)
     nn = nearest(t, train_ids, _layers(gen))
     d = {k: np.maximum(0.0, 1.0 - nn[k][0]) for k in LAYERS}
@@ -239,7 +248,7 @@ def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: n
     if "pixels" in cal.names:
         d["pixels"] = np.array(pixels, dtype=np.float64)
     per, p = cal.p_values(d)
-    twin = twins(train, train_ids, d)
+    twin = twins(train, train_ids, d, twin_ratio)
     rows = []
     for j, sample in enumerate(gen_ids.tolist()):
         rows.append(SampleRow(

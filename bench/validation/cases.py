@@ -48,6 +48,21 @@ def honest(run: SetRun, out: Path, rng: np.random.Generator) -> Tags:
     return tags
 
 
+@case("held-out")
+def held_out(run: SetRun, out: Path, rng: np.random.Generator) -> Tags:
+    """The product's own held-out images (ingest's seeded i.i.d. share of the ingested images;
+    the flagged strays left out), unchanged: a perfect generator drawn image by image. The
+    test images of ``honest`` are drawn by whole families (an emoji and its skin tones), so
+    NDB's bins, some of which are one family, see more than sampling noise there; here they see
+    only that. Memorisation is not judged on them: they are its reference."""
+    tags: Tags = {}
+    for i, img in enumerate(run.held_out()):
+        with Image.open(img.path) as src:
+            tags[_write(src, out, f"{i:05d}.png")] = {"file": Path(img.path).name,
+                                                      "id": img.id}
+    return tags
+
+
 def _collapsed(run: SetRun, out: Path, rng: np.random.Generator, n_groups: int) -> Tags:
     """``run.draws`` jittered draws from the test images of ``n_groups`` of the set's groups
     (which ones is drawn)."""

@@ -75,6 +75,11 @@ class SetRun:
         with Catalog.reading(self.ws.catalog_path) as c:
             return c.curated()
 
+    def held_out(self) -> list[CuratedImage]:
+        """The workspace's held-out images (none flagged)."""
+        with Catalog.reading(self.ws.catalog_path) as c:
+            return c.held_out()
+
     def id_paths(self) -> dict[int, str]:
         """Catalog id -> source path of every ok image, held-out ones included."""
         with Catalog.reading(self.ws.catalog_path) as c:

@@ -20,6 +20,7 @@ from .context import SetRun
 Row = dict[str, Any]
 ComputeFn = Callable[[SetRun, str | None], Row]
 ALL_CASES = ("honest", "collapsed", "half-collapsed", "soft", "copies")
+NULL_CASES = ("honest", "held-out")  # perfect generators: test images, held-out images
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ def pct(part: int, whole: int) -> float | None:
           "dup copy %", "dup novel", "nearest = source %"),
          (Target("copy %", ">=", 95, ("copies",)), Target("novel", "==", 0, ("copies",)),
           Target("dup copy %", ">=", 95, ("copies",)), Target("dup novel", "==", 0, ("copies",)),
+          Target("copy %", "<=", 1, ("honest",)),
           Target("copy % of others", "<=", 1, ("honest",))))
 def memorisation(run: SetRun, case: str | None) -> Row:
     assert case is not None
@@ -111,8 +113,8 @@ def memorisation(run: SetRun, case: str | None) -> Row:
 
 @measure("modes", "Modes: NDB/K and its 95 % interval (`inspect modes`)",
          ("n", "K", "NDB/K", "CI95", "CI holds NDB/K", "JS", "dropped", "over"),
-         (Target("NDB/K", ">=", 0.5, ("collapsed",)), Target("NDB/K", "<=", 0.1, ("honest",)),
-          Target("CI holds NDB/K", "==", 1)))
+         (Target("NDB/K", ">=", 0.5, ("collapsed",)), Target("NDB/K", "<=", 0.1, NULL_CASES),
+          Target("CI holds NDB/K", "==", 1)), cases=(*ALL_CASES, "held-out"))
 def modes(run: SetRun, case: str | None) -> Row:
     assert case is not None
     j = run.inspect("modes", case)

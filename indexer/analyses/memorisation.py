@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from modescope.core.errors import InputError
 from modescope.indexer.analyses.registry import (
     INCLUDE_FLAGGED,
     AnalysisSpec,
@@ -20,7 +21,7 @@ from modescope.indexer.analyses.registry import (
     TrainingSet,
 )
 from modescope.indexer.analyses.results import JsonRecord
-from modescope.indexer.memorisation import SampleRow
+from modescope.indexer.memorisation import TWIN_RATIO, SampleRow
 
 if TYPE_CHECKING:
     from modescope.core.workspace import Workspace
@@ -69,7 +70,8 @@ class MemorisationResult(JsonRecord):
     hubness: tuple[Hub, ...]  # most-copied first
 
 
-def compute(ws: Workspace, run: str, *, include_flagged: bool = False) -> MemorisationResult:
+def compute(ws: Workspace, run: str, *, include_flagged: bool = False,
+            twin_ratio: float = TWIN_RATIO) -> MemorisationResult:
     from modescope.indexer import memorisation
     from modescope.indexer.inputs import (
         header,
@@ -81,7 +83,7 @@ def compute(ws: Workspace, run: str, *, include_flagged: bool = False) -> Memori
     tids, tv, tmeta, gids, gv = run_vectors(ws, run, include_flagged)
     reference = held_out_reference(ws, run)
     found = memorisation.memorisation(tv, tids, gv, gids, reference=reference,
-                                      verify=pixel_verifier(ws, run))
+                                      verify=pixel_verifier(ws, run), twin_ratio=twin_ratio)
     return MemorisationResult.from_json({
         "run": run, **header(tmeta), **found,
         "data_copying": _data_copying(tv, reference.vectors if reference else None, gv)})
@@ -179,6 +181,12 @@ def lines(r: MemorisationResult, o: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _ratio(value: float) -> float:
+    if not 0 <= value <= 1:
+        raise InputError("--twin-ratio must be between 0 and 1")
+    return value
+
+
 ANALYSIS = AnalysisSpec(
     name="memorisation", title="memorisation", version=3, rank=20, compute=compute,
     result_type=MemorisationResult,
@@ -187,6 +195,10 @@ ANALYSIS = AnalysisSpec(
                  "(held-out) real images; verdict; data-copying test; hubness.",
             lines=lines, options=(
                 Option("top", int, 10, "Hubs and copies to print.", display_only=True),
+                Option("twin_ratio", float, TWIN_RATIO,
+                       "Twins of training images: on both layers closer than this share of "
+                       "the median nearest-neighbour distance (left out of the reference; "
+                       "0: none).", parse=_ratio),
                 INCLUDE_FLAGGED)),
     checkpoint=Checkpoint(prepare=prepare_checkpoint, timer="memorisation"),
 )

@@ -20,7 +20,7 @@ from bench.validation.imaging import copy_jitter, fit
 from bench.validation.measures import MEASURES, Target, auroc, average_precision
 from bench.validation.report import markdown
 from bench.validation.sets import build_set
-from bench.validation.tuning import largest_within
+from bench.validation.tuning import smallest_reaching
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,10 +102,11 @@ def test_targets_are_judged_and_misses_named_on_report_sets_only() -> None:
     assert "**MISSED** copies: copy % >= 95" in table[-1] and "MISSED" not in table[-2]
 
 
-def test_tuning_takes_the_largest_value_within_budget() -> None:
-    curve = [{"value": v, "honest copy %": h} for v, h in ((4, 0.0), (8, 0.9), (12, 1.4))]
-    assert largest_within(curve, "honest copy %", 1.0) == 8
-    assert largest_within(curve, "honest copy %", -1.0) is None
+def test_tuning_takes_the_smallest_value_that_finds_enough() -> None:
+    curve = [{"value": v, "copies copy %": c} for v, c in ((0.2, 90.0), (0.4, 96.0), (0.6, None),
+                                                           (0.8, 99.0))]
+    assert smallest_reaching(curve, "copies copy %", 95) == 0.4
+    assert smallest_reaching(curve, "copies copy %", 99.5) is None
 
 
 @pytest.mark.slow
