@@ -113,3 +113,16 @@ def test_each_sample_says_whether_it_is_a_twin_of_a_training_image() -> None:
     assert r["near_duplicates"] == int(twin.sum())
     verdicts = np.array([s["verdict"] for s in r["samples"]])
     assert (verdicts[50:][~twin[50:]] == "copy").mean() <= 0.03
+
+
+def test_twin_ratio_zero_keeps_every_held_out_image() -> None:
+    rng, centres = world(4)
+    train, held = draw(rng, centres, 600), draw(rng, centres, 200)
+    held[:10] = jitter(rng, train[:10], 0.01)
+    copies = jitter(rng, train[100:200], 0.02)
+    r = memorisation(layers(train), np.arange(600), layers(copies), np.arange(100),
+                     reference=layers(held), twin_ratio=0.0)
+    assert r["reference_near_duplicates"] == 0 and r["n_reference"] == 200
+    assert r["near_duplicates"] == 0
+    # the leaked twins stay in the reference and hide the copies (why twins leave it)
+    assert r["copy_rate"] < 0.5
