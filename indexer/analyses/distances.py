@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 LAYERS = ("block1", "block5")
 CHECKPOINT_LAYER = "block5"
+UNIT_GAMMA = 1.0  # KID's kernel (cos + 1)^3 on unit vectors (indexer/frechet.py says why)
 FEATURES = ("L2-normalised, pooled VGG16 descriptors (modescope's index), not Inception-v3: "
             "not comparable with published FID/KID")
 
@@ -37,7 +38,7 @@ class Distances(JsonRecord):
     n: int  # images scored: the run's samples, or the held-out images of the reference row
     fd: float
     fd_ci95: tuple[float, float]  # FD +- 1.96 bootstrap standard deviations (over samples)
-    kid: float  # unbiased MMD^2, cubic polynomial kernel
+    kid: float  # unbiased MMD^2, kernel (cos + 1)^3
     kid_se: float  # two-sample delete-one jackknife
 
 
@@ -48,6 +49,7 @@ class LayerDistances(JsonRecord):
     n_train: int
     samples: Distances
     reference: Distances | None  # held-out real images; None: nothing held out
+    note: str | None  # fewer images than dimensions: covariances are rank-deficient
 
 
 @dataclass(frozen=True)
@@ -84,18 +86,27 @@ def compute(ws: Workspace, run: str, *, bootstrap: int = 50, seed: int = 0,
     layers = []
     for layer in LAYERS:
         gauss = frechet.TrainGaussian(tv[layer])
-        kernel = frechet.TrainKernel(tv[layer])
+        kernel = frechet.TrainKernel(tv[layer], gamma=UNIT_GAMMA)
         layers.append({
             "layer": layer, "dim": int(tv[layer].shape[1]), "n_train": len(tids),
             "samples": _distances(gauss, kernel, gv[layer], bootstrap, seed),
             "reference": _distances(gauss, kernel, reference.vectors[layer], bootstrap, seed)
-            if usable and reference is not None else None})
+            if usable and reference is not None else None,
+            "note": _rank_note(len(tids), len(gv[layer]), int(tv[layer].shape[1]))})
     return DistancesResult.from_json({
         "run": run, **header(tmeta), "features": FEATURES, "bootstrap": bootstrap,
         "seed": seed,
         "reference": (f"{len(reference.ids)} held-out real images (never trained on)"
                       if usable and reference is not None else None),
         "layers": layers})
+
+
+def _rank_note(n_train: int, n_samples: int, dim: int) -> str | None:
+    if min(n_train, n_samples) > dim:
+        return None
+    return (f"{min(n_train, n_samples)} images for {dim} dimensions: the covariances are "
+            "rank-deficient and FD is mostly its small-sample bias; compare runs only at "
+            "equal numbers of images")
 
 
 def prepare_checkpoint(training: TrainingSet) -> Scorer:
@@ -107,7 +118,7 @@ def prepare_checkpoint(training: TrainingSet) -> Scorer:
     if len(train) < 3:
         return lambda samples: {}
     gauss = frechet.TrainGaussian(train)
-    kernel = frechet.TrainKernel(train)
+    kernel = frechet.TrainKernel(train, gamma=UNIT_GAMMA)
 
     def score(samples: Samples) -> dict[str, Any]:
         vecs = samples.features[CHECKPOINT_LAYER]
@@ -132,6 +143,8 @@ def lines(r: DistancesResult, _: Mapping[str, Any]) -> list[str]:
         out.append(_row("samples", x.samples))
         if x.reference is not None:
             out.append(_row("held-out reference", x.reference))
+        if x.note:
+            out.append(f"  note: {x.note}")
     if r.reference is None:
         out.append("no reference row: nothing is held out in this workspace")
     return out

@@ -154,7 +154,9 @@ def lines(r: PRDCResult, _: Mapping[str, Any]) -> list[str]:
         if x.reference is not None:
             out.append(_row(f"held-out reference ({x.reference.n} images)", x.reference))
         out.append(f"  coverage expected of a generator matching the data: "
-                   f"{x.samples.expected_coverage:.3f}")
+                   f"{x.samples.expected_coverage:.3f} at {x.n_samples} samples"
+                   + (f", {x.reference.expected_coverage:.3f} at {x.reference.n} held-out"
+                      if x.reference is not None else ""))
     if r.reference is None:
         out.append("no reference row: nothing is held out in this workspace")
     return out
