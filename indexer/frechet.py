@@ -10,8 +10,8 @@ and clean-fid do). The analyses use the eigenvalue form ``Tr (S1 S2)^(1/2) = sum
 A))``, ``A = S1^(1/2)`` symmetric (fitted once on the training set): equal in exact arithmetic
 (the tests hold the two to 1e-6), and on 1,024 dimensions a few hundredths of a second where
 sqrtm takes seconds. Its interval is FD +- 1.96 standard deviations of a seeded bootstrap over
-the samples (the training set held fixed): the spread of FD at this number of samples, not a bound on the
-distance between the distributions. FD is biased upward at small n (Chong &
+the samples (the training set held fixed): the spread of FD at this number of samples, not a
+bound on the distance between the distributions. FD is biased upward at small n (Chong &
 Forsyth 2020): compare runs at equal numbers of samples.
 
 **KID** (Binkowski et al. 2018, "Demystifying MMD GANs"): the unbiased estimator of MMD^2 with

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from modescope.indexer.frechet import TrainGaussian, TrainKernel, fd_with_interval, frechet, gaussian
+from modescope.indexer.frechet import (
+    TrainGaussian,
+    TrainKernel,
+    fd_with_interval,
+    frechet,
+    gaussian,
+)
 from modescope.indexer.prdc import expected_coverage, knn_radii, prdc
 
 D = 12
