@@ -3,6 +3,8 @@ their intervals checked by seeded simulation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
@@ -168,3 +170,28 @@ def test_fd_of_identical_sets_is_zero_and_both_forms_agree() -> None:
     assert fd == fd_with_interval(train, y, replicas=30, seed=1)  # seeded
     with pytest.raises(ValueError):
         train.fd_fast(y[:, :5])
+
+
+def test_checkpoint_scorers_write_block5_coverage_fd_and_kid_of_the_samples(
+        tmp_path: Path) -> None:
+    from modescope.core.workspace import Workspace
+    from modescope.indexer.analyses import distances as dist_analysis
+    from modescope.indexer.analyses import prdc as prdc_analysis
+    from modescope.indexer.analyses.registry import Samples, TrainingSet, checkpoint_analyses
+
+    rng = np.random.default_rng(8)
+    train = {"block1": mixture(rng, 120), "block5": mixture(rng, 120)}
+    gen = {"block1": mixture(rng, 60, (0, 1)), "block5": mixture(rng, 60, (0, 1))}
+    training = TrainingSet(Workspace(tmp_path), 32, np.arange(120), train, {})
+    samples = Samples(np.zeros((60, 32, 32, 3), np.uint8), gen, np.arange(60))
+    row = {**prdc_analysis.prepare_checkpoint(training)(samples),
+           **dist_analysis.prepare_checkpoint(training)(samples)}
+    direct = prdc(train["block5"], gen["block5"], 5)
+    assert row["coverage_block5"] == round(direct.coverage.value, 4)
+    assert row["precision_block5"] == round(direct.precision.value, 4)
+    assert row["fd_block5"] == pytest.approx(
+        frechet(*gaussian(train["block5"]), *gaussian(gen["block5"])), abs=1e-4)
+    assert row["kid_block5"] == round(TrainKernel(train["block5"], gamma=1.0)
+                                      .kid(gen["block5"]).value, 7)
+    names = [s.name for s in checkpoint_analyses()]
+    assert names.index("modes") < names.index("prdc") < names.index("distances")
