@@ -30,6 +30,7 @@ coverage of the 95 % interval by seeded simulation.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,8 +99,17 @@ def jackknife(full: float, loo: np.ndarray, lo: float = 0.0, hi: float = math.in
     return Score(full, (max(lo, full - half), min(hi, full + half)))
 
 
-def _blocks(train: np.ndarray, samples: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    return [(s, samples[s:s + BLOCK] @ train.T) for s in range(0, len(samples), BLOCK)]
+Blocks = Callable[[], Iterator[tuple[int, np.ndarray]]]
+
+
+def _blocks(train: np.ndarray, samples: np.ndarray) -> Blocks:
+    """The sample-by-training similarities, one block of samples at a time, recomputed on each
+    pass (three passes; never the whole matrix in memory)."""
+    def passes() -> Iterator[tuple[int, np.ndarray]]:
+        for s in range(0, len(samples), BLOCK):
+            yield s, samples[s:s + BLOCK] @ train.T
+
+    return passes
 
 
 def prdc(train: np.ndarray, samples: np.ndarray, k: int = DEFAULT_K,
@@ -113,7 +123,7 @@ def prdc(train: np.ndarray, samples: np.ndarray, k: int = DEFAULT_K,
     reach = np.zeros(n_t, np.int64)  # samples inside each training ball
     covered = np.zeros(n_t, np.int64)  # sample balls holding each training image
     blocks = _blocks(train, samples)
-    for s, sims in blocks:
+    for s, sims in blocks():
         inside = sims > rt.inner[None, :]
         hits[s:s + len(sims)] = inside.sum(axis=1)
         reach += inside.sum(axis=0)
@@ -121,7 +131,7 @@ def prdc(train: np.ndarray, samples: np.ndarray, k: int = DEFAULT_K,
     precision = jackknife(float((hits > 0).mean()), ((hits > 0).sum() - (hits > 0)) / (n_g - 1),
                           hi=1.0)
     density = jackknife(float(hits.mean() / k), (hits.sum() - hits) / (k * (n_g - 1)))
-    coverage_loo = _coverage_loo(blocks, rt, reach)
+    coverage_loo = _coverage_loo(blocks, rt, reach, n_g)
     recall_loo = _recall_loo(blocks, rs, covered)
     return PRDC(k, n_t, n_g, precision,
                 jackknife(float((covered > 0).mean()), recall_loo, hi=1.0),
@@ -129,26 +139,23 @@ def prdc(train: np.ndarray, samples: np.ndarray, k: int = DEFAULT_K,
                 jackknife(float((reach > 0).mean()), coverage_loo, hi=1.0), reach)
 
 
-def _coverage_loo(blocks: list[tuple[int, np.ndarray]], rt: Radii,
-                  reach: np.ndarray) -> np.ndarray:
+def _coverage_loo(blocks: Blocks, rt: Radii, reach: np.ndarray, n_g: int) -> np.ndarray:
     """Coverage without each sample: it loses the training images only that sample reached."""
     once = reach == 1
-    n_g = sum(len(sims) for _, sims in blocks)
     sole = np.zeros(n_g, np.int64)
-    for s, sims in blocks:
+    for s, sims in blocks():
         sole[s:s + len(sims)] = (sims[:, once] > rt.inner[None, once]).sum(axis=1)
     return ((reach > 0).sum() - sole) / len(reach)
 
 
-def _recall_loo(blocks: list[tuple[int, np.ndarray]], rs: Radii,
-                covered: np.ndarray) -> np.ndarray:
+def _recall_loo(blocks: Blocks, rs: Radii, covered: np.ndarray) -> np.ndarray:
     """Recall without each sample j: its ball goes; the balls of samples that had j among their
     k nearest grow to their (k+1)-th neighbour. Only training images held by at most one ball
     can change."""
     n_t, n_g = len(covered), len(rs.inner)
     few = np.flatnonzero(covered <= 1)
     own_r, own_c, ring_r, ring_c = [], [], [], []
-    for s, sims in blocks:
+    for s, sims in blocks():
         part = sims[:, few]  # (samples in block, training images with few balls)
         inner = rs.inner[s:s + len(sims), None]
         j, i = np.nonzero(part > inner)
