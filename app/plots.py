@@ -88,7 +88,8 @@ def curves_chart(curves: dict[str, list[tuple[float, float]]], *, y_min: float =
 
 
 def scores_chart(rows: list[dict[str, Any]]) -> Chart | None:
-    """NDB/K, copy rate and dropped/K per checkpoint (metrics.jsonl), on one 0-1 scale."""
+    """NDB/K, copy rate, dropped/K and coverage (block5) per checkpoint (metrics.jsonl), on
+    one 0-1 scale (FD and KID have scales of their own: the table shows them)."""
     def curve(value: Any) -> list[tuple[float, float]]:
         out = []
         for r in rows:
@@ -101,4 +102,5 @@ def scores_chart(rows: list[dict[str, Any]]) -> Chart | None:
         "ndb_over_k": curve(lambda r: r.get("ndb_over_k")),
         "copy_rate": curve(lambda r: r.get("copy_rate")),
         "dropped_share": curve(lambda r: r["dropped"] / r["k"] if r.get("k") else None),
+        "coverage": curve(lambda r: r.get("coverage_block5")),
     }, y_max=1.0)

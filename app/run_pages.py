@@ -12,7 +12,9 @@ from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
 
+from modescope.app import fidelity_view
 from modescope.app.analyses import Analysis, AnalysisUnavailable, current_versions
+from modescope.app.fidelity_view import NeverReached
 from modescope.app.resources import package_dir
 from modescope.app.runs_state import RunsSide
 from modescope.app.runs_view import RunSummary
@@ -139,3 +141,44 @@ def summary_lines(spec: AnalysisSpec[Any], found: Analysis | None) -> list[str]:
         return []
     defaults = {option.name: option.default for option in spec.cli.options}
     return spec.cli.lines(found.value, defaults)
+
+
+@dataclass(frozen=True)
+class NeverReachedPage:
+    view: NeverReached | None
+    computed_at: str | None
+    note: str | None
+
+
+async def never_reached(side: RunsSide, run: str, layer: str, *,
+                        wait: bool = False) -> NeverReachedPage:
+    """The prdc analysis's never-reached training images of one layer, grouped by the modes
+    analysis's bins (one group when modes is not available). ``wait``: the fresh analyses (the
+    JSON twin), else the page's stale-while-revalidate ones."""
+    if wait:
+        found: Analysis | None = await fresh_analysis(side, run, "prdc")
+        note = None
+    else:
+        found, note = await analysis(side, run, "prdc")
+    if found is None:
+        return NeverReachedPage(None, None, note)
+    try:
+        modes = (await fresh_analysis(side, run, "modes") if wait
+                 else (await analysis(side, run, "modes"))[0])
+    except AnalysisUnavailable:
+        modes = None
+    bins = modes.value.train_bin_of if modes is not None else None
+    return NeverReachedPage(fidelity_view.never_reached(found.value, bins, layer),
+                            found.computed_at, note)
+
+
+async def reached_by_bin(side: RunsSide, run: str) -> dict[int, float]:
+    """The modes page's per-bin share of reached training images, once prdc is stored (never
+    waited for: the modes page must not wait on a second analysis)."""
+    found = await run_in_threadpool(side.analyses.last, run, "prdc")
+    modes = await run_in_threadpool(side.analyses.last, run, "modes")
+    if found is None or modes is None:
+        if found is None:
+            await run_in_threadpool(side.analyses.revalidate, run, "prdc")
+        return {}
+    return fidelity_view.reached_share_by_bin(found.value, modes.value.train_bin_of)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from modescope.app import run_pages
+from modescope.app import fidelity_view, run_pages
+from modescope.app.analyses import AnalysisUnavailable
 from modescope.app.deps import RenderDep, RunDep, RunsSideDep
 from modescope.app.links import Links
 from modescope.app.plots import loss_chart, scores_chart
@@ -68,6 +69,34 @@ class AnalysisOut(BaseModel):
     result: dict[str, Any]
 
 
+class ReachImageOut(BaseModel):
+    id: int
+    image: str
+    page: str
+
+
+class ReachGroupOut(BaseModel):
+    bin: int | None
+    train_count: int
+    reached_share: float
+    never_reached: list[ReachImageOut]
+
+
+class NeverReachedOut(BaseModel):
+    run: str
+    computed_at: str
+    layer: str
+    k: int
+    n_train: int
+    never_reached: int
+    coverage: float
+    binned: bool
+    groups: list[ReachGroupOut]
+
+
+Layer = Literal["block5", "block1"]
+
+
 def run_out(s: RunSummary) -> RunOut:
     return RunOut(name=s.name, kind=s.kind, status=s.status, epoch=s.epoch,
                   total_epochs=s.total_epochs, samples=s.samples, indexed=s.indexed,
@@ -119,8 +148,32 @@ async def modes_page(render: RenderDep, side: RunsSideDep, run: RunDep) -> HTMLR
         bins = sorted(modes.result["bins"], key=lambda b: (rank[b["verdict"]], -abs(b["z"])))
     return render("modes.html", {
         "title": f"Modes of {run.name}", "run": run.name, "modes": modes, "note": note,
-        "bins": bins, "power": power_words(modes.value) if modes is not None else None,
+        "bins": bins, "reached": await run_pages.reached_by_bin(side, run.name),
+        "power": power_words(modes.value) if modes is not None else None,
         "max_share": max([max(b["train_share"], b["gen_share"]) for b in bins] or [1.0])})
+
+
+@pages.get("/{run}/never-reached", response_class=HTMLResponse)
+async def never_reached_page(render: RenderDep, side: RunsSideDep, run: RunDep,
+                             layer: Layer = "block5") -> HTMLResponse:
+    """Training images no sample comes near (inside their k-NN ball), by NDB bin."""
+    found = await run_pages.never_reached(side, run.name, layer)
+    return render("never_reached.html", {
+        "title": f"Never reached by {run.name}", "run": run.name, "layer": layer,
+        "layers": fidelity_view.LAYERS, "v": found.view, "computed_at": found.computed_at,
+        "note": found.note})
+
+
+@api.get("/{run}/never-reached", response_model=NeverReachedOut)
+async def never_reached_json(request: Request, side: RunsSideDep, run: RunDep,
+                             layer: Layer = "block5") -> NeverReachedOut:
+    found = await run_pages.never_reached(side, run.name, layer, wait=True)
+    if found.view is None or found.computed_at is None:  # not reached: it was waited for
+        raise AnalysisUnavailable(found.note or f"prdc of run {run.name} is not available")
+    links = Links(request)
+    return NeverReachedOut(run=run.name, computed_at=found.computed_at,
+                           **fidelity_view.as_json(found.view, links.train_image,
+                                                   links.image_page))
 
 
 async def _analysis_json(side: RunsSide, run: str, kind: str) -> AnalysisOut:

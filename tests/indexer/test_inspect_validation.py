@@ -161,4 +161,9 @@ def test_checkpoint_evaluator_agrees_with_the_indexed_inspection(val: Validation
     assert scores["copies"]["copy_rate"] == mem["copy_rate"]
     assert scores["heldout"]["ndb_over_k"] <= 0.15 < 0.5 <= scores["collapsed"]["ndb_over_k"]
     assert scores["heldout"]["copy_rate"] <= 0.02 and scores["copies"]["copy_rate"] >= 0.5
-    assert set(scores["copies"]["seconds"]) == {"features", "ndb", "memorisation"}
+    assert set(scores["copies"]["seconds"]) == {"features", "ndb", "memorisation", "prdc",
+                                                "distances"}
+    prdc = inspect(val, "prdc", "--run", "collapsed")
+    block5 = next(x for x in prdc["layers"] if x["layer"] == "block5")["samples"]
+    assert scores["collapsed"]["coverage_block5"] == block5["coverage"]
+    assert scores["heldout"]["coverage_block5"] > scores["collapsed"]["coverage_block5"]

@@ -1,0 +1,190 @@
+"""Precision, recall, density and coverage of samples against training images, with k-NN balls
+(Kynkäänniemi et al. 2019, "Improved precision and recall metric for assessing generative
+models"; Naeem et al. 2020, "Reliable fidelity and diversity metrics for generative models",
+reference code github.com/clovaai/generative-evaluation-prdc).
+
+Descriptors are L2-normalised, so cosine distance and Euclidean distance order pairs alike
+(``|x - y|^2 = 2 - 2 x.y``) and a ball is "cosine similarity above a threshold". With ``R`` the
+training images, ``F`` the samples, ``B(x, k)`` the ball around ``x`` reaching its k-th nearest
+other image of its own set (the reference code's (k+1)-th smallest distance, itself included),
+and strict inequality as in the reference code:
+
+    precision = 1/M sum_j 1[F_j in some B(R_i, k)]
+    recall    = 1/N sum_i 1[R_i in some B(F_j, k)]
+    density   = 1/(kM) sum_j #{i : F_j in B(R_i, k)}
+    coverage  = 1/N sum_i 1[some F_j in B(R_i, k)]
+
+The radii come from FAISS k-NN searches (exact, inner product); the memberships from blocked
+inner products. ``reach[i]`` (how many samples fall in training image i's ball) is the per-image
+count behind coverage: an image with reach 0 was never reached.
+
+Intervals are delete-one-sample jackknife standard errors, normal, conditional on the training
+set: precision and density are means over samples, so their jackknife is the usual standard
+error; for coverage and recall the leave-one-out values are computed exactly (a training image
+reached only by the left-out sample; for recall the left-out sample's own ball goes and the
+balls of the samples that had it among their k nearest grow to their next neighbour). The
+Efron-Stein inequality makes the jackknife variance conservative on average; the tests check
+coverage of the 95 % interval by seeded simulation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.stats import norm
+
+from modescope.indexer.index import VectorIndex, check_vectors
+
+BLOCK = 2048  # samples per block of inner products
+DEFAULT_K = 5  # Naeem et al.'s recommended k
+
+
+@dataclass(frozen=True)
+class Radii:
+    """One set's k-NN balls: ``inner`` the k-th neighbour's similarity (the ball's edge),
+    ``outer`` the (k+1)-th (the edge once one neighbour is gone), ``knn`` the k neighbours."""
+
+    inner: np.ndarray
+    outer: np.ndarray
+    knn: np.ndarray  # (n, k) row numbers
+
+
+@dataclass(frozen=True)
+class Score:
+    value: float
+    ci95: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class PRDC:
+    k: int
+    n_train: int
+    n_samples: int
+    precision: Score
+    recall: Score
+    density: Score
+    coverage: Score
+    reach: np.ndarray  # (n_train,) samples inside each training image's ball
+
+
+def knn_radii(vecs: np.ndarray, k: int) -> Radii:
+    """Each vector's k nearest others in its own set, by a FAISS exact search (k+2 results: the
+    vector itself, its k neighbours and one more)."""
+    vecs = check_vectors(vecs)
+    n = len(vecs)
+    if not 1 <= k <= n - 2:
+        raise ValueError(f"k={k} needs at least k+2 vectors in each set, got {n}")
+    index = VectorIndex.build(np.arange(n, dtype=np.int64), vecs, kind="flat")
+    sims, ids = index.search(vecs, k + 2)
+    own = ids == np.arange(n)[:, None]
+    # the vector itself is dropped; with an exact twin ahead of it, the last one is
+    drop = np.where(own.any(axis=1), own.argmax(axis=1), k + 1)
+    keep = np.ones_like(own)
+    keep[np.arange(n), drop] = False
+    sims = sims[keep].reshape(n, k + 1)
+    ids = ids[keep].reshape(n, k + 1)
+    return Radii(sims[:, k - 1].copy(), sims[:, k].copy(), ids[:, :k].copy())
+
+
+def jackknife(full: float, loo: np.ndarray, lo: float = 0.0, hi: float = math.inf,
+              level: float = 0.95) -> Score:
+    """A normal interval with the delete-one jackknife variance of ``loo``, clipped."""
+    n = len(loo)
+    var = (n - 1) / n * float(np.sum((loo - loo.mean()) ** 2)) if n > 1 else 0.0
+    half = float(norm.ppf(0.5 + level / 2)) * math.sqrt(var)
+    return Score(full, (max(lo, full - half), min(hi, full + half)))
+
+
+Blocks = Callable[[], Iterator[tuple[int, np.ndarray]]]
+
+
+def _blocks(train: np.ndarray, samples: np.ndarray) -> Blocks:
+    """The sample-by-training similarities, one block of samples at a time, recomputed on each
+    pass (three passes; never the whole matrix in memory)."""
+    def passes() -> Iterator[tuple[int, np.ndarray]]:
+        for s in range(0, len(samples), BLOCK):
+            yield s, samples[s:s + BLOCK] @ train.T
+
+    return passes
+
+
+def prdc(train: np.ndarray, samples: np.ndarray, k: int = DEFAULT_K,
+         train_radii: Radii | None = None) -> PRDC:
+    """The four metrics, their jackknife intervals and each training image's reach."""
+    train, samples = check_vectors(train), check_vectors(samples, train.shape[1])
+    rt = train_radii or knn_radii(train, k)
+    rs = knn_radii(samples, k)
+    n_t, n_g = len(train), len(samples)
+    hits = np.zeros(n_g, np.int64)  # training balls holding each sample
+    reach = np.zeros(n_t, np.int64)  # samples inside each training ball
+    covered = np.zeros(n_t, np.int64)  # sample balls holding each training image
+    blocks = _blocks(train, samples)
+    for s, sims in blocks():
+        inside = sims > rt.inner[None, :]
+        hits[s:s + len(sims)] = inside.sum(axis=1)
+        reach += inside.sum(axis=0)
+        covered += (sims > rs.inner[s:s + len(sims), None]).sum(axis=0)
+    precision = jackknife(float((hits > 0).mean()), ((hits > 0).sum() - (hits > 0)) / (n_g - 1),
+                          hi=1.0)
+    density = jackknife(float(hits.mean() / k), (hits.sum() - hits) / (k * (n_g - 1)))
+    coverage_loo = _coverage_loo(blocks, rt, reach, n_g)
+    recall_loo = _recall_loo(blocks, rs, covered)
+    return PRDC(k, n_t, n_g, precision,
+                jackknife(float((covered > 0).mean()), recall_loo, hi=1.0),
+                density,
+                jackknife(float((reach > 0).mean()), coverage_loo, hi=1.0), reach)
+
+
+def _coverage_loo(blocks: Blocks, rt: Radii, reach: np.ndarray, n_g: int) -> np.ndarray:
+    """Coverage without each sample: it loses the training images only that sample reached."""
+    once = reach == 1
+    sole = np.zeros(n_g, np.int64)
+    for s, sims in blocks():
+        sole[s:s + len(sims)] = (sims[:, once] > rt.inner[None, once]).sum(axis=1)
+    return ((reach > 0).sum() - sole) / len(reach)
+
+
+def _recall_loo(blocks: Blocks, rs: Radii, covered: np.ndarray) -> np.ndarray:
+    """Recall without each sample j: its ball goes; the balls of samples that had j among their
+    k nearest grow to their (k+1)-th neighbour. Only training images held by at most one ball
+    can change."""
+    n_t, n_g = len(covered), len(rs.inner)
+    few = np.flatnonzero(covered <= 1)
+    own_r, own_c, ring_r, ring_c = [], [], [], []
+    for s, sims in blocks():
+        part = sims[:, few]  # (samples in block, training images with few balls)
+        inner = rs.inner[s:s + len(sims), None]
+        j, i = np.nonzero(part > inner)
+        own_r.append(j + s)
+        own_c.append(i)
+        j, i = np.nonzero((part > rs.outer[s:s + len(sims), None]) & (part <= inner))
+        ring_r.append(j + s)
+        ring_c.append(i)
+    shape = (n_g, len(few))
+    own = sparse.csr_matrix((np.ones(sum(map(len, own_r)), bool),
+                             (np.concatenate(own_r), np.concatenate(own_c))), shape=shape)
+    ring = sparse.csr_matrix((np.ones(sum(map(len, ring_r)), np.int64),
+                              (np.concatenate(ring_r), np.concatenate(ring_c))), shape=shape)
+    # neighbour_of[j, l] = 1 when j is one of l's k nearest: removing j grows l's ball
+    rows = rs.knn.ravel()
+    cols = np.repeat(np.arange(n_g), rs.knn.shape[1])
+    neighbour_of = sparse.csr_matrix((np.ones(len(rows), np.int64), (rows, cols)),
+                                     shape=(n_g, n_g))
+    grown = ((neighbour_of @ ring) > 0).astype(np.int64)  # j's removal puts i in a ball
+    held = own.astype(np.int64)
+    zero = (covered[few] == 0).astype(np.int64)
+    gained = grown @ zero  # images held by no ball that j's removal puts in one
+    lost = np.asarray((held - held.multiply(grown)).sum(axis=1)).ravel()  # held by j alone
+    after = int((covered[few] == 1).sum()) - lost + gained
+    others = int((covered > 1).sum())
+    return (others + after) / n_t
+
+
+def expected_coverage(n_train: int, n_samples: int, k: int) -> float:
+    """Coverage expected when samples and training images come from one distribution (Naeem et
+    al. 2020, Lemma 2): 1 - prod_{i=1..k} (N - i) / (N + M - i)."""
+    return 1.0 - math.prod((n_train - i) / (n_train + n_samples - i) for i in range(1, k + 1))

@@ -1,0 +1,95 @@
+"""The fidelity analyses through HTTP and the CLI: the never-reached page and its JSON twin, the
+modes page's reached share per bin, the run page's link, and ``modescope inspect prdc`` /
+``distances`` agreeing with the stored analyses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from modescope.app.main import create_app
+from modescope.app.settings import Settings
+from tests.conftest import run_cli
+
+
+@pytest.fixture
+def client(runs_ws: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(workspace=runs_ws, analysis_wait_s=300))) as c:
+        yield c
+
+
+def test_never_reached_lists_exactly_the_unreached_training_images_by_bin(
+        client: TestClient) -> None:
+    prdc = client.get("/api/runs/imported/analyses/prdc").json()["result"]
+    modes = client.get("/api/runs/imported/modes").json()["result"]
+    for layer in ("block5", "block1"):
+        reach = next(x for x in prdc["layers"] if x["layer"] == layer)["reach"]
+        unreached = {int(i) for i, n in reach.items() if n == 0}
+        body = client.get(f"/api/runs/imported/never-reached?layer={layer}").json()
+        assert body["layer"] == layer and body["binned"] is True
+        assert body["never_reached"] == len(unreached)
+        listed = [img["id"] for g in body["groups"] for img in g["never_reached"]]
+        assert sorted(listed) == sorted(unreached)
+        for g in body["groups"]:
+            members = [int(i) for i, b in modes["train_bin_of"].items() if b == g["bin"]]
+            assert g["train_count"] == len(members)
+            assert {img["id"] for img in g["never_reached"]} <= set(members)
+            missed = sum(reach[str(i)] == 0 for i in members)
+            assert g["reached_share"] == pytest.approx(1 - missed / len(members), abs=1e-4)
+            for img in g["never_reached"]:
+                assert img["image"].endswith(f"/images/train/{img['id']}.png")
+        html = client.get(f"/runs/imported/never-reached?layer={layer}").text
+        assert f'id="never-reached">{len(unreached)} of {prdc["layers"][0]["n_train"]}' in html
+        for i in unreached:
+            assert f'src="/images/train/{i}.png"' in html
+        assert "style=" not in html
+    assert client.get("/runs/imported/never-reached?layer=block9").status_code == 422
+    assert client.get("/runs/nothing/never-reached").status_code == 404
+
+
+def test_modes_page_shows_each_bins_reached_share_and_the_run_page_links_it(
+        client: TestClient) -> None:
+    prdc = client.get("/api/runs/imported/analyses/prdc").json()["result"]
+    groups = client.get("/api/runs/imported/never-reached").json()["groups"]
+    html = client.get("/runs/imported/modes").text
+    assert prdc["layers"][0]["layer"] in ("block1", "block5")
+    for g in groups:
+        assert f'id="reached-{g["bin"]}">{g["reached_share"] * 100:.0f}%' in html
+    assert "style=" not in html
+    run_page = client.get("/runs/imported").text
+    assert 'href="/runs/imported/never-reached"' in run_page
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/runs/{run}/never-reached" in paths and "/api/runs/{run}/never-reached" in paths
+
+
+def test_inspect_prdc_and_distances_on_the_command_line_match_the_stored_analyses(
+        client: TestClient, runs_ws: Path) -> None:
+    res = run_cli("inspect", "prdc", "--run", "imported", "-w", runs_ws, "--json")
+    assert res.code == 0, res.err
+    stored = client.get("/api/runs/imported/analyses/prdc").json()["result"]
+    assert res.json() == stored  # computed in another process: the same numbers
+    cli = res.json()
+    assert cli["reference"] is not None and cli["n_reference"] > 0  # the held-out split
+    for layer in cli["layers"]:
+        s = layer["samples"]
+        for m in ("precision", "recall", "density", "coverage"):
+            lo, hi = s[f"{m}_ci95"]
+            assert lo <= s[m] <= hi, m
+        assert layer["never_reached"] == sum(n == 0 for n in layer["reach"].values())
+        assert layer["reference"]["n"] == cli["n_reference"]
+    text = run_cli("inspect", "prdc", "--run", "imported", "-w", runs_ws, "--k", "3")
+    assert text.code == 0 and "k = 3" in text.out and "held-out reference" in text.out
+    assert run_cli("inspect", "prdc", "--run", "imported", "-w", runs_ws, "--k", "0").code != 0
+    dist = run_cli("inspect", "distances", "--run", "imported", "-w", runs_ws, "--json",
+                   "--bootstrap", "10")
+    assert dist.code == 0, dist.err
+    d = dist.json()
+    assert [x["layer"] for x in d["layers"]] == ["block1", "block5"]
+    assert "not comparable" in d["features"] and d["bootstrap"] == 10
+    for layer in d["layers"]:
+        assert layer["samples"]["kid_se"] > 0 and layer["reference"] is not None
+        lo, hi = layer["samples"]["fd_ci95"]
+        assert lo <= layer["samples"]["fd"] <= hi
