@@ -188,3 +188,22 @@ def bins(run: SetRun, case: str | None) -> Row:
         row["missing-group bins"] = len(missing)
         row["of them dropped %"] = pct(len(dropped.intersection(missing)), len(missing))
     return row
+
+
+@measure("prdc", "Precision, recall, density, coverage on block5 (`inspect prdc`, k = 5)",
+         ("n", "precision", "recall", "density", "coverage", "expected coverage",
+          "held-out coverage"),
+         (Target("recall", "<=", 0.35, ("collapsed",)),
+          Target("coverage", "<=", 0.35, ("collapsed",)),
+          Target("coverage", ">=", 0.85, ("honest",)),
+          Target("coverage", ">=", 0.8, ("soft",))),
+         cases=(*ALL_CASES, "held-out"))
+def prdc(run: SetRun, case: str | None) -> Row:
+    assert case is not None
+    j = run.inspect("prdc", case)
+    layer = next(x for x in j["layers"] if x["layer"] == "block5")
+    s, ref = layer["samples"], layer["reference"]
+    return {"n": s["n"], "precision": round(s["precision"], 3), "recall": round(s["recall"], 3),
+            "density": round(s["density"], 3), "coverage": round(s["coverage"], 3),
+            "expected coverage": round(s["expected_coverage"], 3),
+            "held-out coverage": round(ref["coverage"], 3) if ref else None}

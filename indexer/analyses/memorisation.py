@@ -60,7 +60,8 @@ class MemorisationResult(JsonRecord):
     n_samples: int
     copies: int
     copy_rate: float
-    near_duplicates: int  # samples within the Duplicates view's limits of a training image
+    near_duplicates: int  # samples that are twins of a training image (``twin_ratio``)
+    twin_ratio: float  # a twin: on both layers within this x the median nearest-neighbour distance
     close: int
     reference_p1_distance: float  # the reference images' 1st-percentile distance (combined)
     closer_than_reference_p1: float  # share of samples closer than that (1 % if honest)
@@ -160,17 +161,17 @@ def lines(r: MemorisationResult, o: Mapping[str, Any]) -> list[str]:
             else "not available (needs held-out images and 10 samples in a cell)"),
     ]
     if r.near_duplicates:
-        out.append(f"  {r.near_duplicates} samples are near-duplicates of a training image "
-                   "(within the Duplicates view's limits on both layers)")
+        out.append(f"  {r.near_duplicates} samples are twins of a training image (on both "
+                   f"layers within {r.twin_ratio:g} x the median nearest-neighbour distance)")
     if r.reference_near_duplicates:
-        out.append(f"  {r.reference_near_duplicates} held-out images are near-duplicates of "
-                   "training images and were left out of the reference")
+        out.append(f"  {r.reference_near_duplicates} held-out images are twins of training "
+                   "images and were left out of the reference")
     if not r.copy_possible:
         out.append(f"  warning: only {r.n_reference} reference images: a copy cannot be called "
                    f"at {r.copy_level:.0%}; ingest more images or raise --holdout")
     out += [f"  sample {s.sample} copies training image #{s.nearest} (p {s.p_value:.4f}, "
             f"similarity {s.similarity:.4f}"
-            + (", a near-duplicate" if s.near_duplicate else "")
+            + (", a twin" if s.near_duplicate else "")
             + (f", pixel difference {s.pixel_difference:.1f}/255)"
                if s.pixel_difference is not None else ")")
             for s in copies[:top]]
@@ -188,7 +189,7 @@ def _ratio(value: float) -> float:
 
 
 ANALYSIS = AnalysisSpec(
-    name="memorisation", title="memorisation", version=3, rank=20, compute=compute,
+    name="memorisation", title="memorisation", version=4, rank=20, compute=compute,
     result_type=MemorisationResult,
     inputs=Inputs(train=True, generated=True, flags=True, run=True),
     cli=Cli(help="Copies: each sample's nearest training image and how it compares with unseen "
