@@ -128,12 +128,13 @@ def test_memorisation_finds_the_copied_training_images(val: Validation) -> None:
     # copies sit closer to their source than unseen images to theirs: low p, C_T far below 0
     assert np.median([s["p_value"] for s in held["samples"]]) > 0.2
     assert r["data_copying"]["c_t"] < -2 < held["data_copying"]["c_t"]
-    # the verdict: the median near-copy ranks first among the ~120 unseen images (the 1 %
-    # level needs rank 1 at this size, rank 2 from 199 references on), none is `novel`;
-    # unseen real images are `copy` about 1 % of the time by construction. Inside the demo's
-    # narrow modes some unseen images sit as close as copies do (docs/inspection.md).
+    # the verdict: the median near-copy ranks first or second among the ~120 unseen images
+    # (the 1 % level needs rank 1 at this size, rank 2 from 199 references on; with the twin
+    # share of 0.5 one unseen look-alike stays in the reference), none is `novel`; unseen real
+    # images are `copy` about 1 % of the time by construction. Inside the demo's narrow modes
+    # some unseen images sit as close as copies do (docs/inspection.md).
     assert r["verified_in_pixels"] and held["verified_in_pixels"]
-    assert np.median([s["p_value"] for s in r["samples"]]) <= 1 / (r["n_reference"] + 1) + 1e-5
+    assert np.median([s["p_value"] for s in r["samples"]]) <= 2 / (r["n_reference"] + 1) + 1e-5
     assert not any(s["verdict"] == "novel" for s in r["samples"])
     assert r["copies"] >= 0.5 * len(val.copies_of), r["copies"]
     assert held["copy_rate"] <= 0.02, held["copy_rate"]
