@@ -4,12 +4,15 @@ flags added or removed in between (``runs/<RUN>/lineage.json``, written through 
 Both runs' ``dataset.json`` (``core.training.dataset_record``) list the files they trained on;
 the difference is the curation between them: a file the parent trained on and the new run does
 not was flagged (or left the set), a file the new run trains on and the parent did not was
-unflagged (or joined the set).
+unflagged (or joined the set). Files are matched by name: normalised images are named by the
+hash of their content (``images/train/ab/<sha256>.png``), while the record holds absolute paths,
+which differ once a workspace is moved or copied.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import PurePath
 from typing import Any
 
 
@@ -20,8 +23,10 @@ def flag_diff(parent: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], l
     before, after = parent.get("files"), new.get("files")
     if not isinstance(before, list) or not isinstance(after, list):
         raise ValueError("both dataset records need a file list to tell which images changed")
-    old, now = set(map(str, before)), set(map(str, after))
-    return sorted(old - now), sorted(now - old)
+    old = {PurePath(str(f)).name: str(f) for f in before}
+    now = {PurePath(str(f)).name: str(f) for f in after}
+    return (sorted(old[k] for k in old.keys() - now.keys()),
+            sorted(now[k] for k in now.keys() - old.keys()))
 
 
 def lineage_record(parent: str, parent_dataset: dict[str, Any] | None,

@@ -23,6 +23,14 @@ def test_flag_diff_names_the_images_flagged_and_unflagged_in_between() -> None:
     assert flag_diff(parent, record("d", "c", "b", "a")) == ([], [])  # order is not a flag
 
 
+def test_a_moved_workspace_changes_no_flags() -> None:
+    """Records hold absolute paths; normalised images are named by content hash."""
+    from pathlib import Path
+
+    moved = dataset_record([Path(f"/elsewhere/ws/train/{n}.png") for n in ("a", "c")])
+    assert flag_diff(record("a", "b", "c"), moved) == (["/ws/train/b.png"], [])
+
+
 def test_a_record_without_a_file_list_cannot_be_diffed() -> None:
     with pytest.raises(ValueError, match="file list"):
         flag_diff({"tfrecords": "gs://bucket"}, record("a"))
