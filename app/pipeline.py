@@ -107,6 +107,8 @@ def _train(ws: Workspace, run: str, argv: list[str], parent: str | None) -> int:
     """Train (resume from the checkpoint when there is one), then record the lineage."""
     folder = ws.run(run)
     if folder.has_checkpoint():
+        _say(f"resuming training from its checkpoint (epoch "
+             f"{folder.checkpoint_state().get('epoch')})")
         argv = TrainRequest(run=run, resume=True).to_argv(ws.root, as_json=True)
     code = _call(argv)
     if code != 0:

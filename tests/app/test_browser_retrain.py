@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.app.conftest import Server
-from tests.app.test_browser_runs import page, shoot  # noqa: F401  (the page fixture)
+from tests.app.test_browser_runs import all_loaded, page, shoot  # noqa: F401  (page: fixture)
 
 pytestmark = pytest.mark.browser
 RUN = "browser-loop"
@@ -78,6 +78,7 @@ def test_flag_retrain_and_inspect_then_the_compare_page_says_whether_it_helped(
     sentence = page.locator(".verdict-sentence").inner_text()
     assert RUN in sentence and "tiny" in sentence
     assert page.locator("tr.measure").count() == 2
+    all_loaded(page, ".compare img")
     shoot(page, tmp_path, "compare-did-curation-help")
     page.goto(served.url + f"/runs/{RUN}")
     page.locator("#compare-parent").click()

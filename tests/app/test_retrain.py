@@ -49,7 +49,7 @@ def test_retrain_and_inspect_chains_every_step_and_compares_with_the_parent(
         client: TestClient, runs_ws: Path) -> None:
     inspect_and_flag(client, "tiny", [3, 5, 8])
     page = client.get("/jobs").text
-    assert 'id="retrain-form"' in page and "the last inspected run (tiny)" in page
+    assert 'id="retrain-form"' in page and "last inspected: tiny" in page
     res = retrain(client, run="after")
     assert res.status_code == 202, res.text
     job = res.json()
@@ -105,7 +105,8 @@ def test_a_cancelled_retrain_stops_its_children_and_resumes_to_the_end(
     finished = wait(client, new["id"], ("finished", "failed", "cancelled"), timeout=600)
     assert finished["status"] == "finished", finished["log_tail"]
     log = (runs_ws / f"runs/again/job-{new['id']}.log").read_text()
-    assert "--resume again" in log or "(done already)" in log
+    # cancelled while training (or, on a fast machine, just after): resumed where it stopped
+    assert "resuming training from its checkpoint (epoch " in log or "(done already)" in log
     stats = (runs_ws / "runs/again/stats.jsonl").read_text().splitlines()
     assert json.loads(stats[-1])["epoch"] == 4
     assert json.loads((runs_ws / "runs/again/lineage.json").read_text())["flagged"]
