@@ -3,6 +3,7 @@ and the one call per Jobs form that validates and queues it."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -10,14 +11,16 @@ from typing import Any
 
 from modescope.app.analyses import run_kinds
 from modescope.app.jobs import Job, JobConflict, JobRunner
+from modescope.app.lineage import check_parent, default_parent
 from modescope.core.errors import InputError
 from modescope.core.training import TrainRequest
 from modescope.core.workspace import Workspace
 
 
-def pipeline_steps() -> int:
-    """The pipeline's steps: generate, index, then one per registered analysis of a run."""
-    return 2 + len(run_kinds())
+def pipeline_steps(kind: str = "pipeline") -> int:
+    """The pipeline's steps: generate, index, then one per registered analysis of a run; a
+    retrain adds training first and the comparison with its parent last."""
+    return 2 + len(run_kinds()) + (2 if kind == "retrain" else 0)
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,40 @@ def train_job(ws: Workspace, form: TrainForm) -> tuple[str, dict[str, Any], list
     return run, params, request.to_argv(ws.root, as_json=True)
 
 
+@dataclass(frozen=True)
+class RetrainForm:
+    train: TrainForm
+    n: int = 500  # samples generated and inspected
+    parent: str = ""  # the run compared with; "" = ``default_parent``
+
+
+def _check_n(n: int) -> None:
+    if not 1 <= n <= 100_000:
+        raise InputError("samples must be between 1 and 100000")
+
+
+def retrain_job(ws: Workspace, form: RetrainForm) -> tuple[str, dict[str, Any], list[str]]:
+    """Train on the curated set, generate, index, inspect and compare with the parent: one
+    pipeline worker (app/pipeline.py) given the training command line."""
+    run, params, train_argv = train_job(ws, form.train)
+    _check_n(form.n)
+    parent = check_parent(ws, form.parent.strip()) if form.parent.strip() else \
+        default_parent(ws)
+    if parent == run:
+        raise InputError("a run cannot be compared with itself: pick another parent")
+    argv = [sys.executable, "-m", "modescope.app.pipeline", "--workspace", str(ws.root),
+            "--run", run, "--n", str(form.n), "--train-argv", json.dumps(train_argv)]
+    if parent is not None:
+        argv += ["--parent", parent]
+    return run, {**params, "n": form.n, "parent": parent}, argv
+
+
 def resume_job(ws: Workspace, job: Job) -> tuple[str, dict[str, Any], list[str]]:
     if not job.resumable:
         raise InputError(f"job #{job.id} is a {job.status} {job.kind} job; only an interrupted, "
                          "cancelled or failed training job can be resumed")
+    if job.kind == "retrain":  # the worker resumes training and skips the steps done
+        return job.run, {**job.params, "resumes": job.id}, job.argv
     if not ws.run(job.run).has_checkpoint():
         raise JobConflict(f"run {job.run} has no checkpoint yet; start a new training instead")
     argv = TrainRequest(run=job.run, resume=True).to_argv(ws.root, as_json=True)
@@ -69,8 +102,7 @@ def pipeline_job(ws: Workspace, run: str, n: int) -> tuple[str, dict[str, Any], 
     trained = folder.has_checkpoint()
     if not trained and not folder.has_samples():
         raise InputError(f"run {run} has neither a checkpoint nor imported samples")
-    if not 1 <= n <= 100_000:
-        raise InputError("samples must be between 1 and 100000")
+    _check_n(n)
     argv = [sys.executable, "-m", "modescope.app.pipeline", "--workspace", str(ws.root),
             "--run", run, "--n", str(n)]
     if not trained:
@@ -89,7 +121,14 @@ def start_pipeline(jobs: JobRunner, run: str, n: int) -> Job:
     return jobs.submit("pipeline", run, params, argv)
 
 
+def start_retrain(jobs: JobRunner, form: RetrainForm) -> Job:
+    """Validate a retrain-and-inspect form and queue it (400/409 before anything is queued)."""
+    run, params, argv = retrain_job(jobs.ws, form)
+    return jobs.submit("retrain", run, params, argv)
+
+
 def resume(jobs: JobRunner, job_id: int) -> Job:
-    """Queue a training job that continues an interrupted one from its checkpoint."""
-    run, params, argv = resume_job(jobs.ws, jobs.db.get(job_id))
-    return jobs.submit("train", run, params, argv)
+    """Queue a job that continues an interrupted one: training from its checkpoint."""
+    job = jobs.db.get(job_id)
+    run, params, argv = resume_job(jobs.ws, job)
+    return jobs.submit(job.kind, run, params, argv)

@@ -40,11 +40,14 @@ log = logging.getLogger(__name__)
 KILL_AFTER_S = 30.0
 POLL_S = 0.5
 OWNER_RETRY_S = 2.0  # how often a process without the runner lock tries to take it over
-KINDS = ("train", "pipeline")
+KINDS = ("train", "pipeline", "retrain")
+# what a job occupies while it runs: one training and one pipeline at a time; a retrain (train,
+# then the pipeline's steps) takes both
+LANES = {"train": {"train"}, "pipeline": {"pipeline"}, "retrain": {"train", "pipeline"}}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id          INTEGER PRIMARY KEY,
-    kind        TEXT NOT NULL CHECK (kind IN ('train', 'pipeline')),
+    kind        TEXT NOT NULL CHECK (kind IN ('train', 'pipeline', 'retrain')),
     run         TEXT NOT NULL,
     params      TEXT NOT NULL,
     argv        TEXT NOT NULL,
@@ -86,7 +89,8 @@ class Job:
 
     @property
     def resumable(self) -> bool:
-        return self.kind == "train" and self.status in ("interrupted", "cancelled", "failed")
+        return self.kind in ("train", "retrain") and self.status in ("interrupted", "cancelled",
+                                                                     "failed")
 
 
 def now() -> str:
@@ -105,6 +109,27 @@ class JobStore:
         self.conn.execute("PRAGMA busy_timeout=10000")
         with self.conn:
             self.conn.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """A table made before the retrain kind: SQLite cannot change a CHECK, so the table
+        is copied into the new one, in one transaction."""
+        row = self.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs'").fetchone()
+        if row is None or "'retrain'" in row["sql"]:
+            return
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            row = self.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs'"
+                                    ).fetchone()
+            if "'retrain'" in row["sql"]:  # another server process migrated it meanwhile
+                return
+            self.conn.execute("DROP INDEX IF EXISTS jobs_status")
+            self.conn.execute("ALTER TABLE jobs RENAME TO jobs_before_retrain")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self.conn.execute(statement)
+            self.conn.execute("INSERT INTO jobs SELECT * FROM jobs_before_retrain")
+            self.conn.execute("DROP TABLE jobs_before_retrain")
 
     def close(self) -> None:
         with self._lock:
@@ -236,11 +261,11 @@ class JobRunner:
         running = self.db.list(("running",))
         for job in running:
             self._poll(job)
-        busy = {j.kind for j in self.db.list(("running",))}
+        busy = set().union(*(LANES[j.kind] for j in self.db.list(("running",))))
         for job in self.db.list(("queued",)):
-            if job.kind not in busy:
+            if not LANES[job.kind] & busy:
                 self._launch(job)
-                busy.add(job.kind)
+                busy |= LANES[job.kind]
 
     def _launch(self, job: Job) -> None:
         if not self.db.claim(job.id):
@@ -283,7 +308,7 @@ class JobRunner:
         self.db.update(job.id, status=status, exit_code=code, finished_at=now())
 
     def _status_from_run(self, job: Job) -> str:
-        if job.kind == "train":
+        if job.kind == "train":  # a retrain's status is its last step's, not its training's
             progress = self.ws.run(job.run).progress() or {}
             if progress.get("status") in ("finished", "cancelled", "failed"):
                 return str(progress["status"])

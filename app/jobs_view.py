@@ -8,6 +8,7 @@ from typing import Any
 
 from modescope.app.job_specs import pipeline_steps
 from modescope.app.jobs import Job, JobRunner
+from modescope.app.lineage import default_parent, inspected
 from modescope.core.workspace import DEFAULT_SIZE, Workspace
 
 STEP_LINE = re.compile(r"\[pipeline\] step (\d+)/(\d+): (.*)")
@@ -50,22 +51,34 @@ def _train_progress(runner: JobRunner, job: Job) -> tuple[float | None, float, s
     return value, maximum, " · ".join(parts), eta
 
 
+def _step_progress(runner: JobRunner, job: Job, text: str
+                   ) -> tuple[float | None, float, str, float | None]:
+    """A pipeline's or retrain's progress from its ``[pipeline] step k/N`` lines; while a
+    retrain trains, the training's own progress joins the label."""
+    steps = STEP_LINE.findall(text)
+    done = int(steps[-1][0]) - 1 if steps else 0
+    total = int(steps[-1][1]) if steps else pipeline_steps(job.kind)
+    label = steps[-1][2] if steps and job.status == "running" else ""
+    eta = None
+    if label.startswith("train") and job.status == "running":
+        _, _, train_label, eta = _train_progress(runner, job)
+        label = " · ".join(x for x in (label, train_label) if x)
+    return float(done), float(total), label, eta
+
+
 def job_rows(runner: JobRunner) -> list[JobRow]:
     rows = []
     for job in runner.jobs():
-        text = runner.log_tail(job)
+        long = runner.log_tail(job, 400)  # step lines scroll: a training prints many of its own
+        text = "\n".join(long.splitlines()[-20:])
         if job.kind == "train":
             value, maximum, label, eta = _train_progress(runner, job)
         else:
-            steps = STEP_LINE.findall(text)
-            done = int(steps[-1][0]) - 1 if steps else 0
-            total = int(steps[-1][1]) if steps else pipeline_steps()
-            if job.status == "finished":
-                done = total
-            value, maximum, eta = float(done), float(total), None
-            label = steps[-1][2] if steps and job.status == "running" else ""
+            value, maximum, label, eta = _step_progress(runner, job, long)
         if job.status == "finished":
             value = maximum
+        if job.started_at is None:  # queued (or cancelled before it started): no bar at all
+            value, label = None, ""
         if job.status not in ("running",):
             eta = None
         rows.append(JobRow(job, value, maximum, label, eta, text))
@@ -79,3 +92,10 @@ def job_row(runner: JobRunner, job_id: int) -> JobRow:
 def train_size(ws: Workspace) -> int:
     """The retrain form's default image size: the workspace's (before any ingest, the default)."""
     return ws.read_config().image_size if ws.config_path.is_file() else DEFAULT_SIZE
+
+
+def retrain_choices(ws: Workspace) -> tuple[list[str], str | None]:
+    """The runs a retrain can be compared with (those with stored analyses) and the default."""
+    if not ws.root.is_dir():
+        return [], None
+    return [r for r in ws.run_names() if inspected(ws, r)], default_parent(ws)

@@ -15,12 +15,15 @@ from fastapi.concurrency import run_in_threadpool
 from modescope.app import fidelity_view
 from modescope.app.analyses import Analysis, AnalysisUnavailable, current_versions
 from modescope.app.fidelity_view import NeverReached
+from modescope.app.lineage import analyses_side, lineage_between
 from modescope.app.resources import package_dir
 from modescope.app.runs_state import RunsSide
 from modescope.app.runs_view import RunSummary
 from modescope.app.samples_view import SampleDetail, SamplesPage
 from modescope.core.errors import InputError, NotFound
+from modescope.core.lineage import lineage_words
 from modescope.indexer.analyses.registry import AnalysisSpec, analyses, get_analysis
+from modescope.indexer.run_compare import MEASURES, summary
 
 COMPARE_GRID = 24  # samples shown per run on the compare page
 
@@ -94,14 +97,29 @@ class CompareSide:
     memorisation: Analysis | None
     note: str | None
     samples: list[int]
+    found: dict[str, Analysis | None]  # every analysis a compare measure reads
 
 
 async def _compare_side(side: RunsSide, run: str) -> CompareSide:
-    summary = await run_in_threadpool(side.runs.summary, run)  # NotFound for no such run
-    modes, n1 = await analysis(side, run, "modes")
-    mem, n2 = await analysis(side, run, "memorisation")
+    about = await run_in_threadpool(side.runs.summary, run)  # NotFound for no such run
+    versions = await run_in_threadpool(current_versions, side.ws, run)
+    found: dict[str, Analysis | None] = {}
+    notes: list[str] = []
+    for kind in dict.fromkeys(["modes", "memorisation", *(m.analysis for m in MEASURES)]):
+        found[kind], note = await analysis(side, run, kind, versions)
+        notes += [note] if note else []
     samples = (await run_in_threadpool(side.runs.sample_numbers, run))[:COMPARE_GRID]
-    return CompareSide(summary, modes, mem, n1 or n2, samples)
+    return CompareSide(about, found["modes"], found["memorisation"],
+                       notes[0] if notes else None, samples, found)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Did curation help? The measures' rows and sentence, and the lineage between the two."""
+
+    summary: dict[str, Any]
+    lineage: dict[str, Any] | None
+    lineage_words: str | None
 
 
 async def compare(side: RunsSide, a: str, b: str) -> tuple[CompareSide, CompareSide]:
@@ -109,6 +127,14 @@ async def compare(side: RunsSide, a: str, b: str) -> tuple[CompareSide, CompareS
     if a == b:
         raise InputError("compare needs two different runs: pick another for a or b")
     return await _compare_side(side, a), await _compare_side(side, b)
+
+
+async def comparison(side: RunsSide, a: CompareSide, b: CompareSide) -> Comparison:
+    """What changed from ``a`` to ``b`` (``b`` after curation), measure by measure."""
+    sa, sb = (analyses_side(s.summary.name, s.found) for s in (a, b))
+    found = await run_in_threadpool(summary, sa, sb)  # Fisher's test: scipy, off the loop
+    lineage = await run_in_threadpool(lineage_between, side.ws, a.summary.name, b.summary.name)
+    return Comparison(found, lineage, lineage_words(lineage) if lineage else None)
 
 
 def run_analysis(name: str) -> AnalysisSpec[Any]:

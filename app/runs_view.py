@@ -57,6 +57,7 @@ class RunDetail:
     checkpoints: list[str]
     imported_from: str | None
     log_tail: str
+    lineage: dict[str, Any] | None = None  # lineage.json of a retrained run
 
 
 class RunsView:
@@ -155,4 +156,4 @@ class RunsView:
             else None,
             checkpoints=folder.checkpoint_names(),
             imported_from=imported.get("source") if imported else None,
-            log_tail=folder.log_tail())
+            log_tail=folder.log_tail(), lineage=folder.lineage())

@@ -15,6 +15,8 @@
     generated/NNNNNN.png     generated (or imported) samples
     samples.json       where imported samples came from
     inspection/<ANALYSIS>.json   cached analyses of the samples
+    lineage.json       a retrained run's parent and the flags in between (core/lineage.py)
+    comparison.json    what changed against the parent, as the retrain job measured it
     job-<ID>.log       a web job's output
 
 The trainer, the indexer, the app and the CLI all read and write a run through ``RunFolder``.
@@ -153,6 +155,16 @@ class RunFolder:
             raise ValueError(f"analysis name {analysis!r} is not a safe file name")
         return self.root / "inspection" / f"{analysis}.json"
 
+    @property
+    def lineage_path(self) -> Path:
+        """lineage.json: the run this one was retrained from, and the flags in between."""
+        return self.root / "lineage.json"
+
+    @property
+    def comparison_path(self) -> Path:
+        """comparison.json: the measures against the parent when the retrain job ended."""
+        return self.root / "comparison.json"
+
     def job_log_path(self, job_id: int) -> Path:
         return self.root / f"job-{int(job_id)}.log"
 
@@ -256,6 +268,14 @@ class RunFolder:
         raw = read_json(self.inspection_path(analysis))
         return raw if isinstance(raw, dict) else None
 
+    def lineage(self) -> dict[str, Any] | None:
+        raw = read_json(self.lineage_path)
+        return raw if isinstance(raw, dict) else None
+
+    def comparison(self) -> dict[str, Any] | None:
+        raw = read_json(self.comparison_path)
+        return raw if isinstance(raw, dict) else None
+
     def progress(self) -> dict[str, Any] | None:
         """The trainer's progress.json (a "running" run whose process is gone reads
         "interrupted"), or, before it exists, what the last stats.jsonl row says."""
@@ -308,6 +328,12 @@ class RunFolder:
 
     def write_inspection(self, analysis: str, record: dict[str, Any]) -> None:
         atomic_write_bytes(self.inspection_path(analysis), _json_bytes(record, indent=None))
+
+    def write_lineage(self, record: dict[str, Any]) -> None:
+        atomic_write_bytes(self.lineage_path, _json_bytes(record))
+
+    def write_comparison(self, record: dict[str, Any]) -> None:
+        atomic_write_bytes(self.comparison_path, _json_bytes(record))
 
     def write_png(self, path: Path, png: bytes) -> None:
         """A PNG of this run (a grid, the preview, a sample) written whole."""

@@ -16,9 +16,9 @@ from pydantic import BaseModel
 from modescope.app import job_specs
 from modescope.app.deps import RenderDep, RunsSideDep
 from modescope.app.errors import wants_json
-from modescope.app.job_specs import TrainForm
+from modescope.app.job_specs import RetrainForm, TrainForm
 from modescope.app.jobs import Job, JobRunner
-from modescope.app.jobs_view import JobRow, job_row, job_rows, train_size
+from modescope.app.jobs_view import JobRow, job_row, job_rows, retrain_choices, train_size
 from modescope.app.store import RowId
 
 pages = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -71,9 +71,11 @@ async def jobs_page(render: RenderDep, side: RunsSideDep) -> HTMLResponse:
     rows = await run_in_threadpool(job_rows, side.jobs)
     runs = await run_in_threadpool(side.runs.list_runs)
     active = any(r.job.status in ("queued", "running") for r in rows)
+    parents, parent = await run_in_threadpool(retrain_choices, side.ws)
     return render("jobs.html", {
         "title": "Jobs", "rows": rows, "runs": runs, "refresh": active,
-        "size": await run_in_threadpool(train_size, side.ws)})
+        "size": await run_in_threadpool(train_size, side.ws), "parents": parents,
+        "default_parent": parent})
 
 
 @api.get("", response_model=list[JobOut])
@@ -88,6 +90,18 @@ async def start_train(request: Request, side: RunsSideDep, run: str = Form(""),
                       progressive: str = Form(""), stage_epochs: str = Form("")) -> Response:
     form = TrainForm(run, size, epochs, batch, lr_d, lr_g, progressive, stage_epochs)
     job = await run_in_threadpool(job_specs.start_train, side.jobs, form)
+    return await _done(request, side.jobs, job)
+
+
+@pages.post("/retrain", **STARTED)
+async def start_retrain(request: Request, side: RunsSideDep, run: str = Form(""),
+                        size: int = Form(64), epochs: int = Form(25), batch: int = Form(64),
+                        lr_d: float = Form(2e-4), lr_g: float = Form(2e-4),
+                        n: int = Form(500), parent: str = Form("")) -> Response:
+    """Retrain on the curated set, then generate, index, inspect and compare with the parent
+    run (the last inspected run on an earlier dataset version unless one is picked)."""
+    form = RetrainForm(TrainForm(run, size, epochs, batch, lr_d, lr_g), n, parent)
+    job = await run_in_threadpool(job_specs.start_retrain, side.jobs, form)
     return await _done(request, side.jobs, job)
 
 

@@ -17,6 +17,7 @@ from modescope.app.plots import loss_chart, scores_chart
 from modescope.app.run_images import PNG_RESPONSES, image_response
 from modescope.app.runs_state import RunsSide
 from modescope.app.runs_view import RunDetail, RunSummary
+from modescope.core.lineage import lineage_words
 from modescope.indexer.analyses.modes import power_words
 
 pages = APIRouter(prefix="/runs", tags=["runs"])
@@ -60,6 +61,7 @@ class RunDetailOut(BaseModel):
     tensorboard: str | None
     checkpoints: list[str]
     imported_from: str | None
+    lineage: dict[str, Any] | None = None  # a retrained run's parent and flags (lineage.json)
 
 
 class AnalysisOut(BaseModel):
@@ -123,6 +125,7 @@ async def run_page(render: RenderDep, side: RunsSideDep, run: RunDep,
         "title": f"Run {run.name}", "d": d, "s": d.summary, "chart": loss_chart(d.stats),
         "metrics_chart": scores_chart(d.metrics_rows),
         "epoch": shown, "analyses": run_pages.run_analysis_links(run.name),
+        "lineage": lineage_words(d.lineage) if d.lineage else None,
         "refresh": d.progress is not None
         and d.progress.get("status") == "running"})
 
@@ -136,7 +139,7 @@ async def run_json(request: Request, side: RunsSideDep, run: RunDep) -> RunDetai
         epochs=d.epochs,
         epoch_urls=[links.epoch_image(run.name, e) for e in d.epochs],
         metrics_rows=d.metrics_rows, progress=d.progress, tensorboard=d.tensorboard,
-        checkpoints=d.checkpoints, imported_from=d.imported_from)
+        checkpoints=d.checkpoints, imported_from=d.imported_from, lineage=d.lineage)
 
 
 @pages.get("/{run}/modes", response_class=HTMLResponse)

@@ -3,9 +3,9 @@
 Every operation gets schema-valid and schema-invalid requests (hypothesis, derandomised, so a
 failure reproduces): no 5xx, every status code and content type documented, every JSON body as
 its response model says. The job starters (``/jobs/train``, ``/jobs/pipeline``,
-``/experiments``) would start real training processes, so they are left out of the random
-fuzzing; their validation is fuzzed with bad parameters instead, and shell metacharacters in
-every text field must never reach a shell.
+``/jobs/retrain``, ``/experiments``) would start real training processes, so they are left out
+of the random fuzzing; their validation is fuzzed with bad parameters instead, and shell
+metacharacters in every text field must never reach a shell.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, negative_data_rejection]
-JOB_STARTERS = {"POST /jobs/train", "POST /jobs/pipeline", "POST /experiments"}
+JOB_STARTERS = {"POST /jobs/train", "POST /jobs/pipeline", "POST /jobs/retrain",
+                "POST /experiments"}
 SESSION_CHANGERS = {"POST /login", "POST /logout"}  # new CSRF token (or logged out) after
 
 
@@ -255,6 +256,19 @@ def _bad_pipeline() -> st.SearchStrategy[dict[str, str]]:
     )
 
 
+def _bad_retrain() -> st.SearchStrategy[dict[str, str]]:
+    good = {"run": "fuzz-loop", "size": "32", "epochs": "1", "batch": "16", "n": "10"}
+    broken = st.one_of(
+        BAD_NAME.filter(str.strip).map(lambda v: {"run": v}),  # blank: a dated default name
+        st.just({"parent": "no-such-run"}),
+        BAD_NAME.filter(str.strip).map(lambda v: {"parent": v}),  # blank: the default parent
+        st.one_of(st.integers(max_value=0), st.integers(min_value=100_001))
+        .map(lambda v: {"n": str(v)}),
+        st.integers(min_value=-5, max_value=7).map(lambda v: {"size": str(v)}),
+    )
+    return broken.map(lambda bad: {**good, **bad})
+
+
 def _bad_experiment() -> st.SearchStrategy[dict[str, str]]:
     good = {"name": "fuzz-exp", "factor": "fraction", "values": "0.5,1", "epochs": "1",
             "batch": "16", "eval_every": "1", "eval_samples": "20"}
@@ -278,8 +292,9 @@ def _no_job_was_made(browser: Browser, ws: Path) -> None:
 
 @pytest.mark.parametrize("path,strategy", [("/jobs/train", _bad_train()),
                                            ("/jobs/pipeline", _bad_pipeline()),
+                                           ("/jobs/retrain", _bad_retrain()),
                                            ("/experiments", _bad_experiment())],
-                         ids=["train", "pipeline", "experiments"])
+                         ids=["train", "pipeline", "retrain", "experiments"])
 def test_job_starters_refuse_bad_parameters_and_start_nothing(
         token_browser: tuple[Any, Browser], fuzz_ws: Path, path: str,
         strategy: st.SearchStrategy[dict[str, str]]) -> None:
@@ -315,6 +330,8 @@ def test_shell_metacharacters_in_every_text_field_never_reach_a_shell(
         forms = [("/jobs/train", {**train, field: payload})
                  for field in ("run", "progressive", "stage_epochs")]
         forms += [("/jobs/pipeline", {"run": payload, "n": "10"})]
+        forms += [("/jobs/retrain", {**train, "n": "10", field: payload})
+                  for field in ("run", "parent")]
         forms += [("/experiments", {**experiment, field: payload})
                   for field in ("name", "factor", "values")]
         for path, form in forms:
