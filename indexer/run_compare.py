@@ -14,6 +14,8 @@ The tests, at 5 % each:
   differences by examining the overlap between confidence intervals"), so the verdict is
   conservative: "within the noise" means "not shown to differ", not "equal". NDB/K also grows
   with the number of samples (more power per bin), so unequal sample counts are named.
+- **Coverage** (block5, `inspect prdc`) and **KID** (block5, `inspect distances`): each
+  side's 95 % interval (jackknife), a change counted when they do not overlap, as for NDB/K.
 - **Copy rate**: copies out of samples on each side, a 95 % Clopper-Pearson interval each, and
   Fisher's exact test of the 2x2 table (Fisher 1935; Agresti 2002, "Categorical Data
   Analysis", section 3.5.1), two-sided, which keeps its level at any count, 0 copies included
@@ -29,6 +31,7 @@ from typing import Any
 from modescope.indexer.ndb_stats import LEVEL, clopper_pearson
 
 ALPHA = 1 - LEVEL  # each measure's test level
+Z95 = 1.959964  # two-sided 95 % normal quantile
 VERDICTS = ("better", "worse", "within the noise", "not comparable", "missing")
 
 
@@ -131,6 +134,46 @@ def _copy_unusable(r: dict[str, Any]) -> str | None:
     return None if int(r["n_samples"]) >= 1 else "no samples"
 
 
+def _layer(r: dict[str, Any], name: str = "block5") -> dict[str, Any]:
+    layer: dict[str, Any] = next(x for x in r["layers"] if x["layer"] == name)
+    return layer
+
+
+def _coverage(r: dict[str, Any]) -> Estimate:
+    s = _layer(r)["samples"]
+    lo, hi = s["coverage_ci95"]
+    value = float(s["coverage"])
+    return Estimate(value, float(lo), float(hi), _interval_text(value, lo, hi, True),
+                    f"{s['n']} samples")
+
+
+def _kid(r: dict[str, Any]) -> Estimate:
+    s = _layer(r)["samples"]
+    value, se = float(s["kid"]), float(s["kid_se"])
+    lo, hi = value - Z95 * se, value + Z95 * se
+    return Estimate(value, lo, hi, f"{value:.2e} (95% interval {lo:.2e}\u2013{hi:.2e})",
+                    f"{s['n']} samples")
+
+
+def _apart(estimate: Callable[[dict[str, Any]], Estimate]
+           ) -> Callable[[dict[str, Any], dict[str, Any]], tuple[bool, str]]:
+    """A change counts when the two 95 % intervals do not overlap (conservative, as NDB/K)."""
+    def differs(a: dict[str, Any], b: dict[str, Any]) -> tuple[bool, str]:
+        ea, eb = estimate(a), estimate(b)
+        if ea.hi < eb.lo or eb.hi < ea.lo:
+            return True, "the 95% intervals do not overlap"
+        return False, "the 95% intervals overlap"
+    return differs
+
+
+def _sample_caveat(a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    na, nb = _layer(a)["samples"]["n"], _layer(b)["samples"]["n"]
+    if na != nb:
+        return (f"the runs have {na} and {nb} samples; coverage grows with the sample count, "
+                "so compare runs with as many samples each")
+    return None
+
+
 MEASURES: list[Measure] = [
     Measure("NDB/K", "modes", "lower",
             "NDB/K with its 95% Clopper-Pearson interval; a change counts when the intervals "
@@ -138,6 +181,14 @@ MEASURES: list[Measure] = [
     Measure("copy rate", "memorisation", "lower",
             "share of samples called copies, 95% Clopper-Pearson interval; Fisher's exact test "
             "at 5%", True, _copy, _copy_differs, unusable=_copy_unusable),
+    Measure("coverage (block5)", "prdc", "higher",
+            "share of training images with a sample in their k-NN ball (Naeem et al. 2020), "
+            "95% jackknife interval; a change counts when the intervals do not overlap",
+            True, _coverage, _apart(_coverage), caveat=_sample_caveat),
+    Measure("KID (block5)", "distances", "lower",
+            "unbiased kernel distance to the training set (Binkowski et al. 2018) +- 1.96 "
+            "jackknife standard errors; a change counts when the intervals do not overlap",
+            False, _kid, _apart(_kid)),
 ]
 
 

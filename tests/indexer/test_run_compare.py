@@ -37,8 +37,9 @@ def side(run: str, ndb: int, copies: int, n_gen: int = 500, **versions: str) -> 
                 {"modes": {**v, "generated": run}, "memorisation": {**v, "generated": run}})
 
 
-def verdicts(a: Side, b: Side) -> dict[str, str]:
-    return {r.measure: r.verdict for r in measure_rows(a, b)}
+def verdicts(a: Side, b: Side, analyses: tuple[str, ...] = ("modes", "memorisation")
+             ) -> dict[str, str]:
+    return {r.measure: r.verdict for r in measure_rows(a, b) if r.analysis in analyses}
 
 
 def test_fisher_p_is_the_hand_summed_two_sided_hypergeometric_test() -> None:
@@ -100,8 +101,30 @@ def test_other_training_sets_missing_analyses_and_unequal_sample_counts_are_said
     assert summary(a, b)["sentence"].startswith("Nothing to compare yet")
     lone = Side("parent", {}, {})
     rows = measure_rows(lone, b)
-    assert [r.verdict for r in rows] == ["missing", "missing"]
+    assert [r.verdict for r in rows] == ["missing"] * 4
     assert rows[0].sentence == "NDB/K: no modes analysis of parent yet"
     fewer = side("child", ndb=5, copies=5, n_gen=100)
     assert "Note: the runs have 500 and 100 samples" in measure_rows(
         side("parent", ndb=25, copies=40), fewer)[0].sentence
+
+
+def fidelity(run: str, coverage: float, kid: float, kid_se: float = 2e-4, n: int = 500
+             ) -> Side:
+    """A side with only prdc and distances results (block5), coverage +- 0.03."""
+    prdc = {"layers": [{"layer": "block5", "samples": {
+        "n": n, "coverage": coverage, "coverage_ci95": [coverage - 0.03, coverage + 0.03]}}]}
+    dist = {"layers": [{"layer": "block5", "samples": {"n": n, "kid": kid, "kid_se": kid_se}}]}
+    v = {**VERSIONS, "generated": run}
+    return Side(run, {"prdc": prdc, "distances": dist}, {"prdc": v, "distances": v})
+
+
+def test_coverage_up_and_kid_down_read_better_and_small_changes_within_the_noise() -> None:
+    a, b = fidelity("parent", 0.50, 0.0040), fidelity("child", 0.80, 0.0010)
+    assert verdicts(a, b, ("prdc", "distances")) == {"coverage (block5)": "better",
+                                                     "KID (block5)": "better"}
+    near = fidelity("child", 0.52, 0.0038)
+    assert verdicts(a, near, ("prdc", "distances")) == {
+        "coverage (block5)": "within the noise", "KID (block5)": "within the noise"}
+    assert "Note: the runs have 500 and 200 samples" in [
+        r for r in measure_rows(a, fidelity("child", 0.8, 0.001, n=200))
+        if r.analysis == "prdc"][0].sentence
