@@ -48,6 +48,18 @@ def _analysis_children(server: psutil.Process, workers: int) -> list[psutil.Proc
     return [c for w in _spawned(server) for c in _spawned(w)]
 
 
+def _kill_all(server: Server, proc: psutil.Process, started: list[psutil.Process]) -> None:
+    """Whatever a test's outcome, nothing it started is left running."""
+    for p in [*started, *(proc.children(recursive=True) if proc.is_running() else [])]:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    if server.proc.poll() is None:
+        server.proc.kill()
+        server.proc.wait()
+
+
 def _compute_and_stop(ws: Path, sig: signal.Signals, during: bool, workers: int = 1) -> None:
     cache = Workspace(ws).run("imported").inspection_path("modes")
     assert not cache.exists()
@@ -89,14 +101,7 @@ def _compute_and_stop(ws: Path, sig: signal.Signals, during: bool, workers: int 
         # (stopped mid-computation, the analysis may still finish inside the grace period that
         # requests in flight get, and write its cache: timing decides, so it is not asserted)
     finally:  # whatever the outcome, nothing of this test's is left running
-        for p in [*started, *(proc.children(recursive=True) if proc.is_running() else [])]:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait()
+        _kill_all(server, proc, started)
         asking.join(timeout=60)
 
 
@@ -133,14 +138,7 @@ def test_dataset_analyses_compute_in_a_child_that_stops_with_the_server(runs_ws:
         _, alive = psutil.wait_procs(started, timeout=GONE_S)
         assert not alive, [" ".join(p.cmdline())[:120] for p in alive]
     finally:
-        for p in [*started, *(proc.children(recursive=True) if proc.is_running() else [])]:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait()
+        _kill_all(server, proc, started)
 
 
 def test_the_analysis_child_outlives_the_thread_that_asked_for_it() -> None:
