@@ -47,8 +47,12 @@ class Step:
     action: str | None = None  # "train" or "compare" (a retrain job's first and last steps)
 
 
-class Stopped(Exception):
-    """The job was cancelled (SIGTERM)."""
+class Stopped(ModescopeError):
+    """The job was cancelled (SIGTERM): the worker says so and exits with STOPPED."""
+
+    status = 409
+    title = "Cancelled"
+    exit_code = STOPPED
 
 
 def plan(ws: Workspace, run: str, n: int, no_generate: bool, *,
@@ -164,12 +168,12 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"step {k}/{len(steps)}: {step.text}{' (done already)' if skip else ''}")
             if not skip and (code := _step(ws, args, step)) != 0:
                 return code or 1
-    except ModescopeError as exc:
-        _say(exc.detail)
-        return 1
     except Stopped:
         _say("cancelled")
         return STOPPED
+    except ModescopeError as exc:
+        _say(exc.detail)
+        return 1
     _say("done")
     return 0
 
