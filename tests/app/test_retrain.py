@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from modescope.app.analyses import current_versions
+from modescope.app.analyses import current_versions, run_kinds
 from modescope.app.main import create_app
 from modescope.app.settings import Settings
 from modescope.core.workspace import Workspace
-from modescope.indexer.run_compare import VERDICTS
+from modescope.indexer.run_compare import MEASURES, VERDICTS
 from tests.app.test_jobs import csrf, group_alive, jobs, wait, wait_for_epoch
 
 NOISE = re.compile(r"cuInit|cuda|absl|oneDNN|TF_CPP|tensorflow/|WARNING: All log messages",
@@ -56,7 +56,8 @@ def test_retrain_and_inspect_chains_every_step_and_compares_with_the_parent(
     assert job["kind"] == "retrain" and job["params"]["parent"] == "tiny"
     done = wait(client, job["id"], ("finished", "failed", "cancelled"), timeout=600)
     assert done["status"] == "finished", done["log_tail"]
-    assert done["progress"] == done["progress_max"] == 6  # train, generate, index, 2, compare
+    steps = 3 + len(run_kinds()) + 1  # train, generate, index, each analysis, compare
+    assert done["progress"] == done["progress_max"] == steps
     folder = runs_ws / "runs" / "after"
     assert len(list((folder / "generated").glob("*.png"))) == 60
     for kind in ("modes", "memorisation"):
@@ -67,13 +68,14 @@ def test_retrain_and_inspect_chains_every_step_and_compares_with_the_parent(
     assert lineage["unflagged"] == []
     stored = json.loads((folder / "comparison.json").read_text())
     log = (folder / f"job-{job['id']}.log").read_text()
-    assert "[pipeline] step 1/6: train on the curated set" in log
-    assert "[pipeline] step 6/6: compare with tiny" in log and stored["sentence"] in log
+    assert f"[pipeline] step 1/{steps}: train on the curated set" in log
+    assert f"[pipeline] step {steps}/{steps}: compare with tiny" in log
+    assert stored["sentence"] in log
     assert not [line for line in log.splitlines() if NOISE.search(line)], log
     out = client.get("/api/compare", params={"a": "tiny", "b": "after"}).json()
     summary = out["summary"]
     assert summary["sentence"] == stored["sentence"]  # the parent's analyses were refreshed
-    assert [r["measure"] for r in summary["rows"]] == ["NDB/K", "copy rate"]
+    assert [r["measure"] for r in summary["rows"]] == [m.name for m in MEASURES]
     assert all(r["verdict"] in VERDICTS[:3] for r in summary["rows"]), summary
     assert out["lineage"]["parent"] == "tiny" and len(out["lineage"]["flagged"]) == 3
     assert "retrained from tiny after 3 flags: +3 flagged" in out["lineage"]["words"]
