@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from modescope.indexer.run_compare import MEASURES
 from tests.app.conftest import Server
 from tests.app.test_browser_runs import all_loaded, page, shoot  # noqa: F401  (page: fixture)
 
@@ -77,7 +78,7 @@ def test_flag_retrain_and_inspect_then_the_compare_page_says_whether_it_helped(
     assert "retrained from tiny after 1 flag" in page.locator("p.lineage").inner_text()
     sentence = page.locator(".verdict-sentence").inner_text()
     assert RUN in sentence and "tiny" in sentence
-    assert page.locator("tr.measure").count() == 2
+    assert page.locator("tr.measure").count() == len(MEASURES)
     all_loaded(page, ".compare img")
     shoot(page, tmp_path, "compare-did-curation-help")
     page.goto(served.url + f"/runs/{RUN}")
