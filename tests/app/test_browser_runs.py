@@ -113,8 +113,8 @@ def test_timeline_slider_swaps_the_epoch_grid(page: Any, served: Server,
                                               tmp_path: Path) -> None:
     page.goto(served.url + "/runs/tiny")
     assert page.locator("section[aria-labelledby=loss-h] svg.chart polyline").count() == 2
-    # tiny was scored at its last checkpoint: NDB/K, copy rate and dropped/K
-    assert page.locator("section[aria-labelledby=ndb-h] svg.chart polyline").count() == 3
+    # tiny was scored at its last checkpoint: NDB/K, copy rate, dropped/K and coverage
+    assert page.locator("section[aria-labelledby=ndb-h] svg.chart polyline").count() == 4
     img = page.locator("#timeline-img")
     assert img.get_attribute("src").endswith("/epochs/2.png")
     page.locator("#timeline-slider").fill("0")

@@ -76,7 +76,8 @@ def test_a_two_fraction_sweep_from_the_page_scores_each_checkpoint(
 
     run_page = client.get(f"/runs/{runs[0]}").text  # per-checkpoint metrics in the run's plot
     assert "Scores per checkpoint" in run_page
-    assert run_page.count('<polyline class="series series-c') == 3
+    # NDB/K, copy rate, dropped/K and coverage (block5)
+    assert run_page.count('<polyline class="series series-c') == 4
     rows_on_page = re.findall(r"<tr><td>(\d+)</td><td>([\d.]+)</td>", run_page)
     assert [int(e) for e, _ in rows_on_page] == [1, 2]
 

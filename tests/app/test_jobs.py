@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from modescope.app.analyses import current_versions
+from modescope.app.analyses import current_versions, run_kinds
 from modescope.app.main import create_app
 from modescope.app.settings import Settings
 from modescope.core.workspace import Workspace
@@ -172,7 +172,7 @@ def test_the_pipeline_generates_indexes_and_inspects_a_run(client: TestClient,
     assert res.status_code == 202, res.text
     done = wait(client, res.json()["id"], ("finished", "failed", "cancelled"))
     assert done["status"] == "finished", done["log_tail"]
-    assert done["progress"] == done["progress_max"] == 4
+    assert done["progress"] == done["progress_max"] == 2 + len(run_kinds())  # generate, index
     assert len(list((runs_ws / "runs/tiny/generated").glob("*.png"))) == 80
     for kind in ("modes", "memorisation"):
         record = json.loads((runs_ws / f"runs/tiny/inspection/{kind}.json").read_text())

@@ -140,7 +140,9 @@ def test_memorisation_finds_the_copied_training_images(val: Validation) -> None:
     # stay in the reference, and copies as far from their source as those twins read novel
     # (at 0.65, none does; docs/validation.md has the real-image figures: none novel)
     assert sum(s["verdict"] == "novel" for s in r["samples"]) <= 0.02 * len(val.copies_of)
-    assert r["copies"] >= 0.5 * len(val.copies_of), r["copies"]
+    # at the tuned share, 56 of the 120 are `copy` and all but those two `close` (at 0.65: 80)
+    assert r["copies"] >= 0.4 * len(val.copies_of), r["copies"]
+    assert r["copies"] + r["close"] >= 0.98 * len(val.copies_of)
     assert held["copy_rate"] <= 0.02, held["copy_rate"]
     assert r["copy_rate"] == round(r["copies"] / r["n_samples"], 4)
 
@@ -165,7 +167,7 @@ def test_checkpoint_evaluator_agrees_with_the_indexed_inspection(val: Validation
     mem = inspect(val, "memorisation", "--run", "copies")
     assert scores["copies"]["copy_rate"] == mem["copy_rate"]
     assert scores["heldout"]["ndb_over_k"] <= 0.15 < 0.5 <= scores["collapsed"]["ndb_over_k"]
-    assert scores["heldout"]["copy_rate"] <= 0.02 and scores["copies"]["copy_rate"] >= 0.5
+    assert scores["heldout"]["copy_rate"] <= 0.02 and scores["copies"]["copy_rate"] >= 0.4
     assert set(scores["copies"]["seconds"]) == {"features", "ndb", "memorisation", "prdc",
                                                 "distances"}
     prdc = inspect(val, "prdc", "--run", "collapsed")
