@@ -93,13 +93,6 @@ def _ndb(r: dict[str, Any]) -> Estimate:
                     f"{r['ndb']} of {r['k']} bins")
 
 
-def _ndb_differs(a: dict[str, Any], b: dict[str, Any]) -> tuple[bool, str]:
-    ea, eb = _ndb(a), _ndb(b)
-    if ea.hi < eb.lo or eb.hi < ea.lo:
-        return True, "the 95% intervals do not overlap"
-    return False, "the 95% intervals overlap"
-
-
 def _ndb_caveat(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     if a["n_gen"] != b["n_gen"]:
         return (f"the runs have {a['n_gen']} and {b['n_gen']} samples; NDB/K grows with the "
@@ -157,7 +150,8 @@ def _kid(r: dict[str, Any]) -> Estimate:
 
 def _apart(estimate: Callable[[dict[str, Any]], Estimate]
            ) -> Callable[[dict[str, Any], dict[str, Any]], tuple[bool, str]]:
-    """A change counts when the two 95 % intervals do not overlap (conservative, as NDB/K)."""
+    """A change counts when the two 95 % intervals do not overlap (conservative: module
+    docstring)."""
     def differs(a: dict[str, Any], b: dict[str, Any]) -> tuple[bool, str]:
         ea, eb = estimate(a), estimate(b)
         if ea.hi < eb.lo or eb.hi < ea.lo:
@@ -177,7 +171,7 @@ def _sample_caveat(a: dict[str, Any], b: dict[str, Any]) -> str | None:
 MEASURES: list[Measure] = [
     Measure("NDB/K", "modes", "lower",
             "NDB/K with its 95% Clopper-Pearson interval; a change counts when the intervals "
-            "do not overlap (conservative)", False, _ndb, _ndb_differs, caveat=_ndb_caveat),
+            "do not overlap (conservative)", False, _ndb, _apart(_ndb), caveat=_ndb_caveat),
     Measure("copy rate", "memorisation", "lower",
             "share of samples called copies, 95% Clopper-Pearson interval; Fisher's exact test "
             "at 5%", True, _copy, _copy_differs, unusable=_copy_unusable),
