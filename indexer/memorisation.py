@@ -114,6 +114,31 @@ def leave_one_out(train: Vectors, train_ids: np.ndarray) -> Vectors:
 
 
 @dataclass(frozen=True)
+class Twins:
+    """The twin rule, its limits measured once on the training set: an image is a twin of a
+    training image when on both layers it is closer than ``ratio`` x that layer's median
+    nearest-neighbour distance among the training images. Ratio 0: none is."""
+
+    ratio: float
+    limits: tuple[float, float]  # block1, block5
+
+    @classmethod
+    def of(cls, train: Vectors, train_ids: np.ndarray, ratio: float = TWIN_RATIO) -> Twins:
+        from modescope.indexer.curation import median_nn_distance
+
+        if ratio <= 0:
+            return cls(ratio, (0.0, 0.0))
+        b1, b5 = (ratio * median_nn_distance(train[layer], train_ids)
+                  for layer in ("block1", "block5"))
+        return cls(ratio, (b1, b5))
+
+    def mask(self, d: Vectors) -> np.ndarray:
+        """Which images (by their per-layer distances ``d`` to the training set) are twins."""
+        return ((d["block1"] < self.limits[0]) & (d["block5"] < self.limits[1])
+                if self.ratio > 0 else np.zeros(len(d["block1"]), dtype=bool))
+
+
+@dataclass(frozen=True)
 class Calibration:
     """The reference images' distances to the training set, per measure (columns of names:
     the layers, and the pixel difference when images were compared)."""
@@ -123,10 +148,12 @@ class Calibration:
     distances: np.ndarray  # (n, 3) distances of the reference images
     below: np.ndarray  # (n, 3): per layer, how many *other* reference images are as close
     sorted: np.ndarray  # (n, 3): each column sorted
-    left_out: int  # held-out images left out as near-duplicates of training images
+    left_out: int  # held-out images left out as twins of training images
+    twins: Twins  # the rule that left them out; samples are judged twins by it too
 
     @classmethod
-    def of(cls, source: str, distances: Vectors, left_out: int = 0) -> Calibration:
+    def of(cls, source: str, distances: Vectors, twins: Twins, left_out: int = 0
+           ) -> Calibration:
         names = tuple(distances)
         d = np.stack([np.asarray(distances[k], np.float64) for k in names], axis=1)
         if len(d) < 2:
@@ -134,7 +161,7 @@ class Calibration:
         srt = np.sort(d, axis=0)
         below = np.stack([np.searchsorted(srt[:, j], d[:, j], side="right") - 1
                           for j in range(len(names))], axis=1)
-        return cls(names, source, d, below, srt, left_out)
+        return cls(names, source, d, below, srt, left_out, twins)
 
     @property
     def n(self) -> int:
@@ -182,16 +209,17 @@ def calibrate(train: Vectors, train_ids: np.ndarray, reference: Reference | None
               pixels: bool = True, twin_ratio: float = TWIN_RATIO) -> Calibration:
     """The held-out reference when it can resolve COPY_LEVEL, else leave-one-out training.
 
-    Held-out images that are near-duplicates of a training image (the Duplicates view's rule,
-    indexer/curation.py) are left out of the reference: the split leaked them, the generator
-    has seen them in all but bytes, and one such twin among n references would make every copy
-    look ordinary. With ``pixels`` (and a reference verifier) the pixel difference to the
-    nearest training image is one more calibrated measure."""
+    Held-out images that are twins of a training image (``Twins``: the Duplicates view's rule,
+    indexer/curation.py, at its own share) are left out of the reference: the split leaked
+    them, the generator has seen them in all but bytes, and one such twin among n references
+    would make every copy look ordinary. With ``pixels`` (and a reference verifier) the pixel
+    difference to the nearest training image is one more calibrated measure."""
     t = _layers(train)
+    rule = Twins.of(train, train_ids, twin_ratio)
     if reference is not None:
         found = nearest(t, train_ids, _layers(reference.vectors))
         d = {k: np.maximum(0.0, 1.0 - found[k][0]) for k in LAYERS}
-        keep = ~twins(train, train_ids, d, twin_ratio)
+        keep = ~rule.mask(d)
         if int(keep.sum()) + 1 >= 1 / COPY_LEVEL:
             kept = {k: v[keep] for k, v in d.items()}
             if pixels and reference.verify is not None:
@@ -200,25 +228,9 @@ def calibrate(train: Vectors, train_ids: np.ndarray, reference: Reference | None
                     verify(int(r), int(n)).score for r, n in
                     zip(reference.ids[keep].tolist(), found["combined"][1][keep].tolist(),
                         strict=True)])
-            return Calibration.of("held-out", kept, int((~keep).sum()))
+            return Calibration.of("held-out", kept, rule, int((~keep).sum()))
     loo = leave_one_out(t, train_ids)
-    return Calibration.of("training, leave-one-out", loo, 0)
-
-
-def twins(train: Vectors, train_ids: np.ndarray, d: Vectors, ratio: float = TWIN_RATIO
-          ) -> np.ndarray:
-    """Which images (by their per-layer distances ``d`` to the training set) are twins of a
-    training image: on both layers closer than ``ratio`` x that layer's median
-    nearest-neighbour distance among the training images. 0: none is."""
-    from modescope.indexer.curation import median_nn_distance
-
-    out = np.full(len(d["block1"]), ratio > 0, dtype=bool)
-    if ratio <= 0:
-        return out
-    for layer in ("block1", "block5"):
-        limit = ratio * median_nn_distance(train[layer], train_ids)
-        out &= d[layer] < limit
-    return out
+    return Calibration.of("training, leave-one-out", loo, rule)
 
 
 def verdict(p: float) -> str:
@@ -232,7 +244,8 @@ def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: n
     """Per-sample nearest training images, calibrated p-values, verdicts, copy rate, hubness.
 
     ``reference``: held-out real images (not trained on; bare descriptors are accepted);
-    ``calibration``: one made before (checkpoint scoring reuses it); ``verify``: the pixel
+    ``calibration``: one made before (checkpoint scoring reuses it, twin rule included;
+    ``twin_ratio`` only sets the rule of a new one); ``verify``: the pixel
     comparison of a sample with a training image, a calibrated measure when the reference
     has one too."""
     if len(train_ids) < 2 or len(gen_ids) == 0:
@@ -251,7 +264,7 @@ def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: n
     if "pixels" in cal.names:
         d["pixels"] = np.array(pixels, dtype=np.float64)
     per, p = cal.p_values(d)
-    twin = twins(train, train_ids, d, twin_ratio)
+    twin = cal.twins.mask(d)
     rows = []
     for j, sample in enumerate(gen_ids.tolist()):
         rows.append(SampleRow(
@@ -261,7 +274,7 @@ def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: n
             round(float(per["block5"][j]), 5), round(float(per["combined"][j]), 5),
             round(float(per["pixels"][j]), 5) if "pixels" in per else None,
             round(float(p[j]), 5), pixels[j], bool(twin[j]), verdict(float(p[j]))))
-    return {**summary(rows, cal, d["combined"], len(train_ids)), "twin_ratio": twin_ratio,
+    return {**summary(rows, cal, d["combined"], len(train_ids)), "twin_ratio": cal.twins.ratio,
             "samples": [r.as_json() for r in rows],
             "hubness": hubness(rows)}
 
