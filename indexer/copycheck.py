@@ -7,13 +7,17 @@ pixels, as copy-detection pipelines verify their retrieved candidates:
 
 1. both images at the training size, blurred with a Gaussian of sigma = size / 32 px (a GAN's
    copy is never pixel-aligned: sub-pixel shifts and noise must not count);
-2. aligned by the integer shift within +-size / 32 px (and the horizontal mirror, since training
-   used flips) that minimises the mean absolute difference, leaving out a border that wide;
+2. aligned by the integer shift within +-size / 32 px, the horizontal mirror (training used
+   flips) and a small rotation (``ANGLES``: -3 to 3 degrees; a copy is seldom upright to the
+   pixel) that minimise the mean absolute difference, leaving out a border of the shift radius;
 3. the difference is averaged over patches of size / 8 px; the score is the **largest patch
    difference** on 0-255 RGB. A copy matches everywhere; a different image of the same mode
    differs somewhere (a face, a sun, a pattern), so one patch suffices to say "not a copy".
 
-Score < ``PIXEL_COPY`` -> the sample is a near-copy of that training image.
+The rotations are of the training image (``turned``, kept in the callers' caches: a training
+image is compared with many samples). What score makes two images one picture is the
+memorisation analysis's rule (``PIXEL_TWIN`` in indexer/memorisation.py, chosen by
+bench/validate.py on real images).
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, rotate
 
-PIXEL_COPY = 10.0  # largest 8x8-patch mean |difference| (0-255) at 64 px; docs/inspection.md
+ANGLES = (0, -1, 1, -2, 2, -3, 3)  # degrees the training image is turned by (0 first: ties)
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,18 @@ class Match:
     score: float  # largest patch difference after blur and alignment (0-255)
     shift: tuple[int, int]  # (dy, dx): where the training image sits in the sample
     mirrored: bool
+    angle: int = 0  # degrees the training image was turned by (counter-clockwise)
+
+
+@dataclass(frozen=True)
+class Turned:
+    """A blurred training image turned by each of ``ANGLES`` (the first unturned)."""
+
+    images: tuple[np.ndarray, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.images[0].shape
 
 
 def load_rgb(path: Path, size: int | None = None) -> np.ndarray:
@@ -51,30 +67,42 @@ def blurred(image: np.ndarray) -> np.ndarray:
     return gaussian_filter(image.astype(np.float32, copy=False), (sigma, sigma, 0))
 
 
-def compare(sample: np.ndarray, train: np.ndarray) -> Match:
+def turned(train: np.ndarray) -> Turned:
+    """A ``blurred`` training image turned by each of ``ANGLES`` about its centre (bilinear;
+    the corners it uncovers take the nearest edge's colour)."""
+    return Turned(tuple(train if a == 0 else
+                        rotate(train, a, axes=(1, 0), reshape=False, order=1, mode="nearest")
+                        for a in ANGLES))
+
+
+def compare(sample: np.ndarray, train: np.ndarray | Turned) -> Match:
     """Both already ``blurred`` and of one size: the best-aligned largest patch difference.
 
-    The training image's centre (a border of the shift radius left out) is compared with every
-    shifted window of the sample in one vectorised pass per orientation."""
-    if sample.shape != train.shape:
-        raise ValueError(f"sample {sample.shape} and training image {train.shape} differ in size")
-    size = train.shape[0]
+    Each orientation of the training image (``turned``; a bare array is turned here) has its
+    centre (a border of the shift radius left out) compared with every shifted window of the
+    sample and of its mirror image."""
+    t = train if isinstance(train, Turned) else turned(train)
+    if sample.shape != t.shape:
+        raise ValueError(f"sample {sample.shape} and training image {t.shape} differ in size")
+    size = t.shape[0]
     r, patch = max(1, size // 32), max(2, size // 8)
-    centre = train[r:size - r, r:size - r]
-    best: tuple[float, int, int, bool] | None = None
+    m = size - 2 * r
+    best: tuple[float, int, int, bool, int] | None = None
     for mirrored in (False, True):
         s = np.ascontiguousarray(sample[:, ::-1]) if mirrored else sample
-        windows = np.lib.stride_tricks.sliding_window_view(s, centre.shape[:2], axis=(0, 1))
-        # windows: (2r+1, 2r+1, 3, S-2r, S-2r); centre as (3, S-2r, S-2r)
-        means = np.abs(windows - centre.transpose(2, 0, 1)).mean(axis=(2, 3, 4))
-        i, j = np.unravel_index(int(means.argmin()), means.shape)
-        if best is None or means[i, j] < best[0]:
-            best = (float(means[i, j]), int(i) - r, int(j) - r, mirrored)
+        for k, image in enumerate(t.images):
+            centre = image[r:size - r, r:size - r]
+            for i in range(2 * r + 1):  # a loop of whole-window differences: faster in numpy
+                for j in range(2 * r + 1):  # than one strided pass over every shift
+                    mean = float(np.abs(s[i:i + m, j:j + m] - centre).mean())
+                    if best is None or mean < best[0]:
+                        best = (mean, i - r, j - r, mirrored, k)
     assert best is not None
-    _, dy, dx, mirrored = best
+    _, dy, dx, mirrored, k = best
     s = sample[:, ::-1] if mirrored else sample
+    centre = t.images[k][r:size - r, r:size - r]
     aligned = s[r + dy:size - r + dy, r + dx:size - r + dx]
     diff = np.abs(aligned - centre).mean(axis=2)
     rows, cols = diff.shape[0] // patch, diff.shape[1] // patch
     patches = diff[:rows * patch, :cols * patch].reshape(rows, patch, cols, patch).mean((1, 3))
-    return Match(round(float(patches.max()), 3), (dy, dx), mirrored)
+    return Match(round(float(patches.max()), 3), (dy, dx), mirrored, ANGLES[k])

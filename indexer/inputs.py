@@ -72,18 +72,20 @@ def train_pixel_verifier(ws: Workspace) -> memorisation.Verifier:
     """Compare two images of the train source (a held-out one with a training one) in pixels."""
     size = ws.read_config().image_size
     files = {it.id: it.file for it in source_items(ws, "train")}
-    blurred = _blurred_cache(size)
-    return lambda a, b: copycheck.compare(blurred(files[a]), blurred(files[b]))
+    held, train = _blurred_cache(size), _blurred_cache(size, turn=True)
+    return lambda a, b: copycheck.compare(held(files[a]), train(files[b]))
 
 
-def _blurred_cache(size: int) -> Any:
-    cache: dict[Path, np.ndarray] = {}
+def _blurred_cache(size: int, turn: bool = False) -> Any:
+    """path -> the image blurred (``turn``: and turned, as a training image is compared)."""
+    cache: dict[Path, Any] = {}
 
-    def get(path: Path) -> np.ndarray:
+    def get(path: Path) -> Any:
         if path not in cache:
             if len(cache) > 4096:
                 cache.clear()
-            cache[path] = copycheck.blurred(copycheck.load_rgb(path, size))
+            image = copycheck.blurred(copycheck.load_rgb(path, size))
+            cache[path] = copycheck.turned(image) if turn else image
         return cache[path]
 
     return get
@@ -99,12 +101,12 @@ def pixel_verifier(ws: Workspace, run: str) -> memorisation.Verifier:
     size = ws.read_config().image_size
     train_files = {it.id: it.file for it in source_items(ws, "train")}
     sample_files = {it.id: it.file for it in source_items(ws, f"generated:{run}")}
-    blurred = _blurred_cache(size)
+    train = _blurred_cache(size, turn=True)
 
     def verify(sample: int, train_id: int) -> copycheck.Match:
         return copycheck.compare(
             copycheck.blurred(copycheck.load_rgb(sample_files[sample], size)),
-            blurred(train_files[train_id]))
+            train(train_files[train_id]))
 
     return verify
 

@@ -23,10 +23,14 @@ which keeps the guarantee exactly while letting whichever layer sees a copy spea
 Verdicts: ``copy`` when p <= COPY_LEVEL (so at most 1 % of honest samples are called copies, by
 construction; bench/validate.py measures it), ``close`` when p <= CLOSE_LEVEL, else ``novel``.
 A copy needs n >= 1 / COPY_LEVEL - 1 reference images to be possible at all. Held-out images
-that are near-duplicates of a training image are left out of the reference (``calibrate``), so
-the guarantee is about samples that are not such twins; each sample says whether it is one
-(``near_duplicate``: within the Duplicates view's limits of a training image, a copy by any
-reading).
+that are *twins* of a training image are left out of the reference (``calibrate``), so the
+guarantee is about samples that are not twins; each sample says whether it is one
+(``near_duplicate``). With images at hand a twin is the same picture as its nearest training
+image (pixel difference under PIXEL_TWIN after alignment over shifts, the mirror and small
+rotations), and a sample that is one is a ``copy`` whatever its percentile: look-alikes that
+differ in a detail stay in the reference, so an honest look-alike is not called a copy. Without
+images a twin is within a share of the Duplicates view's limits (``Twins``), said but not
+called a copy.
 Without a held-out split the reference falls back to the training images themselves, each
 measured against the others (leave-one-out: each is an unseen image to the rest), and the
 result says so.
@@ -53,12 +57,17 @@ from modescope.indexer.ndb import combined
 
 COPY_LEVEL = 0.01  # a copy: closer to the training set than 99 % of unseen real images
 CLOSE_LEVEL = 0.05  # close: than 95 %
-# twins: on both layers within this share of the training set's median nearest-neighbour
-# distance of a training image (the Duplicates view's rule, indexer/curation.py, with its own
-# share): left out of the reference, and a sample that is one is called a near-duplicate. Chosen
-# by bench/validate.py on the clipart set only (stand-in weights): the smallest share with which
+# twins of a training image: left out of the reference (the split leaked them), and a sample
+# that is one is said to be one. With images at hand, a twin is the same picture: its largest
+# blurred patch difference to the nearest training image, after alignment (indexer/copycheck.py),
+# is below PIXEL_TWIN, and a sample that is one is a copy whatever its percentile. Chosen by
+# bench/validate.py on the clipart set only (stand-in weights): the smallest value with which
 # 95 % of jittered copies are called copies (docs/validation.md has the curve and the figures
-# on the other sets)
+# on the other sets).
+PIXEL_TWIN = 8.0
+# without images (descriptors only), a twin is on both layers within TWIN_RATIO x the training
+# set's median nearest-neighbour distance (the Duplicates view's rule, indexer/curation.py, with
+# its own share; chosen by the harness's second run, when it was the rule with images too)
 TWIN_RATIO = 0.5
 LAYERS = ("block1", "block5", "combined")
 Verifier = Callable[[int, int], Match]  # (sample id, training id) -> pixel comparison
@@ -115,27 +124,42 @@ def leave_one_out(train: Vectors, train_ids: np.ndarray) -> Vectors:
 
 @dataclass(frozen=True)
 class Twins:
-    """The twin rule, its limits measured once on the training set: an image is a twin of a
-    training image when on both layers it is closer than ``ratio`` x that layer's median
-    nearest-neighbour distance among the training images. Ratio 0: none is."""
+    """The twin rule, its limits measured once on the training set. With pixels (``pixels`` is
+    not None) an image is a twin of its nearest training image when their pixel difference is
+    below ``pixels`` (0: none is); without, when on both layers it is closer than ``ratio`` x
+    that layer's median nearest-neighbour distance among the training images (0: none is)."""
 
     ratio: float
     limits: tuple[float, float]  # block1, block5
+    pixels: float | None = None
 
     @classmethod
-    def of(cls, train: Vectors, train_ids: np.ndarray, ratio: float = TWIN_RATIO) -> Twins:
+    def of(cls, train: Vectors, train_ids: np.ndarray, ratio: float = TWIN_RATIO,
+           pixels: float | None = None) -> Twins:
         from modescope.indexer.curation import median_nn_distance
 
-        if ratio <= 0:
-            return cls(ratio, (0.0, 0.0))
+        if pixels is not None or ratio <= 0:
+            return cls(ratio, (0.0, 0.0), pixels)
         b1, b5 = (ratio * median_nn_distance(train[layer], train_ids)
                   for layer in ("block1", "block5"))
         return cls(ratio, (b1, b5))
 
     def mask(self, d: Vectors) -> np.ndarray:
-        """Which images (by their per-layer distances ``d`` to the training set) are twins."""
+        """Which images (by their distances ``d`` to the training set) are twins."""
+        if self.pixels is not None:
+            if "pixels" not in d:  # not compared in pixels: not known to be the same picture
+                return np.zeros(len(d["block1"]), dtype=bool)
+            return np.asarray(d["pixels"], np.float64) < self.pixels
         return ((d["block1"] < self.limits[0]) & (d["block5"] < self.limits[1])
                 if self.ratio > 0 else np.zeros(len(d["block1"]), dtype=bool))
+
+    def words(self) -> str:
+        """The rule as the sample page and the CLI say it."""
+        if self.pixels is not None:
+            return (f"the same picture: pixel difference under {self.pixels:g}/255 after "
+                    "alignment")
+        return (f"on both layers within {self.ratio:g} x the median distance between "
+                "neighbouring training images")
 
 
 @dataclass(frozen=True)
@@ -206,46 +230,51 @@ class Reference:
 
 
 def calibrate(train: Vectors, train_ids: np.ndarray, reference: Reference | None,
-              pixels: bool = True, twin_ratio: float = TWIN_RATIO) -> Calibration:
+              pixels: bool = True, twin_ratio: float = TWIN_RATIO,
+              pixel_twin: float = PIXEL_TWIN) -> Calibration:
     """The held-out reference when it can resolve COPY_LEVEL, else leave-one-out training.
 
-    Held-out images that are twins of a training image (``Twins``: the Duplicates view's rule,
-    indexer/curation.py, at its own share) are left out of the reference: the split leaked
-    them, the generator has seen them in all but bytes, and one such twin among n references
-    would make every copy look ordinary. With ``pixels`` (and a reference verifier) the pixel
-    difference to the nearest training image is one more calibrated measure."""
+    Held-out images that are twins of a training image (``Twins``) are left out of the
+    reference: the split leaked them, the generator has seen them in all but bytes, and one
+    such twin among n references would make every copy look ordinary. With ``pixels`` (and a
+    reference verifier) the pixel difference to the nearest training image is one more
+    calibrated measure, and the twin rule is in pixels (``pixel_twin``)."""
     t = _layers(train)
-    rule = Twins.of(train, train_ids, twin_ratio)
     if reference is not None:
         found = nearest(t, train_ids, _layers(reference.vectors))
         d = {k: np.maximum(0.0, 1.0 - found[k][0]) for k in LAYERS}
+        verify = reference.verify if pixels else None
+        if verify is not None:
+            d["pixels"] = np.array([
+                verify(int(r), int(n)).score for r, n in
+                zip(reference.ids.tolist(), found["combined"][1].tolist(), strict=True)])
+        rule = Twins.of(train, train_ids, twin_ratio,
+                        pixel_twin if verify is not None else None)
         keep = ~rule.mask(d)
         if int(keep.sum()) + 1 >= 1 / COPY_LEVEL:
-            kept = {k: v[keep] for k, v in d.items()}
-            if pixels and reference.verify is not None:
-                verify = reference.verify
-                kept["pixels"] = np.array([
-                    verify(int(r), int(n)).score for r, n in
-                    zip(reference.ids[keep].tolist(), found["combined"][1][keep].tolist(),
-                        strict=True)])
-            return Calibration.of("held-out", kept, rule, int((~keep).sum()))
-    loo = leave_one_out(t, train_ids)
-    return Calibration.of("training, leave-one-out", loo, rule)
+            return Calibration.of("held-out", {k: v[keep] for k, v in d.items()}, rule,
+                                  int((~keep).sum()))
+    # leave-one-out training images: no pixels, so the descriptor twin rule
+    rule = Twins.of(train, train_ids, twin_ratio)
+    return Calibration.of("training, leave-one-out", leave_one_out(t, train_ids), rule)
 
 
-def verdict(p: float) -> str:
-    return "copy" if p <= COPY_LEVEL else "close" if p <= CLOSE_LEVEL else "novel"
+def verdict(p: float, same_picture: bool = False) -> str:
+    """``same_picture``: a twin in pixels (a copy whatever ``p`` says)."""
+    if same_picture or p <= COPY_LEVEL:
+        return "copy"
+    return "close" if p <= CLOSE_LEVEL else "novel"
 
 
 def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: np.ndarray,
                  reference: Reference | Vectors | None = None, verify: Verifier | None = None,
-                 calibration: Calibration | None = None, twin_ratio: float = TWIN_RATIO
-                 ) -> dict[str, Any]:
+                 calibration: Calibration | None = None, twin_ratio: float = TWIN_RATIO,
+                 pixel_twin: float = PIXEL_TWIN) -> dict[str, Any]:
     """Per-sample nearest training images, calibrated p-values, verdicts, copy rate, hubness.
 
     ``reference``: held-out real images (not trained on; bare descriptors are accepted);
     ``calibration``: one made before (checkpoint scoring reuses it, twin rule included;
-    ``twin_ratio`` only sets the rule of a new one); ``verify``: the pixel
+    ``twin_ratio`` and ``pixel_twin`` only set the rule of a new one); ``verify``: the pixel
     comparison of a sample with a training image, a calibrated measure when the reference
     has one too."""
     if len(train_ids) < 2 or len(gen_ids) == 0:
@@ -253,7 +282,7 @@ def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: n
     if reference is not None and not isinstance(reference, Reference):
         reference = Reference(np.arange(len(reference["block1"])), reference)
     cal = calibration or calibrate(train, train_ids, reference, pixels=verify is not None,
-                                   twin_ratio=twin_ratio)
+                                   twin_ratio=twin_ratio, pixel_twin=pixel_twin)
     t = _layers(train)
     nn = nearest(t, train_ids, _layers(gen))
     d = {k: np.maximum(0.0, 1.0 - nn[k][0]) for k in LAYERS}
@@ -265,6 +294,7 @@ def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: n
         d["pixels"] = np.array(pixels, dtype=np.float64)
     per, p = cal.p_values(d)
     twin = cal.twins.mask(d)
+    same_picture = twin if cal.twins.pixels is not None else np.zeros(len(twin), dtype=bool)
     rows = []
     for j, sample in enumerate(gen_ids.tolist()):
         rows.append(SampleRow(
@@ -273,8 +303,10 @@ def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: n
             round(float(nn["combined"][0][j]), 6), round(float(per["block1"][j]), 5),
             round(float(per["block5"][j]), 5), round(float(per["combined"][j]), 5),
             round(float(per["pixels"][j]), 5) if "pixels" in per else None,
-            round(float(p[j]), 5), pixels[j], bool(twin[j]), verdict(float(p[j]))))
+            round(float(p[j]), 5), pixels[j], bool(twin[j]),
+            verdict(float(p[j]), bool(same_picture[j]))))
     return {**summary(rows, cal, d["combined"], len(train_ids)), "twin_ratio": cal.twins.ratio,
+            "pixel_twin": cal.twins.pixels, "twin_rule": cal.twins.words(),
             "samples": [r.as_json() for r in rows],
             "hubness": hubness(rows)}
 

@@ -89,9 +89,9 @@ def memorisation(run: SetRun, case: str | None) -> Row:
     n = len(samples)
     row: Row = {"n": n, "copy %": pct(verdicts["copy"], n), "close %": pct(verdicts["close"], n),
                 "novel %": pct(verdicts["novel"], n), "novel": verdicts["novel"]}
-    # twins: samples within the Duplicates view's limits of a training image (the product
-    # says so per sample); the 1 % guarantee is about the others, as the reference leaves
-    # held-out twins out
+    # twins: samples the product calls twins of a training image (the same picture, in
+    # pixels; it says so per sample); the 1 % guarantee is about the others, as the reference
+    # leaves held-out twins out
     others = [s for s in samples if not s.get("near_duplicate", False)]
     row["twins"] = n - len(others)
     row["copy % of others"] = pct(sum(s["verdict"] == "copy" for s in others), len(others))

@@ -55,7 +55,7 @@ def smallest_finding_copies(run: SetRun, t: Tunable, wanted: float = 95.0
 
 
 TUNABLES = (
-    Tunable("memorisation", "--twin-ratio", (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.65, 0.8),
+    Tunable("memorisation", "--pixel-twin", (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 15.0),
             "smallest value with >= 95 % of the tuning set's copies called copy",
             smallest_finding_copies),
 )

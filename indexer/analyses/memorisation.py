@@ -21,7 +21,7 @@ from modescope.indexer.analyses.registry import (
     TrainingSet,
 )
 from modescope.indexer.analyses.results import JsonRecord
-from modescope.indexer.memorisation import TWIN_RATIO, SampleRow
+from modescope.indexer.memorisation import PIXEL_TWIN, TWIN_RATIO, SampleRow
 
 if TYPE_CHECKING:
     from modescope.core.workspace import Workspace
@@ -60,8 +60,10 @@ class MemorisationResult(JsonRecord):
     n_samples: int
     copies: int
     copy_rate: float
-    near_duplicates: int  # samples that are twins of a training image (``twin_ratio``)
-    twin_ratio: float  # a twin: on both layers within this x the median nearest-neighbour distance
+    near_duplicates: int  # samples that are twins of a training image (``twin_rule``)
+    twin_ratio: float  # without pixels, a twin: on both layers within this x the median NN distance
+    pixel_twin: float | None  # with pixels, a twin: pixel difference under this (a copy)
+    twin_rule: str  # the rule in words
     close: int
     reference_p1_distance: float  # the reference images' 1st-percentile distance (combined)
     closer_than_reference_p1: float  # share of samples closer than that (1 % if honest)
@@ -72,7 +74,8 @@ class MemorisationResult(JsonRecord):
 
 
 def compute(ws: Workspace, run: str, *, include_flagged: bool = False,
-            twin_ratio: float = TWIN_RATIO) -> MemorisationResult:
+            twin_ratio: float = TWIN_RATIO, pixel_twin: float = PIXEL_TWIN
+            ) -> MemorisationResult:
     from modescope.indexer import memorisation
     from modescope.indexer.inputs import (
         header,
@@ -84,7 +87,8 @@ def compute(ws: Workspace, run: str, *, include_flagged: bool = False,
     tids, tv, tmeta, gids, gv = run_vectors(ws, run, include_flagged)
     reference = held_out_reference(ws, run)
     found = memorisation.memorisation(tv, tids, gv, gids, reference=reference,
-                                      verify=pixel_verifier(ws, run), twin_ratio=twin_ratio)
+                                      verify=pixel_verifier(ws, run), twin_ratio=twin_ratio,
+                                      pixel_twin=pixel_twin)
     return MemorisationResult.from_json({
         "run": run, **header(tmeta), **found,
         "data_copying": _data_copying(tv, reference.vectors if reference else None, gv)})
@@ -118,13 +122,13 @@ def prepare_checkpoint(training: TrainingSet) -> Scorer:
     except ModescopeError:  # no catalog or train index: calibrate on the training set
         reference = None
     files = {it.id: it.file for it in source_items(training.ws, "train")} if reference else {}
-    blurred: dict[int, np.ndarray] = {}
+    turned: dict[int, copycheck.Turned] = {}
 
-    def train_image(image_id: int) -> np.ndarray:
-        if image_id not in blurred:
-            blurred[image_id] = copycheck.blurred(copycheck.load_rgb(files[image_id],
-                                                                     training.size))
-        return blurred[image_id]
+    def train_image(image_id: int) -> copycheck.Turned:
+        if image_id not in turned:
+            turned[image_id] = copycheck.turned(copycheck.blurred(
+                copycheck.load_rgb(files[image_id], training.size)))
+        return turned[image_id]
 
     calibration = memorisation.calibrate(training.vecs, training.ids, reference)
     pixels = "pixels" in calibration.names
@@ -161,8 +165,8 @@ def lines(r: MemorisationResult, o: Mapping[str, Any]) -> list[str]:
             else "not available (needs held-out images and 10 samples in a cell)"),
     ]
     if r.near_duplicates:
-        out.append(f"  {r.near_duplicates} samples are twins of a training image (on both "
-                   f"layers within {r.twin_ratio:g} x the median nearest-neighbour distance)")
+        out.append(f"  {r.near_duplicates} samples are twins of a training image "
+                   f"({r.twin_rule})")
     if r.reference_near_duplicates:
         out.append(f"  {r.reference_near_duplicates} held-out images are twins of training "
                    "images and were left out of the reference")
@@ -188,18 +192,28 @@ def _ratio(value: float) -> float:
     return value
 
 
+def _pixels(value: float) -> float:
+    if not 0 <= value <= 255:
+        raise InputError("--pixel-twin must be between 0 and 255 (a difference on 0-255 RGB)")
+    return value
+
+
 ANALYSIS = AnalysisSpec(
-    name="memorisation", title="memorisation", version=4, rank=20, compute=compute,
+    name="memorisation", title="memorisation", version=5, rank=20, compute=compute,
     result_type=MemorisationResult,
     inputs=Inputs(train=True, generated=True, flags=True, run=True),
     cli=Cli(help="Copies: each sample's nearest training image and how it compares with unseen "
                  "(held-out) real images; verdict; data-copying test; hubness.",
             lines=lines, options=(
                 Option("top", int, 10, "Hubs and copies to print.", display_only=True),
+                Option("pixel_twin", float, PIXEL_TWIN,
+                       "Twins of training images, the same picture: pixel difference under "
+                       "this (0-255) after alignment; left out of the reference, and a sample "
+                       "that is one is a copy (0: none).", parse=_pixels),
                 Option("twin_ratio", float, TWIN_RATIO,
-                       "Twins of training images: on both layers closer than this share of "
-                       "the median nearest-neighbour distance (left out of the reference; "
-                       "0: none).", parse=_ratio),
+                       "Twins when images cannot be compared in pixels: on both layers closer "
+                       "than this share of the median nearest-neighbour distance (0: none).",
+                       parse=_ratio),
                 INCLUDE_FLAGGED)),
     checkpoint=Checkpoint(prepare=prepare_checkpoint, timer="memorisation"),
 )

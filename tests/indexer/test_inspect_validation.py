@@ -128,21 +128,21 @@ def test_memorisation_finds_the_copied_training_images(val: Validation) -> None:
     # copies sit closer to their source than unseen images to theirs: low p, C_T far below 0
     assert np.median([s["p_value"] for s in held["samples"]]) > 0.2
     assert r["data_copying"]["c_t"] < -2 < held["data_copying"]["c_t"]
-    # the verdict: the median near-copy ranks first or second among the ~120 unseen images
-    # (the 1 % level needs rank 1 at this size, rank 2 from 199 references on; with the twin
-    # share of 0.5 one unseen look-alike stays in the reference), none is `novel`; unseen real
-    # images are `copy` about 1 % of the time by construction. Inside the demo's narrow modes
-    # some unseen images sit as close as copies do (docs/inspection.md).
+    # the verdict: most near-copies are the same picture in pixels (under PIXEL_TWIN after
+    # alignment) and `copy` whatever their rank; the rest rank among the first few of the ~120
+    # unseen images. Copies whose colour jitter takes them past PIXEL_TWIN compete with unseen
+    # images, and inside the demo's narrow modes some unseen images sit as close as such a copy
+    # (docs/inspection.md): with untrained weights 5 of 120 then read novel at p 0.06-0.08
+    # (docs/validation.md has the real-image figures)
     assert r["verified_in_pixels"] and held["verified_in_pixels"]
     assert np.median([s["p_value"] for s in r["samples"]]) <= 2 / (r["n_reference"] + 1) + 1e-5
-    # with untrained weights two of the demo's planted near-duplicates sit between 0.5 and
-    # 0.65 x the median neighbour distance: at the twin share tuned on real images (0.5) they
-    # stay in the reference, and copies as far from their source as those twins read novel
-    # (at 0.65, none does; docs/validation.md has the real-image figures: none novel)
-    assert sum(s["verdict"] == "novel" for s in r["samples"]) <= 0.02 * len(val.copies_of)
-    # at the tuned share, 56 of the 120 are `copy` and all but those two `close` (at 0.65: 80)
-    assert r["copies"] >= 0.4 * len(val.copies_of), r["copies"]
-    assert r["copies"] + r["close"] >= 0.98 * len(val.copies_of)
+    twins = [s for s in r["samples"] if s["near_duplicate"]]
+    assert all(s["verdict"] == "copy" and s["pixel_difference"] < r["pixel_twin"]
+               for s in twins)
+    # 107 of the 120 are `copy` (96 of them twins), 8 `close`, 5 `novel`
+    assert r["copies"] >= 0.8 * len(val.copies_of), r["copies"]
+    assert r["copies"] + r["close"] >= 0.93 * len(val.copies_of)
+    assert sum(s["verdict"] == "novel" for s in r["samples"]) <= 0.07 * len(val.copies_of)
     assert held["copy_rate"] <= 0.02, held["copy_rate"]
     assert r["copy_rate"] == round(r["copies"] / r["n_samples"], 4)
 
@@ -167,7 +167,7 @@ def test_checkpoint_evaluator_agrees_with_the_indexed_inspection(val: Validation
     mem = inspect(val, "memorisation", "--run", "copies")
     assert scores["copies"]["copy_rate"] == mem["copy_rate"]
     assert scores["heldout"]["ndb_over_k"] <= 0.15 < 0.5 <= scores["collapsed"]["ndb_over_k"]
-    assert scores["heldout"]["copy_rate"] <= 0.02 and scores["copies"]["copy_rate"] >= 0.4
+    assert scores["heldout"]["copy_rate"] <= 0.02 and scores["copies"]["copy_rate"] >= 0.8
     assert set(scores["copies"]["seconds"]) == {"features", "ndb", "memorisation", "prdc",
                                                 "distances"}
     prdc = inspect(val, "prdc", "--run", "collapsed")
