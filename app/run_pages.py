@@ -24,6 +24,7 @@ from modescope.core.errors import InputError, NotFound
 from modescope.core.lineage import lineage_words
 from modescope.indexer.analyses.registry import AnalysisSpec, analyses, get_analysis
 from modescope.indexer.run_compare import MEASURES, summary
+from modescope.indexer.run_summary import run_summary
 
 COMPARE_GRID = 24  # samples shown per run on the compare page
 
@@ -98,6 +99,7 @@ class CompareSide:
     note: str | None
     samples: list[int]
     found: dict[str, Analysis | None]  # every analysis a compare measure reads
+    reading: dict[str, Any] | None  # the run's summary in words (indexer/run_summary.py)
 
 
 async def _compare_side(side: RunsSide, run: str) -> CompareSide:
@@ -105,12 +107,38 @@ async def _compare_side(side: RunsSide, run: str) -> CompareSide:
     versions = await run_in_threadpool(current_versions, side.ws, run)
     found: dict[str, Analysis | None] = {}
     notes: list[str] = []
-    for kind in dict.fromkeys(["modes", "memorisation", *(m.analysis for m in MEASURES)]):
+    for kind in dict.fromkeys(["modes", "memorisation", *READS, *(m.analysis for m in MEASURES)]):
         found[kind], note = await analysis(side, run, kind, versions)
         notes += [note] if note else []
     samples = (await run_in_threadpool(side.runs.sample_numbers, run))[:COMPARE_GRID]
+    reading = await run_in_threadpool(_reading, found)
     return CompareSide(about, found["modes"], found["memorisation"],
-                       notes[0] if notes else None, samples, found)
+                       notes[0] if notes else None, samples, found, reading)
+
+
+READS = ("modes", "prdc", "memorisation")  # the analyses the run's summary reads
+
+
+def _reading(found: dict[str, Analysis | None]) -> dict[str, Any] | None:
+    modes, prdc, memorisation = (found.get(kind) for kind in READS)
+    return run_summary(*(a.result if a is not None else None
+                         for a in (modes, prdc, memorisation)))
+
+
+async def reading(side: RunsSide, run: str, has_samples: bool) -> dict[str, Any] | None:
+    """The run page's summary from the stored analyses, never waited for (the page must not
+    wait on three analyses); missing or stale ones are computed in the background."""
+    def stored() -> dict[str, Analysis | None]:
+        versions = current_versions(side.ws, run)
+        return {kind: side.analyses.fresh_or_last(run, kind, versions)[0] for kind in READS}
+
+    if not has_samples:
+        return None
+    found = await run_in_threadpool(stored)
+    for kind, a in found.items():
+        if a is None:
+            await run_in_threadpool(side.analyses.revalidate, run, kind)
+    return await run_in_threadpool(_reading, found)
 
 
 @dataclass(frozen=True)

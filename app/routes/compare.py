@@ -4,6 +4,8 @@ with the lineage (flags between them) when one run was retrained from the other.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
@@ -30,6 +32,7 @@ class SideOut(BaseModel):
     over_produced: list[int]
     note: str | None
     samples: list[str]
+    reading: dict[str, Any] | None  # the run in words (indexer/run_summary.py)
 
 
 class EstimateOut(BaseModel):
@@ -95,7 +98,7 @@ def _side_out(links: Links, s: CompareSide) -> SideOut:
         copy_rate=s.memorisation.result["copy_rate"] if s.memorisation else None,
         dropped=m["dropped"] if m else [], over_produced=m["over_produced"] if m else [],
         note=s.note,
-        samples=[links.sample_image(s.summary.name, n) for n in s.samples])
+        samples=[links.sample_image(s.summary.name, n) for n in s.samples], reading=s.reading)
 
 
 @api.get("", response_model=CompareOut)

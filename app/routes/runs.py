@@ -62,6 +62,9 @@ class RunDetailOut(BaseModel):
     checkpoints: list[str]
     imported_from: str | None
     lineage: dict[str, Any] | None = None  # a retrained run's parent and flags (lineage.json)
+    # the run in words: coverage, modes reached, fidelity, copies (indexer/run_summary.py);
+    # None until its analyses are stored
+    reading: dict[str, Any] | None = None
 
 
 class AnalysisOut(BaseModel):
@@ -126,6 +129,7 @@ async def run_page(render: RenderDep, side: RunsSideDep, run: RunDep,
         "metrics_chart": scores_chart(d.metrics_rows),
         "epoch": shown, "analyses": run_pages.run_analysis_links(run.name),
         "lineage": lineage_words(d.lineage) if d.lineage else None,
+        "reading": await run_pages.reading(side, run.name, d.summary.indexed),
         "refresh": d.progress is not None
         and d.progress.get("status") == "running"})
 
@@ -139,7 +143,8 @@ async def run_json(request: Request, side: RunsSideDep, run: RunDep) -> RunDetai
         epochs=d.epochs,
         epoch_urls=[links.epoch_image(run.name, e) for e in d.epochs],
         metrics_rows=d.metrics_rows, progress=d.progress, tensorboard=d.tensorboard,
-        checkpoints=d.checkpoints, imported_from=d.imported_from, lineage=d.lineage)
+        checkpoints=d.checkpoints, imported_from=d.imported_from, lineage=d.lineage,
+        reading=await run_pages.reading(side, run.name, d.summary.indexed))
 
 
 @pages.get("/{run}/modes", response_class=HTMLResponse)

@@ -93,3 +93,21 @@ def test_inspect_prdc_and_distances_on_the_command_line_match_the_stored_analyse
         assert layer["samples"]["kid_se"] > 0 and layer["reference"] is not None
         lo, hi = layer["samples"]["fd_ci95"]
         assert lo <= layer["samples"]["fd"] <= hi
+
+
+def test_run_page_and_compare_say_the_run_in_words_from_the_stored_analyses(
+        client: TestClient) -> None:
+    """The run's summary (indexer/run_summary.py) is the same on the run page, its JSON twin and
+    the compare page, and is computed from the three stored analyses."""
+    from modescope.indexer.run_summary import run_summary
+
+    found = {kind: client.get(f"/api/runs/imported/analyses/{kind}").json()["result"]
+             for kind in ("modes", "prdc", "memorisation")}
+    want = run_summary(found["modes"], found["prdc"], found["memorisation"])
+    assert want is not None
+    body = client.get("/api/runs/imported").json()
+    assert body["reading"] == want
+    html = client.get("/runs/imported").text
+    assert f'id="run-reading"><strong>{want["head"]}</strong>' in html
+    assert f'{want["modes"]["reached"]} of {want["modes"]["k"]} modes reached' in html
+    assert f'copies {found["memorisation"]["copies"]} of' in html

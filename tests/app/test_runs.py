@@ -200,8 +200,11 @@ def test_compare_puts_two_runs_side_by_side(client: TestClient) -> None:
     assert data["a"]["run"]["name"] == "imported" and data["b"]["run"]["name"] == "tiny"
     assert data["a"]["ndb_over_k"] is not None and data["b"]["copy_rate"] is not None
     assert len(data["a"]["samples"]) == 24
+    # each side says the run in words, as its run page does (indexer/run_summary.py)
+    assert data["a"]["reading"] == client.get("/api/runs/imported").json()["reading"]
     html = client.get("/compare?a=imported&b=tiny").text
     assert html.count('class="side"') == 2 and "Dropped modes" in html
+    assert f'<p class="reading"><strong>{data["b"]["reading"]["head"]}</strong>' in html
     assert client.get("/compare?a=tiny&b=tiny").status_code == 400
 
 
