@@ -8,6 +8,7 @@ every indexed training image for outliers, duplicates and suggestions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from modescope.core.errors import InputError
 from modescope.core.workspace import Workspace
 from modescope.indexer import copycheck, memorisation
 from modescope.indexer.store import IndexStore, source_items
+
+TrainImages = Callable[[int], copycheck.Turned]  # training id -> blurred and turned
 
 
 def load_vectors(ws: Workspace, source: str) -> tuple[np.ndarray, dict[str, np.ndarray],
@@ -50,10 +53,12 @@ def curated_vectors(ws: Workspace, ids: np.ndarray, vecs: dict[str, np.ndarray],
 
 
 def reference_vectors(ws: Workspace, ids: np.ndarray, vecs: dict[str, np.ndarray],
-                      run: str | None = None) -> memorisation.Reference | None:
+                      run: str | None = None, train: TrainImages | None = None
+                      ) -> memorisation.Reference | None:
     """The held-out reference among a "train" source's vectors: held-out images without a flag,
     less any image the run trained on (a split made after the run; its dataset.json says),
-    with a pixel comparison of each with a training image. None when nothing is held out."""
+    with a pixel comparison of each with a training image (``train``: the training images'
+    cache to share with the samples' comparison). None when nothing is held out."""
     with Catalog.reading(ws.catalog_path) as catalog:
         held = {c.id: c.file for c in catalog.held_out()}
     trained: set[str] = set()
@@ -65,15 +70,24 @@ def reference_vectors(ws: Workspace, ids: np.ndarray, vecs: dict[str, np.ndarray
         return None
     keep = np.array([i in keep_ids for i in ids.tolist()], dtype=bool)
     return memorisation.Reference(ids[keep], {k: v[keep] for k, v in vecs.items()},
-                                  train_pixel_verifier(ws))
+                                  train_pixel_verifier(ws, train))
 
 
-def train_pixel_verifier(ws: Workspace) -> memorisation.Verifier:
+def training_images(ws: Workspace) -> TrainImages:
+    """The train source's images as the pixel comparison takes them, loaded once each."""
+    size = ws.read_config().image_size
+    files = {it.id: it.file for it in source_items(ws, "train")}
+    turned = _blurred_cache(size, turn=True)
+    return lambda image_id: turned(files[image_id])
+
+
+def train_pixel_verifier(ws: Workspace, train: TrainImages | None = None
+                         ) -> memorisation.Verifier:
     """Compare two images of the train source (a held-out one with a training one) in pixels."""
     size = ws.read_config().image_size
     files = {it.id: it.file for it in source_items(ws, "train")}
-    held, train = _blurred_cache(size), _blurred_cache(size, turn=True)
-    return lambda a, b: copycheck.compare(held(files[a]), train(files[b]))
+    held, training = _blurred_cache(size), train or training_images(ws)
+    return lambda a, b: copycheck.compare(held(files[a]), training(b))
 
 
 def _blurred_cache(size: int, turn: bool = False) -> Any:
@@ -96,17 +110,17 @@ def header(meta: dict[str, Any]) -> dict[str, Any]:
     return {"weights": meta["weights"], "trained": meta["trained"], "warning": meta.get("warning")}
 
 
-def pixel_verifier(ws: Workspace, run: str) -> memorisation.Verifier:
+def pixel_verifier(ws: Workspace, run: str, train: TrainImages | None = None
+                   ) -> memorisation.Verifier:
     """Compare a run's sample with a training image in pixels, at the workspace's size."""
     size = ws.read_config().image_size
-    train_files = {it.id: it.file for it in source_items(ws, "train")}
     sample_files = {it.id: it.file for it in source_items(ws, f"generated:{run}")}
-    train = _blurred_cache(size, turn=True)
+    training = train or training_images(ws)
 
     def verify(sample: int, train_id: int) -> copycheck.Match:
         return copycheck.compare(
             copycheck.blurred(copycheck.load_rgb(sample_files[sample], size)),
-            train(train_files[train_id]))
+            training(train_id))
 
     return verify
 
@@ -124,7 +138,8 @@ def run_vectors(ws: Workspace, run: str, include_flagged: bool
     return tids, tv, tmeta, gids, gv
 
 
-def held_out_reference(ws: Workspace, run: str | None = None) -> memorisation.Reference | None:
+def held_out_reference(ws: Workspace, run: str | None = None, train: TrainImages | None = None
+                       ) -> memorisation.Reference | None:
     """The held-out reference vectors of the workspace (for ``run``: less what it trained on)."""
     ids, vecs, _ = load_vectors(ws, "train")
-    return reference_vectors(ws, ids, vecs, run)
+    return reference_vectors(ws, ids, vecs, run, train)

@@ -111,7 +111,7 @@ def run_summary(modes: Mapping[str, Any] | None, prdc: Mapping[str, Any] | None,
         x, n = int(memorisation["copies"]), int(memorisation["n_samples"])
         lo, hi = clopper_pearson(x, n)
         copies = {"copies": x, "n": n, "value": x / n, "lo": lo, "hi": hi}
-        parts.append(f"copies {x} of {n} ({_text(copies, percent=True)})")
+        parts.append(f"copies {x} of {n}, {_text(copies, percent=True)}")
         copying = lo > CLOSE_LEVEL
         head += ", and copies training images" if copying else ""
     details = "; ".join(parts) + " (95% intervals, block5)."

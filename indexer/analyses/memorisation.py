@@ -82,12 +82,14 @@ def compute(ws: Workspace, run: str, *, include_flagged: bool = False,
         held_out_reference,
         pixel_verifier,
         run_vectors,
+        training_images,
     )
 
     tids, tv, tmeta, gids, gv = run_vectors(ws, run, include_flagged)
-    reference = held_out_reference(ws, run)
+    train = training_images(ws)  # one cache for the held-out images' and the samples' checks
+    reference = held_out_reference(ws, run, train)
     found = memorisation.memorisation(tv, tids, gv, gids, reference=reference,
-                                      verify=pixel_verifier(ws, run), twin_ratio=twin_ratio,
+                                      verify=pixel_verifier(ws, run, train), twin_ratio=twin_ratio,
                                       pixel_twin=pixel_twin)
     return MemorisationResult.from_json({
         "run": run, **header(tmeta), **found,
