@@ -259,10 +259,25 @@ def verdict_sentence(a: str, b: str, rows: list[MeasureRow]) -> str:
     return head + tail + "."
 
 
+def reach_changes(a: Side, b: Side, layer: str = "block5") -> dict[str, Any] | None:
+    """The training images that became reached from ``a`` to ``b`` (no sample of ``a`` inside
+    their k-NN ball, some of ``b``) and those that became unreached; None unless both prdc
+    analyses are stored and measured against the same training set."""
+    ra, rb = a.results.get("prdc"), b.results.get("prdc")
+    if ra is None or rb is None or not _comparable(a, b, "prdc"):
+        return None
+    reach_a, reach_b = (_layer(r, layer)["reach"] for r in (ra, rb))
+    common = reach_a.keys() & reach_b.keys()
+    return {"layer": layer,
+            "reached": sorted(int(i) for i in common if reach_a[i] == 0 < reach_b[i]),
+            "unreached": sorted(int(i) for i in common if reach_b[i] == 0 < reach_a[i])}
+
+
 def summary(a: Side, b: Side) -> dict[str, Any]:
-    """The comparison as JSON: the sentence and every row (the page, the API, the record)."""
+    """The comparison as JSON: the sentence, every row and the training images that became
+    reached or unreached (the page, the API, the record)."""
     from dataclasses import asdict
 
     rows = measure_rows(a, b)
     return {"a": a.run, "b": b.run, "sentence": verdict_sentence(a.run, b.run, rows),
-            "alpha": ALPHA, "rows": [asdict(r) for r in rows]}
+            "alpha": ALPHA, "rows": [asdict(r) for r in rows], "reach": reach_changes(a, b)}

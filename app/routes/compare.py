@@ -56,12 +56,21 @@ class MeasureRowOut(BaseModel):
     sentence: str
 
 
+class ReachChangesOut(BaseModel):
+    """Training images (ids) whose k-NN ball got a sample from a to b, or lost every one."""
+
+    layer: str
+    reached: list[int]
+    unreached: list[int]
+
+
 class SummaryOut(BaseModel):
     a: str
     b: str
     sentence: str
     alpha: float
     rows: list[MeasureRowOut]
+    reach: ReachChangesOut | None = None
 
 
 class LineageOut(BaseModel):

@@ -205,6 +205,16 @@ def test_compare_puts_two_runs_side_by_side(client: TestClient) -> None:
     html = client.get("/compare?a=imported&b=tiny").text
     assert html.count('class="side"') == 2 and "Dropped modes" in html
     assert f'<p class="reading"><strong>{data["b"]["reading"]["head"]}</strong>' in html
+    # the training images that became reached or unreached, from the two stored prdc results
+    reach = [next(x for x in client.get(f"/api/runs/{r}/analyses/prdc").json()["result"][
+        "layers"] if x["layer"] == "block5")["reach"] for r in ("imported", "tiny")]
+    changes = data["summary"]["reach"]
+    assert changes["reached"] == sorted(int(i) for i, n in reach[1].items()
+                                        if n and not reach[0][i])
+    assert changes["unreached"] == sorted(int(i) for i, n in reach[0].items()
+                                          if n and not reach[1][i])
+    assert f'id="reach-reached">Training images that became reached ' \
+           f'({len(changes["reached"])})' in html
     assert client.get("/compare?a=tiny&b=tiny").status_code == 400
 
 

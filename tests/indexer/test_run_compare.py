@@ -128,3 +128,13 @@ def test_coverage_up_and_kid_down_read_better_and_small_changes_within_the_noise
     assert "Note: the runs have 500 and 200 samples" in [
         r for r in measure_rows(a, fidelity("child", 0.8, 0.001, n=200))
         if r.analysis == "prdc"][0].sentence
+
+
+def test_the_training_images_that_became_reached_or_unreached_are_listed() -> None:
+    a, b = fidelity("parent", 0.5, 0.004), fidelity("child", 0.6, 0.003)
+    a.results["prdc"]["layers"][0]["reach"] = {"1": 0, "2": 3, "3": 0, "4": 1}
+    b.results["prdc"]["layers"][0]["reach"] = {"1": 2, "2": 0, "3": 0, "4": 5}
+    assert summary(a, b)["reach"] == {"layer": "block5", "reached": [1], "unreached": [2]}
+    other = Side("child", b.results, {"prdc": {**VERSIONS, "flags": "f2", "generated": "c"}})
+    assert summary(a, other)["reach"] is None  # another training set: ids are not comparable
+    assert summary(side("parent", 5, 5), side("child", 5, 5))["reach"] is None  # no prdc
