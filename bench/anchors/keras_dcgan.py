@@ -92,7 +92,7 @@ def gan_class() -> type:
     import tensorflow as tf
     from keras import ops
 
-    class GAN(keras.Model):  # type: ignore[misc]
+    class GAN(keras.Model):
         def __init__(self, discriminator: Any, generator: Any, latent_dim: int) -> None:
             super().__init__()
             self.discriminator = discriminator
