@@ -191,7 +191,23 @@ def cpu_rounds(args: argparse.Namespace, batches: list[int]) -> dict[str, Any]:
             rounds.append(row)
             loads.append(os.getloadavg()[0])
     gemm.append(matmul_gflops(args.gemm_n))
-    return {"gemm": gemm, "rounds": rounds, "loads": loads, "torch": have_torch}
+    return {"gemm": gemm, "rounds": rounds, "loads": loads, "torch": have_torch,
+            "versions": versions(have_torch)}
+
+
+def versions(have_torch: bool) -> dict[str, str]:
+    """The libraries whose kernels the rounds timed."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    out = {"python": platform.python_version(), "tensorflow": tf.__version__,
+           "keras": keras.__version__, "numpy": np.__version__}
+    if have_torch:
+        import torch
+
+        out["torch"] = torch.__version__
+    return out
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -217,6 +233,7 @@ def print_cpu(args: argparse.Namespace, batches: list[int], res: dict[str, Any])
           + ", ".join(f"{g:.0f}" for g in res["gemm"]))
     print(f"# ceiling (ours) = best GEMM {rate:.1f} GFLOP/s / {flops['ours'] / 1e9:.3f} GFLOP "
           f"= {rate * 1e9 / flops['ours']:.1f} img/s; '% GEMM' = img/s x own FLOPs / best GEMM")
+    print(f"# versions: {json.dumps(res['versions'])}")
     if not res["torch"]:
         print(f"# {TORCH_SKIPPED}")
     print("\nEvery round (img/s)")

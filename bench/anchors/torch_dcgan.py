@@ -106,7 +106,7 @@ def networks() -> tuple[Any, Any]:
 @dataclass
 class TorchAnchor:
     """The example's networks, optimisers and loss on one device; ``step(batch)`` trains on
-    one uint8 batch (B x 64 x 64 x 3) and returns (errD, errG) as tensors."""
+    one uint8 batch (B x 64 x 64 x 3) and returns (errD, errG) as detached tensors."""
 
     torch: Any
     device: Any
@@ -158,7 +158,7 @@ class TorchAnchor:
         err_g = self.criterion(output.float(), label)
         err_g.backward()
         self.opt_g.step()
-        return err_d_real + err_d_fake, err_g
+        return (err_d_real + err_d_fake).detach(), err_g.detach()
 
 
 def build(device: str | None = None, bf16: bool = False, channels_last: bool = False,

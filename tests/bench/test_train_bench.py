@@ -59,9 +59,13 @@ def test_torch_anchor_batches_cover_each_epoch_once() -> None:
     assert sorted(map(bytes, epoch)) == sorted(map(bytes, images))
 
 
-def test_torch_anchor_step_trains_both_networks() -> None:
+@pytest.mark.parametrize("bf16", [False, True])
+def test_torch_anchor_step_trains_both_networks(bf16: bool) -> None:
     torch = pytest.importorskip("torch")
-    anchor = torch_dcgan.build("cpu")
+    anchor = torch_dcgan.build("cpu", bf16=bf16, channels_last=bf16)
+    # the PyTorch DCGAN's networks at its defaults (nz 100, ngf = ndf = 64, 64 px)
+    assert sum(p.numel() for p in anchor.net_g.parameters()) == 3_576_704
+    assert sum(p.numel() for p in anchor.net_d.parameters()) == 2_765_568
     d0 = [p.detach().clone() for p in anchor.net_d.parameters()]
     g0 = [p.detach().clone() for p in anchor.net_g.parameters()]
     err_d, err_g = anchor.step(_images(2))
