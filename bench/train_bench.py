@@ -1,19 +1,24 @@
 """Training throughput of the trainer's own step (images/s at 64 px), next to this machine's
-arithmetic ceiling and the reference implementations, all measured in the same run.
+arithmetic ceiling and two reference implementations kept in this repository
+(bench/anchors/), all measured in the same run.
 
 CPU (default; TensorFlow backend):
-    .venv/bin/python bench/train_bench.py [--batches 64,128] [--steps 8] [--rounds 5]
+    .venv/bin/python bench/train_bench.py [--batches 64,128] [--steps 3] [--seconds 10]
+                                          [--rounds 5]
 times, per batch and round: our fused TF step fed by our tf.data pipeline *inside* the timed
 loop, as training runs it (the full model, losses and default options of issue 5:
-non-saturating loss, one-sided label smoothing, random flips in the input pipeline), and the
-keras.io-style anchor (.anchors/dcgan_keras_cpu_anchor.py, run in this process, timed the way it
-times itself). The ceiling = the best of the fp32 GEMM measurements taken before, between and
-after the rounds / FLOPs per image per training step (counted from the layer shapes:
-``step_flops``, derived in docs/training.md). Every round is printed; the table gives medians.
+non-saturating loss, one-sided label smoothing, random flips in the input pipeline); the
+keras.io DCGAN example (bench/anchors/keras_dcgan.py: its models and compiled train step,
+fed by a tf.data pipeline inside the timed loop, one ``fit`` step per call); and, where torch
+is installed, the PyTorch examples DCGAN (bench/anchors/torch_dcgan.py, on the CPU). Each
+measurement runs whole steps until it has at least ``--steps`` of them and ``--seconds`` of
+time. The ceiling = the best of the fp32 GEMM measurements taken before each round and after
+the last / FLOPs per image per training step (counted from the layer shapes: ``step_flops``,
+derived in docs/training.md). Every round is printed; the table gives medians.
 
-GPU (``--gpu``): our JAX step (KERAS_BACKEND=jax, fp32 and bf16) and the PyTorch example's
-architecture (.anchors/dcgan_torch_anchor.py) in one run; ``--smoke`` runs it on the CPU with a
-few small steps only to prove the code path (its numbers mean nothing).
+GPU (``--gpu``): our JAX step (KERAS_BACKEND=jax, fp32 and bf16) and the PyTorch example
+(fp32, and bf16 autocast with channels-last) in one run; ``--smoke`` runs any path tiny on
+the CPU only to prove the code (its numbers mean nothing).
 """
 
 from __future__ import annotations
@@ -32,27 +37,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-ANCHORS = ROOT / ".anchors"
 
+from bench.anchors import keras_dcgan, torch_dcgan  # noqa: E402
+from bench.anchors.flops import layer_flops  # noqa: E402
 
-def layer_flops(model: Any) -> list[float]:
-    """Forward FLOPs (2 x multiply-adds) per image of each Dense, Conv2D and Conv2DTranspose
-    layer, in order; other layers (BN, activations, the loss) are not counted."""
-    from keras import layers
-
-    out = []
-    for layer in model.layers:
-        if isinstance(layer, layers.Conv2DTranspose):  # every input pixel x kernel x Cout
-            _, h, w, cin = layer.input.shape
-            k = layer.kernel_size[0] * layer.kernel_size[1]
-            out.append(2.0 * h * w * cin * k * layer.filters)
-        elif isinstance(layer, layers.Conv2D):  # every output pixel x kernel x Cin
-            _, h, w, cout = layer.output.shape
-            k = layer.kernel_size[0] * layer.kernel_size[1]
-            out.append(2.0 * h * w * cout * k * layer.input.shape[-1])
-        elif isinstance(layer, layers.Dense):
-            out.append(2.0 * layer.input.shape[-1] * layer.units)
-    return out
+TORCH_SKIPPED = "torch not installed: PyTorch anchor skipped"
 
 
 def step_flops(size: int = 64) -> dict[str, float]:
@@ -106,25 +95,38 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
 Step = Callable[[Any, int], Any]
 
 
-def timed(step: Step, feed: Iterator[Any], batch: int, steps: int, warm: int = 3) -> float:
-    """img/s of ``steps`` calls after ``warm`` ones, each taking its batch from ``feed`` inside
-    the timed loop; the loss is read once at the end (as the loop reads it about once a
-    second), which waits for every step."""
-    for i in range(warm):
+def timed(step: Step, feed: Iterator[Any], batch: int, steps: int, seconds: float) -> float:
+    """img/s of whole steps, at least ``steps`` of them and ``seconds`` of time, each taking
+    its batch from ``feed`` inside the timed loop; the loss is read once at the end (as the
+    loop reads it about once a second), which waits for every step."""
+    t = time.perf_counter()
+    n = 0
+    while n < steps or time.perf_counter() - t < seconds:
+        out = step(next(feed), n)
+        n += 1
+    float(out[0])
+    return batch * n / (time.perf_counter() - t)
+
+
+def warm_up(step: Step, feed: Iterator[Any], steps: int = 2) -> None:
+    """Untimed steps before the first round: tracing, compiling, first allocations."""
+    for i in range(steps):
         out = step(next(feed), i)
     float(out[0])
-    t = time.perf_counter()
-    for i in range(steps):
-        out = step(next(feed), warm + i)
-    float(out[0])
-    return batch * steps / (time.perf_counter() - t)
 
 
-def ours_tf(batch: int, epoch_steps: int = 8) -> tuple[Step, Iterator[Any]]:
-    """Our TF step with the issue's default options, and an endless feed of its batches: our
-    tf.data pipeline, distributed and rebuilt per epoch as trainer/stages.py does it, over
-    ``epoch_steps`` batches of random uint8 images."""
+def random_images(batch: int, epoch_steps: int = 8) -> Any:
+    """``epoch_steps`` batches of random 64 x 64 RGB uint8 images (the same for every runner:
+    throughput does not depend on what the pixels show)."""
     import numpy as np
+
+    return np.random.default_rng(0).integers(0, 256, (batch * epoch_steps, 64, 64, 3),
+                                             dtype=np.uint8)
+
+
+def ours_tf(images: Any, batch: int) -> tuple[Step, Iterator[Any]]:
+    """Our TF step with the issue's default options, and an endless feed of its batches: our
+    tf.data pipeline, distributed and rebuilt per epoch as trainer/stages.py does it."""
     import tensorflow as tf
 
     from modescope.core.training import TrainConfig
@@ -135,8 +137,6 @@ def ours_tf(batch: int, epoch_steps: int = 8) -> tuple[Step, Iterator[Any]]:
     cfg = TrainConfig(size=64, batch_size=batch)
     m = Models(cfg, 0, strategy, batch)
     step = m.make_step(cfg, strategy, batch)
-    images = np.random.default_rng(0).integers(0, 256, (batch * epoch_steps, 64, 64, 3),
-                                               dtype=np.uint8)
 
     def feed() -> Iterator[Any]:
         epoch = 0
@@ -148,79 +148,130 @@ def ours_tf(batch: int, epoch_steps: int = 8) -> tuple[Step, Iterator[Any]]:
     return lambda real, i: step(real, i, 0.0), feed()
 
 
-def anchor_tf(batch: int) -> tuple[Step, Iterator[Any]]:
-    """The anchor's own models and tf.function step (its file up to its timing code), timed
-    here the way it times itself (one random real batch, fresh z inside the step)."""
+def keras_anchor(images: Any, batch: int) -> tuple[Step, Iterator[Any]]:
+    """The keras.io example: each call is one ``fit`` step, which reads its batch from the
+    example's tf.data iterator itself (so the feed hands it nothing)."""
     import itertools
 
-    import tensorflow as tf
+    anchor = keras_dcgan.build(images, batch)
+    return lambda _, i: anchor.step(), itertools.repeat(None)
 
-    path = ANCHORS / "dcgan_keras_cpu_anchor.py"
-    scope: dict[str, Any] = {"__name__": "anchor"}
-    exec(compile(path.read_text().split("res = {}")[0], str(path), "exec"), scope)
-    real = tf.random.uniform((batch, 64, 64, 3), -1, 1)
-    return lambda r, i: scope["step"](r), itertools.repeat(real)
+
+def torch_anchor(images: Any, batch: int, device: str | None = None, bf16: bool = False,
+                 channels_last: bool = False) -> tuple[Step, Iterator[Any]]:
+    """The PyTorch example, fed uint8 batches from memory inside the timed loop."""
+    anchor = torch_dcgan.build(device, bf16=bf16, channels_last=channels_last)
+    return lambda real, i: anchor.step(real), torch_dcgan.batches(images, batch)
+
+
+RUNNERS = ("ours", "keras", "torch")
 
 
 def cpu_rounds(args: argparse.Namespace, batches: list[int]) -> dict[str, Any]:
-    """Interleaved rounds: a GEMM measurement, then per batch our step and the anchor, and
+    """Interleaved rounds: a GEMM measurement, then per batch our step and each anchor, and
     a last GEMM after the last round (the CPUs are shared: their speed drifts)."""
-    have_anchor = (ANCHORS / "dcgan_keras_cpu_anchor.py").exists()
-    runners = {b: (ours_tf(b), anchor_tf(b) if have_anchor else None) for b in batches}
+    have_torch = torch_dcgan.torch_available()
+    runners: dict[int, dict[str, tuple[Step, Iterator[Any]]]] = {}
+    for b in batches:
+        images = random_images(b)
+        runners[b] = {"ours": ours_tf(images, b), "keras": keras_anchor(images, b)}
+        if have_torch:
+            runners[b]["torch"] = torch_anchor(images, b, "cpu")
+        for step, feed in runners[b].values():
+            warm_up(step, feed, args.warm)
     gemm: list[float] = []
     rounds: list[dict[str, Any]] = []
     loads: list[float] = []
     for r in range(args.rounds):
-        gemm.append(matmul_gflops())
-        for b, (ours, anchor) in runners.items():
-            rounds.append({"round": r + 1, "batch": b, "ours": timed(*ours, b, args.steps),
-                           "anchor": timed(*anchor, b, args.steps) if anchor else None})
+        gemm.append(matmul_gflops(args.gemm_n))
+        for b, mine in runners.items():
+            row: dict[str, Any] = {"round": r + 1, "batch": b, "torch": None}
+            for name, (step, feed) in mine.items():
+                row[name] = timed(step, feed, b, args.steps, args.seconds)
+            rounds.append(row)
             loads.append(os.getloadavg()[0])
-    gemm.append(matmul_gflops())
-    return {"gemm": gemm, "rounds": rounds, "loads": loads}
+    gemm.append(matmul_gflops(args.gemm_n))
+    return {"gemm": gemm, "rounds": rounds, "loads": loads, "torch": have_torch,
+            "versions": versions(have_torch)}
+
+
+def versions(have_torch: bool) -> dict[str, str]:
+    """The libraries whose kernels the rounds timed."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    out = {"python": platform.python_version(), "tensorflow": tf.__version__,
+           "keras": keras.__version__, "numpy": np.__version__}
+    if have_torch:
+        import torch
+
+        out["torch"] = torch.__version__
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "n/a"
+
+
+def _rate(a: float | None) -> str:
+    return f"{a:.2f}" if a else "n/a"
+
+
+def print_cpu(args: argparse.Namespace, batches: list[int], res: dict[str, Any]) -> None:
+    flops = res["flops"]
+    rate = max(res["gemm"])
+    print(f"# {platform.machine()}, {os.cpu_count()} CPUs; 1-min load during the run "
+          f"{min(res['loads']):.2f}..{max(res['loads']):.2f}; {args.rounds} interleaved "
+          f"rounds, each measurement >= {args.steps} steps and >= {args.seconds:g} s, input "
+          f"pipelines inside the timed loop")
+    print(f"# FLOPs per image per step at 64 px: ours {flops['ours'] / 1e9:.3f} G (8D + 3G "
+          "less the first layers' input gradients), keras.io example "
+          f"{flops['keras'] / 1e9:.3f} G (8D + 4G - ...; its G is larger), PyTorch example "
+          f"{flops['torch'] / 1e9:.3f} G (9D + 3G - ...)")
+    print(f"# GEMM fp32 ({args.gemm_n}^2) GFLOP/s before each round and after the last: "
+          + ", ".join(f"{g:.0f}" for g in res["gemm"]))
+    print(f"# ceiling (ours) = best GEMM {rate:.1f} GFLOP/s / {flops['ours'] / 1e9:.3f} GFLOP "
+          f"= {rate * 1e9 / flops['ours']:.1f} img/s; '% GEMM' = img/s x own FLOPs / best GEMM")
+    print(f"# versions: {json.dumps(res['versions'])}")
+    if not res["torch"]:
+        print(f"# {TORCH_SKIPPED}")
+    print("\nEvery round (img/s)")
+    print("| round | batch | ours | keras.io | PyTorch | ours / keras.io | ours / PyTorch |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for r in res["rounds"]:
+        print(f"| {r['round']} | {r['batch']} | {r['ours']:.2f} | {r['keras']:.2f} | "
+              f"{_rate(r['torch'])} | {_ratio(r['ours'], r['keras'])} | "
+              f"{_ratio(r['ours'], r['torch'])} |")
+    print(f"\nMedian of the {args.rounds} rounds (img/s; % GEMM; ratio = median of the "
+          "rounds' ratios)")
+    print("| batch | ours | % GEMM | keras.io example | % GEMM | ours / keras.io | "
+          "PyTorch example | % GEMM | ours / PyTorch |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for b in batches:
+        mine = [r for r in res["rounds"] if r["batch"] == b]
+        cols = []
+        for name in RUNNERS:
+            if not all(r[name] for r in mine):
+                cols += ["n/a"] * (2 if name == "ours" else 3)
+                continue
+            med = statistics.median(r[name] for r in mine)
+            cols += [f"{med:.2f}", f"{100 * med * flops[name] / (rate * 1e9):.0f} %"]
+            if name != "ours":
+                cols.append(f"{statistics.median(r['ours'] / r[name] for r in mine):.2f}x")
+        print(f"| {b} | " + " | ".join(cols) + " |")
 
 
 def cpu_main(args: argparse.Namespace) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     batches = [int(b) for b in args.batches.split(",")]
-    flops = step_flops()
     res = cpu_rounds(args, batches)
-    rate = max(res["gemm"])
-    ceiling = rate * 1e9 / flops["step"]
+    res["flops"] = {"ours": step_flops()["step"], "keras": keras_dcgan.step_flops()["step"],
+                    "torch": torch_dcgan.step_flops()["step"]}
     if args.json:
-        print(json.dumps({"flops": flops, "ceiling_img_s": ceiling, **res}))
+        print(json.dumps({"step_flops": step_flops(), **res}))
         return
-    print(f"# {platform.machine()}, {os.cpu_count()} CPUs; 1-min load during the run "
-          f"{min(res['loads']):.2f}..{max(res['loads']):.2f}; {args.rounds} interleaved "
-          f"rounds of {args.steps} steps, the tf.data pipeline inside the timed loop")
-    print(f"# FLOPs per image per step at 64 px: {flops['step'] / 1e9:.3f} G = 8D + 3G "
-          f"({flops['rule_8d_3g'] / 1e9:.3f} G) less the first layers' input gradients; "
-          f"D forward {flops['d_forward'] / 1e9:.3f} G, G forward "
-          f"{flops['g_forward'] / 1e9:.3f} G")
-    print("# GEMM fp32 (2048^2) GFLOP/s before each round and after the last: "
-          + ", ".join(f"{g:.0f}" for g in res["gemm"]))
-    print(f"# ceiling = best GEMM {rate:.1f} GFLOP/s / {flops['step'] / 1e9:.3f} GFLOP = "
-          f"{ceiling:.1f} img/s")
-    print("\nEvery round")
-    print("| round | batch | ours img/s | % of ceiling | anchor img/s | ours / anchor |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for r in res["rounds"]:
-        a = r["anchor"]
-        print(f"| {r['round']} | {r['batch']} | {r['ours']:.1f} | "
-              f"{100 * r['ours'] / ceiling:.0f} % | "
-              + (f"{a:.1f} | {r['ours'] / a:.2f}x |" if a else "n/a | n/a |"))
-    print(f"\nMedian of the {args.rounds} rounds")
-    print("| batch | ours img/s | % of ceiling | keras.io anchor img/s | ours / anchor |")
-    print("|---:|---:|---:|---:|---:|")
-    for b in batches:
-        mine = [r for r in res["rounds"] if r["batch"] == b]
-        ours = statistics.median(r["ours"] for r in mine)
-        cols = "n/a | n/a"
-        if all(r["anchor"] for r in mine):
-            anchor = statistics.median(r["anchor"] for r in mine)
-            ratio = statistics.median(r["ours"] / r["anchor"] for r in mine)
-            cols = f"{anchor:.1f} | {ratio:.2f}x"
-        print(f"| {b} | {ours:.1f} | {100 * ours / ceiling:.0f} % | {cols} |")
+    print_cpu(args, batches, res)
 
 
 JAX_PROBE = """
@@ -258,8 +309,22 @@ print(json.dumps({"ours_jax": res, "device": str(jax.devices()[0])}))
 """
 
 
+def gpu_torch(batches: list[int], steps: int, warm: int, device: str) -> dict[str, float]:
+    """The PyTorch example per batch: fp32, and bf16 autocast with channels-last."""
+    res = {}
+    for b in batches:
+        images = random_images(b)
+        for key, bf16 in (("float32", False), ("bf16_channels_last", True)):
+            step, feed = torch_anchor(images, b, device, bf16=bf16, channels_last=bf16)
+            warm_up(step, feed, warm)
+            res[f"b{b}_{key}"] = round(timed(step, feed, b, steps, 0.0), 1)
+            print(f"# PyTorch example, batch {b}, {key}: {res[f'b{b}_{key}']} img/s",
+                  flush=True)
+    return res
+
+
 def gpu_main(args: argparse.Namespace) -> None:
-    batches = args.batches if args.batches != "64,128" else "128,1024"
+    batches = args.batches if args.batches != DEFAULT_BATCHES else "128,1024"
     steps, warm = ("2", "1") if args.smoke else ("50", "10")
     if args.smoke:
         batches = "8"
@@ -270,29 +335,48 @@ def gpu_main(args: argparse.Namespace) -> None:
         raise SystemExit(f"our JAX step failed:\n{proc.stderr[-3000:]}")
     ours = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"# ours (JAX step, {ours['device']}): {json.dumps(ours['ours_jax'])}")
-    try:
-        import torch
-    except ImportError:
-        print("# PyTorch anchor not run: torch is not installed here")
+    if not torch_dcgan.torch_available():
+        print(f"# {TORCH_SKIPPED}")
         return
-    if not torch.cuda.is_available():
-        print("# PyTorch anchor not run: it needs a CUDA GPU (--smoke ran ours only)")
+    import torch
+
+    if not torch.cuda.is_available() and not args.smoke:
+        print("# PyTorch anchor not run: no CUDA GPU here (--smoke runs it on the CPU)")
         return
-    proc = subprocess.run([sys.executable, str(ANCHORS / "dcgan_torch_anchor.py")],
-                          capture_output=True, text=True)
-    tail = proc.stdout.strip().splitlines()[-1] if proc.stdout else proc.stderr[-2000:]
-    print(f"# PyTorch anchor: {tail}")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    anchor = gpu_torch([int(b) for b in batches.split(",")], int(steps), int(warm), device)
+    print(f"# PyTorch example ({torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}):"
+          f" {json.dumps(anchor)}")
+    print("| batch | ours fp32 | PyTorch fp32 | ours / PyTorch | ours bf16 | "
+          "PyTorch bf16 channels-last | ours / PyTorch |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for b in batches.split(","):
+        o32, o16 = ours["ours_jax"][f"b{b}_float32"], ours["ours_jax"][f"b{b}_mixed_bfloat16"]
+        t32, t16 = anchor[f"b{b}_float32"], anchor[f"b{b}_bf16_channels_last"]
+        print(f"| {b} | {o32} | {t32} | {_ratio(o32, t32)} | {o16} | {t16} | "
+              f"{_ratio(o16, t16)} |")
+
+
+DEFAULT_BATCHES = "64,128"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("--batches", default="64,128")
-    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--batches", default=DEFAULT_BATCHES)
+    p.add_argument("--steps", type=int, default=3, help="CPU: least steps per measurement")
+    p.add_argument("--seconds", type=float, default=10.0,
+                   help="CPU: least seconds per measurement")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--warm", type=int, default=2, help="CPU: untimed steps before round 1")
+    p.add_argument("--gemm-n", type=int, default=2048, help="CPU: GEMM size (n x n)")
     p.add_argument("--json", action="store_true", help="CPU: every measurement as JSON")
     p.add_argument("--gpu", action="store_true", help="our JAX step and the PyTorch anchor")
-    p.add_argument("--smoke", action="store_true", help="with --gpu: tiny, on any device")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny and on the CPU, only to prove the code path runs")
     args = p.parse_args()
+    if args.smoke and not args.gpu:
+        args.batches, args.rounds, args.steps, args.seconds = "2", 1, 1, 0.0
+        args.warm, args.gemm_n = 1, 256
     gpu_main(args) if args.gpu else cpu_main(args)
 
 
