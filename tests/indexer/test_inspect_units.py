@@ -127,7 +127,7 @@ def test_labels_find_strays_that_keep_each_other_company(seed: int) -> None:
 
     blind = outliers(vecs, ids, k=10)
     seen = outliers(vecs, ids, labels, k=10)
-    assert seen["labels"] == 4 and auc(seen) >= 0.95 > auc(blind), (auc(seen), auc(blind))
+    assert seen["labels"] == 4 and auc(seen) >= 0.95 and auc(blind) < 0.75, (auc(seen), auc(blind))
     top = {row["id"] - 1000 for row in seen["ranked"][:24]}
     assert len(top & set(np.flatnonzero(stray))) >= 12  # half the first 24 (by chance: 1.4)
     assert all(row["label"] == labels[row["id"] - 1000] for row in seen["ranked"])
