@@ -42,9 +42,9 @@ V = TypeVar("V")
 @dataclass(frozen=True)
 class Outliers:
     ranked: list[int]  # most unusual first
-    score: dict[int, float]  # robust z (larger of block1 / block5)
-    suggested: set[int]  # over the z threshold
-    z_threshold: float
+    score: dict[int, float]  # mean percentile of the outlier scores (indexer/outlier_scores.py)
+    suggested: set[int]  # at least the threshold
+    threshold: float
     seconds: float
 
 
@@ -190,7 +190,7 @@ class Curation:
     def outliers(self, wait_s: float | None = None) -> Outliers:
         def convert(res: OutliersResult) -> Outliers:
             return Outliers([r.id for r in res.ranked], {r.id: r.score for r in res.ranked},
-                            {r.id for r in res.ranked if r.suggested}, res.z_threshold, 0.0)
+                            {r.id for r in res.ranked if r.suggested}, res.unusual, 0.0)
         return self._analysis("outliers", "outliers", convert, wait_s)
 
     def duplicates(self) -> Duplicates:

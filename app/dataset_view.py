@@ -31,7 +31,7 @@ class Tile:
     status: str
     has_file: bool
     flag: Flag | None
-    score: float | None  # outlier z-score, when the index exists
+    score: float | None  # outlier score (mean percentile), when the index exists
     unusual: bool  # over the outlier threshold
     extra: float | None = None  # the view's own number (suggestion score)
     version: str | None = None  # content hash prefix: pins the thumbnail URL (immutable cache)

@@ -39,6 +39,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--sets", default="clipart,oxygen,emoji,demo")
     ap.add_argument("--tune-on", default="clipart", help="the set thresholds are chosen on")
     ap.add_argument("--no-tune", action="store_true", help="product defaults everywhere")
+    ap.add_argument("--tune-only", help="tune only these analyses' options (comma list)")
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--measures", default=",".join(MEASURES))
     ap.add_argument("--work", type=Path, default=Path("validation-work"))
@@ -74,7 +75,8 @@ def main() -> None:
             build_case(run, case)
         timings[run.name] = round(time.perf_counter() - start, 1)
         print(f"[{run.name}] ready in {timings[run.name]:.0f} s", file=sys.stderr)
-    options, tuned = ({}, []) if args.no_tune else tune(runs[0])
+    only = set(args.tune_only.split(",")) if args.tune_only else None
+    options, tuned = ({}, []) if args.no_tune else tune(runs[0], only)
     for run in runs:
         run.options = options
     tables = [(MEASURES[m], rows_of(MEASURES[m], runs, cases)) for m in args.measures.split(",")]

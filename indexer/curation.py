@@ -1,4 +1,5 @@
-"""Training-set curation aids: outliers, near-duplicate groups and "more like these"."""
+"""Training-set curation aids: near-duplicate groups and "more like these" (outliers:
+indexer/outlier_scores.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ from modescope.indexer.index import VectorIndex
 from modescope.indexer.ndb import combined
 
 OUTLIER_K = 10
-MAD_SCALE = 1.4826  # makes the MAD a standard deviation for normal data
-OUTLIER_Z = 3.0
 # near-duplicates: closer than this share of the median nearest-neighbour distance on *both*
 # layers (planted near-duplicates of the demo data reach 0.61; docs/inspection.md)
 NEAR_DUP_RATIO = 0.65
@@ -45,36 +44,6 @@ def median_nn_distance(vectors: np.ndarray, ids: np.ndarray, sample: int = 2000,
     if len(rows) > sample:
         rows = np.sort(np.random.default_rng(seed).choice(rows, sample, replace=False))
     return float(np.median(knn_distance(vectors, ids, 1, rows)))
-
-
-def robust_z(scores: np.ndarray) -> tuple[np.ndarray, float, float]:
-    med = float(np.median(scores))
-    mad = float(np.median(np.abs(scores - med))) * MAD_SCALE
-    return (scores - med) / max(mad, 1e-12), med, mad
-
-
-def outliers(train: dict[str, np.ndarray], ids: np.ndarray, k: int = OUTLIER_K,
-             z_threshold: float = OUTLIER_Z) -> dict[str, Any]:
-    """Per layer: kNN distance and its robust z-score; ranked by the larger of the two z."""
-    per_layer: dict[str, np.ndarray] = {}
-    thresholds = {}
-    zs = {}
-    for layer in ("block1", "block5"):
-        score = knn_distance(train[layer], ids, k)
-        z, med, mad = robust_z(score)
-        per_layer[layer], zs[layer] = score, z
-        thresholds[layer] = {"median": round(med, 6), "mad": round(mad, 6),
-                             "suggested_threshold": round(med + z_threshold * mad, 6)}
-    top = np.maximum(zs["block1"], zs["block5"])
-    order = np.argsort(-top, kind="stable")
-    ranked = [{"id": int(ids[i]), "score": round(float(top[i]), 4),
-               "block1": round(float(per_layer["block1"][i]), 6),
-               "block5": round(float(per_layer["block5"][i]), 6),
-               "z_block1": round(float(zs["block1"][i]), 3),
-               "z_block5": round(float(zs["block5"][i]), 3),
-               "suggested": bool(top[i] > z_threshold)} for i in order]
-    return {"k": k, "z_threshold": z_threshold, "thresholds": thresholds,
-            "suggested": sum(r["suggested"] for r in ranked), "ranked": ranked}
 
 
 @dataclass
@@ -154,11 +123,13 @@ def near_duplicates(train: dict[str, np.ndarray], ids: np.ndarray,
 
 def suggest(train: dict[str, np.ndarray], ids: np.ndarray, flagged: set[int],
             kept: set[int] | None = None, top: int = 20, seed: int = 0) -> dict[str, Any]:
-    """Rank unflagged training images by how much they look like the flagged ones.
+    """Rank unflagged, unreviewed training images by how much they look like the flagged ones.
 
-    With at least 5 flags, a logistic regression on both layers' standardised descriptors
-    (flagged = 1; kept ids, or else all unflagged images, = 0: they are mostly good); with fewer,
-    the highest cosine similarity to any flagged image.
+    With at least 5 flags, a logistic regression on both layers' standardised descriptors:
+    flagged = 1 against every other image = 0 (mostly good; the kept ids, which the user
+    reviewed and kept, always among them, the rest sampled down to ``MAX_NEGATIVES``). With
+    fewer flags, the highest cosine similarity to any flagged image. Kept images are never
+    suggested again.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -168,15 +139,11 @@ def suggest(train: dict[str, np.ndarray], ids: np.ndarray, flagged: set[int],
     pos = np.array([i in flagged for i in ids.tolist()])
     if not pos.any():
         raise ValueError("flag at least one training image to get suggestions")
-    kept = kept or set()
-    candidates = ~pos & np.array([i not in kept for i in ids.tolist()])
+    kept = (kept or set()) - flagged
+    was_kept = np.array([i in kept for i in ids.tolist()])
+    candidates = ~pos & ~was_kept
     if pos.sum() >= MIN_FLAGS_FOR_MODEL:
-        neg = np.array([i in kept for i in ids.tolist()]) if kept else ~pos
-        neg_rows = np.flatnonzero(neg)
-        if len(neg_rows) > MAX_NEGATIVES:  # a seeded sample is as informative and much faster
-            neg_rows = np.random.default_rng(seed).choice(neg_rows, MAX_NEGATIVES, replace=False)
-            neg = np.zeros_like(neg)
-            neg[neg_rows] = True
+        neg = _negatives(~pos, was_kept, seed)
         x = np.concatenate([vecs[pos], vecs[neg]])
         y = np.concatenate([np.ones(pos.sum()), np.zeros(neg.sum())])
         # standardised features make C mean the same for trained and untrained descriptors;
@@ -190,6 +157,18 @@ def suggest(train: dict[str, np.ndarray], ids: np.ndarray, flagged: set[int],
         scores = (vecs @ vecs[pos].T).max(axis=1)
         method = "nearest flagged image"
     order = [i for i in np.argsort(-scores, kind="stable") if candidates[i]][:top]
-    return {"method": method, "flagged": int(pos.sum()), "kept": len(kept),
+    return {"method": method, "flagged": int(pos.sum()), "kept": len(kept & set(ids.tolist())),
             "suggestions": [{"id": int(ids[i]), "score": round(float(scores[i]), 6)}
                             for i in order]}
+
+
+def _negatives(unflagged: np.ndarray, kept: np.ndarray, seed: int) -> np.ndarray:
+    """The negatives' mask: every kept image, and the other unflagged ones up to
+    ``MAX_NEGATIVES`` in all (a seeded sample is as informative and much faster)."""
+    rest = np.flatnonzero(unflagged & ~kept)
+    room = max(MAX_NEGATIVES - int(kept.sum()), 0)
+    if len(rest) > room:
+        rest = np.random.default_rng(seed).choice(rest, room, replace=False)
+    neg = kept.copy()
+    neg[rest] = True
+    return neg

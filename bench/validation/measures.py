@@ -139,16 +139,23 @@ def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
     return float(np.mean(np.arange(1, len(ranks) + 1) / ranks))
 
 
-@measure("outliers", "Off-topic strays in the training set (`inspect outliers`)",
-         ("n", "off-topic", "AUROC", "AP", "suggested", "recall @ suggested",
-          "precision @ suggested"), cases=())
-def outliers(run: SetRun, case: str | None) -> Row:
-    ranked = run.inspect("outliers")["ranked"]  # every training image, however many --top says
+def offtopic_truth(run: SetRun, ranked: list[dict[str, Any]]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(score, is an off-topic stray, suggested) per row of ``inspect outliers``' ranking."""
     paths = run.id_paths()
     offtopic = run.offtopic_paths()
     scores = np.array([r["score"] for r in ranked], dtype=np.float64)
     positive = np.array([paths.get(r["id"]) in offtopic for r in ranked])
     suggested = np.array([bool(r["suggested"]) for r in ranked])
+    return scores, positive, suggested
+
+
+@measure("outliers", "Off-topic strays in the training set (`inspect outliers`)",
+         ("n", "off-topic", "AUROC", "AP", "suggested", "recall @ suggested",
+          "precision @ suggested"), (Target("AUROC", ">=", 0.90),), cases=())
+def outliers(run: SetRun, case: str | None) -> Row:
+    ranked = run.inspect("outliers")["ranked"]  # every training image, however many --top says
+    scores, positive, suggested = offtopic_truth(run, ranked)
     n_pos = int(positive.sum())
     if not n_pos or n_pos == len(ranked):
         return {"n": len(ranked), "off-topic": n_pos}
@@ -207,3 +214,52 @@ def prdc(run: SetRun, case: str | None) -> Row:
             "density": round(s["density"], 3), "coverage": round(s["coverage"], 3),
             "expected coverage": round(s["expected_coverage"], 3),
             "held-out coverage": round(ref["coverage"], 3) if ref else None}
+
+
+LOOP_START, LOOP_PAGE, LOOP_REVIEWED, LOOP_REPEATS = 5, 20, 100, 3
+
+
+def active_loop(run: SetRun, seed: int) -> tuple[list[float], float]:
+    """One simulated user of "more like these": 5 strays flagged (seeded draw), then per round
+    the top 20 suggestions reviewed; the strays among them flagged, the rest kept (``--kept``).
+    (precision@20 per round, share of the other strays found after 100 reviewed)."""
+    paths, offtopic = run.id_paths(), run.offtopic_paths()
+    stray_ids = offtopic_ids(paths, offtopic)
+    strays = sorted(stray_ids)
+    rng = np.random.default_rng(seed)
+    flagged = {int(i) for i in rng.choice(strays, LOOP_START, replace=False)}
+    kept: set[int] = set()
+    precision = []
+    while len(flagged) - LOOP_START + len(kept) < LOOP_REVIEWED:
+        ids = ",".join(map(str, sorted(flagged)))
+        extra = ["--kept", ",".join(map(str, sorted(kept)))] if kept else []
+        got = [s["id"] for s in run.cli("inspect", "suggest", "--flagged", ids, *extra,
+                                        "--top", str(LOOP_PAGE))["suggestions"]]
+        if not got:
+            break
+        hits = set(got) & stray_ids
+        precision.append(len(hits) / len(got))
+        flagged |= hits
+        kept |= set(got) - hits
+    return precision, (len(flagged) - LOOP_START) / (len(strays) - LOOP_START)
+
+
+def offtopic_ids(paths: dict[int, str], offtopic: set[str]) -> set[int]:
+    return {i for i, p in paths.items() if p in offtopic}
+
+
+@measure("suggest", "More like these: the active loop from 5 flagged strays (`inspect suggest "
+         "--flagged --kept`; 20 a round, mean of 3 seeded starts)",
+         ("off-topic", "p@20 by round", "found after 100 %", "worst start %"),
+         (Target("found after 100 %", ">=", 80),), cases=())
+def suggest(run: SetRun, case: str | None) -> Row:
+    n = len(offtopic_ids(run.id_paths(), run.offtopic_paths()))
+    if n <= LOOP_START:
+        return {"off-topic": n}
+    loops = [active_loop(run, seed) for seed in range(LOOP_REPEATS)]
+    rounds = min(len(p) for p, _ in loops)
+    mean_p = [float(np.mean([p[r] for p, _ in loops])) for r in range(rounds)]
+    found = [f for _, f in loops]
+    return {"off-topic": n, "p@20 by round": " ".join(f"{p:.2f}" for p in mean_p),
+            "found after 100 %": round(100 * float(np.mean(found)), 1),
+            "worst start %": round(100 * min(found), 1)}

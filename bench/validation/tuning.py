@@ -13,7 +13,7 @@ from typing import Any
 
 from .cli import has_option
 from .context import SetRun
-from .measures import pct
+from .measures import auroc, offtopic_truth, pct
 
 Curve = list[dict[str, Any]]
 
@@ -54,18 +54,52 @@ def smallest_finding_copies(run: SetRun, t: Tunable, wanted: float = 95.0
     return smallest_reaching(curve, "copies copy %", wanted), curve
 
 
+def _strays(run: SetRun, t: Tunable, value: float) -> dict[str, Any]:
+    """AUROC of the strays and F1 of the suggested ones in ``inspect outliers`` at ``value``."""
+    import numpy as np
+
+    ranked = run.inspect("outliers", None, t.option, f"{value:g}")["ranked"]
+    scores, positive, suggested = offtopic_truth(run, ranked)
+    hits = int((suggested & positive).sum())
+    precision, recall = hits / max(int(suggested.sum()), 1), hits / int(np.sum(positive))
+    # F0.5: precision counts twice as much as recall; the user looks at every suggested image
+    f_half = 1.25 * precision * recall / (0.25 * precision + recall) if hits else 0.0
+    return {"value": value, "AUROC": round(auroc(scores, positive), 4),
+            "suggested": int(suggested.sum()), "F0.5": round(f_half, 4),
+            "precision": round(precision, 4), "recall": round(recall, 4)}
+
+
+def best_of(column: str) -> Callable[[SetRun, Tunable], tuple[float | None, Curve]]:
+    """The value with the highest ``column`` on the tuning set's strays (ties: the first)."""
+    def choose(run: SetRun, t: Tunable) -> tuple[float | None, Curve]:
+        curve = [_strays(run, t, v) for v in t.grid]
+        return max(curve, key=lambda c: c[column])["value"], curve
+    return choose
+
+
 TUNABLES = (
+    # outliers first, block1's share before the threshold that is judged at it
+    Tunable("outliers", "--block1-weight", (0.0, 0.25, 0.5, 0.75, 1.0),
+            "highest AUROC of the tuning set's off-topic strays", best_of("AUROC")),
+    Tunable("outliers", "--unusual", (0.75, 0.8, 0.85, 0.9, 0.95),
+            "highest F0.5 of the suggested images as the tuning set's strays",
+            best_of("F0.5")),
     Tunable("memorisation", "--pixel-twin", (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 15.0),
             "smallest value with >= 95 % of the tuning set's copies called copy",
             smallest_finding_copies),
 )
 
 
-def tune(run: SetRun) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
-    """(options per analysis, what was chosen and how) from the tuning set ``run``."""
+def tune(run: SetRun, analyses: set[str] | None = None
+         ) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+    """(options per analysis, what was chosen and how) from the tuning set ``run``; each
+    tunable is chosen with the options chosen before it (``analyses``: only theirs)."""
     options: dict[str, list[str]] = {}
     chosen: list[dict[str, Any]] = []
+    run.options = options
     for t in TUNABLES:
+        if analyses is not None and t.analysis not in analyses:
+            continue
         if not has_option(("inspect", t.analysis), t.option):
             chosen.append({"analysis": t.analysis, "option": t.option, "value": None,
                            "rule": "not an option of the CLI any more: the product's own"})

@@ -1,5 +1,7 @@
-"""Outliers (indexer/curation.py): training images far from all others on either layer (noise,
-off-topic), ranked by a robust z-score of their k-nearest-neighbour distance."""
+"""Outliers (indexer/outlier_scores.py): training images that do not fit the set (noise,
+off-topic), ranked by the mean percentile of their k-NN distances on both layers and, where the
+images sit in labelled subfolders, of how far they are from their own label and how many of
+their neighbours carry another label."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from modescope.core.errors import InputError
 from modescope.indexer.analyses.registry import AnalysisSpec, Cli, Inputs, Option
 from modescope.indexer.analyses.results import JsonRecord
 
@@ -15,21 +18,13 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class LayerThreshold(JsonRecord):
-    median: float
-    mad: float
-    suggested_threshold: float
-
-
-@dataclass(frozen=True)
 class OutlierRow(JsonRecord):
     id: int
-    score: float  # robust z: the larger of the two layers'
-    block1: float  # mean cosine distance to the k nearest others
-    block5: float
-    z_block1: float
-    z_block5: float
-    suggested: bool  # over the z threshold
+    score: float  # weighted mean of the percentiles, in (0, 1]
+    label: str | None  # the label it was judged against (None: no labels)
+    scores: dict[str, float]  # raw: far_block1 ... (cosine distance), mismatch_* (a share)
+    percentiles: dict[str, float]  # each raw score's percentile among the training images
+    suggested: bool  # score >= unusual
 
 
 @dataclass(frozen=True)
@@ -38,37 +33,68 @@ class OutliersResult(JsonRecord):
     trained: bool
     warning: str | None
     k: int
-    z_threshold: float
-    thresholds: dict[str, LayerThreshold]
+    label_k: int
+    block1_weight: float
+    unusual: float
+    labels: int  # labels used (0: none, only the k-NN distance)
+    weights_of: dict[str, float]  # each score's weight in the mean
     suggested: int
     ranked: tuple[OutlierRow, ...]  # most unusual first
 
 
-def compute(ws: Workspace, run: None, *, k: int | None = None,
-            z: float | None = None) -> OutliersResult:
-    from modescope.indexer import curation
+def _share(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise InputError("--block1-weight and --unusual are shares, between 0 and 1")
+    return value
+
+
+def compute(ws: Workspace, run: None, *, k: int | None = None, label_k: int | None = None,
+            block1_weight: float | None = None, unusual: float | None = None,
+            use_labels: bool = True) -> OutliersResult:
+    from modescope.core.catalog import Catalog
+    from modescope.indexer import outlier_scores as os_
     from modescope.indexer.inputs import header, load_vectors
 
     ids, vecs, meta = load_vectors(ws, "train")
-    found = curation.outliers(vecs, ids, k=curation.OUTLIER_K if k is None else k,
-                              z_threshold=curation.OUTLIER_Z if z is None else z)
+    labels = None
+    if use_labels:
+        with Catalog.reading(ws.catalog_path) as catalog:
+            label_of = {r.id: r.label for r in catalog.images("ok", limit=10**9)}
+        labels = [label_of.get(int(i)) for i in ids.tolist()]
+    found = os_.outliers(
+        vecs, ids, labels, k=os_.OUTLIER_K if k is None else k,
+        label_k=os_.LABEL_K if label_k is None else label_k,
+        block1_weight=os_.BLOCK1_WEIGHT if block1_weight is None else block1_weight,
+        unusual=os_.UNUSUAL if unusual is None else unusual)
+    found["weights_of"] = found.pop("weights")
     return OutliersResult.from_json({**header(meta), **found})
 
 
 def lines(r: OutliersResult, o: Mapping[str, Any]) -> list[str]:
+    basis = (f"{r.labels} labels" if r.labels else "no labels: k-NN distance only")
     return [
-        f"{r.suggested} training images lie over median + {o['z']} MAD on a layer:",
-        *[f"  #{row.id}: robust z {row.score:.2f} (block1 {row.z_block1:.2f}, "
-          f"block5 {row.z_block5:.2f})" for row in r.ranked[:o["top"]]],
+        f"{r.suggested} training images score at least {r.unusual:g} (mean percentile; "
+        f"{basis}):",
+        *[f"  #{row.id}: {row.score:.3f}" + (f" ({row.label})" if row.label else "")
+          for row in r.ranked[:o["top"]]],
     ]
 
 
 ANALYSIS = AnalysisSpec(
-    name="outliers", title="outlier scores", version=1, rank=30, compute=compute,
+    name="outliers", title="outlier scores", version=2, rank=30, compute=compute,
     result_type=OutliersResult, inputs=Inputs(train=True),
-    cli=Cli(help="Training images far from all others on either layer (noise, off-topic).",
+    cli=Cli(help="Training images that do not fit the set (noise, off-topic): far from the "
+                 "others, from their own label, or among another label's images.",
             lines=lines, options=(
-                Option("k", int, 10, "Neighbours in the distance score.", flags=("--k",)),
-                Option("z", float, 3.0, "Robust z (median + z MAD) to suggest."),
+                Option("k", int, 10, "Neighbours in the distance scores.", flags=("--k",)),
+                Option("label_k", int, 20, "Neighbours whose labels are compared."),
+                Option("block1_weight", float, 0.0,
+                       "Share of block1 in the distance scores (the rest: block5).",
+                       parse=_share),
+                Option("unusual", float, 0.85,
+                       "Mean percentile from which an image is suggested as unusual.",
+                       parse=_share),
+                Option("use_labels", bool, True,
+                       "Use the subfolder labels (--no-use-labels: distances only)."),
                 Option("top", int, 20, "How many to print.", display_only=True))),
 )

@@ -3,7 +3,7 @@ resemble the flagged ones."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,14 +33,15 @@ class SuggestResult(JsonRecord):
 
 
 def compute(ws: Workspace, run: None, *, kept: set[int] | None = None,
-            top: int = 20) -> SuggestResult:
+            flagged: set[int] | None = None, top: int = 20) -> SuggestResult:
     from modescope.core.catalog import Catalog
     from modescope.indexer import curation
     from modescope.indexer.inputs import header, load_vectors
 
     ids, vecs, meta = load_vectors(ws, "train")
-    with Catalog.reading(ws.catalog_path) as catalog:
-        flagged = catalog.flagged_ids()
+    if flagged is None:
+        with Catalog.reading(ws.catalog_path) as catalog:
+            flagged = catalog.flagged_ids()
     if not flagged:
         raise InputError("no training image is flagged yet: flag a few (`modescope flag ID...` "
                          "or in the app) and ask again")
@@ -55,20 +56,27 @@ def lines(r: SuggestResult, _: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def _kept(text: str | None) -> set[int] | None:
-    try:
-        return {int(v) for v in text.split(",") if v.strip()} if text else None
-    except ValueError:
-        raise InputError("--kept takes comma-separated image ids, e.g. 12,40,41") from None
+def _ids(option: str) -> Callable[[str | None], set[int] | None]:
+    def parse(text: str | None) -> set[int] | None:
+        try:
+            return {int(v) for v in text.split(",") if v.strip()} if text else None
+        except ValueError:
+            raise InputError(f"{option} takes comma-separated image ids, e.g. 12,40,41"
+                             ) from None
+    return parse
 
 
 ANALYSIS = AnalysisSpec(
-    name="suggest", title="suggestions", version=1, rank=50, compute=compute,
+    name="suggest", title="suggestions", version=2, rank=50, compute=compute,
     result_type=SuggestResult, inputs=Inputs(train=True, flags=True),
     cli=Cli(help="More like these: unflagged training images that resemble the flagged ones.",
             label="suggestions", lines=lines, options=(
                 Option("kept", str | None, None,
-                       "Comma-separated ids the user reviewed and kept (good examples).",
-                       parse=_kept),
+                       "Comma-separated ids the user reviewed and kept (good examples): "
+                       "negatives of the model, never suggested again.",
+                       parse=_ids("--kept")),
+                Option("flagged", str | None, None,
+                       "Comma-separated ids to take as the flagged ones (default: the "
+                       "catalog's flags).", parse=_ids("--flagged")),
                 Option("top", int, 20, "How many suggestions."))),
 )

@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.stats import beta, norm
+from sklearn.metrics import roc_auc_score
 
-from modescope.indexer.curation import knn_distance, near_duplicates, outliers, robust_z, suggest
+from modescope.indexer.curation import knn_distance, near_duplicates, suggest
 from modescope.indexer.memorisation import memorisation
 from modescope.indexer.ndb import default_k, js_divergence, ndb_from_bins, z_test
+from modescope.indexer.outlier_scores import neighbours, outliers, percentile
 from tests.conftest import run_cli
 from tests.images import picture, save
 
@@ -78,20 +80,82 @@ def test_calibrated_p_values_and_hubness_equal_a_hand_count() -> None:
     assert r["hubness"][0] == {"id": 100, "count": 1, "copies": 1}
 
 
-def test_outlier_scores_equal_brute_force() -> None:
+def test_outlier_distances_equal_brute_force() -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((60, 8)).astype(np.float32)
     x[:3] += 8 * rng.standard_normal((3, 8)).astype(np.float32)  # three far points
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     ids = np.arange(60)
-    got = knn_distance(x, ids, 5)
     d = 1 - x @ x.T
     np.fill_diagonal(d, np.inf)
-    np.testing.assert_allclose(got, np.sort(d, axis=1)[:, :5].mean(axis=1), atol=1e-5)
-    z, med, mad = robust_z(got)
-    assert med == pytest.approx(np.median(got))
-    r = outliers({"block1": x, "block5": x}, ids, k=5)
-    assert r["ranked"][0]["score"] == pytest.approx(float(z.max()), abs=1e-3)
+    np.testing.assert_allclose(knn_distance(x, ids, 5), np.sort(d, axis=1)[:, :5].mean(axis=1),
+                               atol=1e-5)
+    dist, rows = neighbours(x, 5)
+    np.testing.assert_allclose(dist, np.sort(d, axis=1)[:, :5], atol=1e-5)
+    assert not (rows == np.arange(60)[:, None]).any()  # never its own neighbour
+    np.testing.assert_allclose(percentile(np.array([3.0, 1.0, 2.0, 2.0])),
+                               [1.0, 0.25, 0.625, 0.625])
+    r = outliers({"block1": x, "block5": x}, ids, k=5)  # no labels: the k-NN distance only
+    assert r["labels"] == 0 and set(r["weights"]) == {"far_block1", "far_block5"}
+    far = np.sort(d, axis=1)[:, :5].mean(axis=1)
+    assert [row["id"] for row in r["ranked"][:3]] == list(np.argsort(-far)[:3])
+    assert r["ranked"][0]["score"] == pytest.approx(1.0)
+
+
+def strays_among_labels(seed: int, n: int = 400, strays: int = 24
+                        ) -> tuple[np.ndarray, list[str | None], np.ndarray]:
+    """Four labelled clusters, and strays that form a fifth cluster of their own, filed under
+    every label: each stray's nearest images are other strays, so its k-NN distance is typical."""
+    rng = np.random.default_rng(seed)
+    centres = 3 * rng.standard_normal((4, 16))
+    label = rng.integers(0, 4, n)
+    x = centres[label] + rng.standard_normal((n, 16))
+    x[:strays] = 3 * rng.standard_normal(16) + rng.standard_normal((strays, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32), [f"g{v}" for v in label], np.arange(n) < strays
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_labels_find_strays_that_keep_each_other_company(seed: int) -> None:
+    x, labels, stray = strays_among_labels(seed)
+    ids = np.arange(len(x)) + 1000
+    vecs = {"block1": x, "block5": x}
+
+    def auc(r: dict) -> float:
+        order = np.array([row["id"] - 1000 for row in r["ranked"]])
+        return float(roc_auc_score(stray[order], [row["score"] for row in r["ranked"]]))
+
+    blind = outliers(vecs, ids, k=10)
+    seen = outliers(vecs, ids, labels, k=10)
+    assert seen["labels"] == 4 and auc(seen) >= 0.95 and auc(blind) < 0.75, (auc(seen), auc(blind))
+    top = {row["id"] - 1000 for row in seen["ranked"][:24]}
+    assert len(top & set(np.flatnonzero(stray))) >= 12  # half the first 24 (by chance: 1.4)
+    assert all(row["label"] == labels[row["id"] - 1000] for row in seen["ranked"])
+    suggested = [row["id"] - 1000 for row in seen["ranked"] if row["suggested"]]
+    assert suggested and np.mean(stray[suggested]) >= 0.5
+
+
+def test_outlier_weights_follow_block1_share() -> None:
+    x, labels, _ = strays_among_labels(0)
+    r = outliers({"block1": x, "block5": x}, np.arange(len(x)), labels, block1_weight=0.25)
+    w = r["weights"]
+    assert sum(w.values()) == pytest.approx(1.0)
+    assert w["far_block1"] == pytest.approx(w["far_block5"] / 3, abs=1e-3)
+    assert w["mismatch_block1"] == pytest.approx(w["mismatch_block5"])
+    with pytest.raises(ValueError):
+        outliers({"block1": x, "block5": x}, np.arange(len(x)), labels[:-1])
+
+
+def test_the_cli_defaults_are_the_library_defaults() -> None:
+    from modescope.indexer import outlier_scores
+    from modescope.indexer.analyses.outliers import ANALYSIS
+
+    assert ANALYSIS.cli is not None
+    defaults = {o.name: o.default for o in ANALYSIS.cli.options}
+    assert defaults["k"] == outlier_scores.OUTLIER_K
+    assert defaults["label_k"] == outlier_scores.LABEL_K
+    assert defaults["block1_weight"] == outlier_scores.BLOCK1_WEIGHT
+    assert defaults["unusual"] == outlier_scores.UNUSUAL
 
 
 def test_near_duplicates_group_transitively_and_merge_exact_pairs() -> None:
@@ -115,6 +179,26 @@ def test_suggestions_fall_back_to_similarity_with_few_flags() -> None:
     sims = x @ x[0]
     sims[0] = -np.inf
     assert [s["id"] for s in r["suggestions"]] == list(np.argsort(-sims)[:3])
+
+
+def test_kept_images_are_negatives_and_never_suggested_again() -> None:
+    """Five flags inside a cluster; the user keeps the first page. The kept images leave the
+    candidates, and the next page still comes from the flagged cluster."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 16))
+    x[:30] += 4 * rng.standard_normal(16)  # the off-topic cluster: rows 0-29
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    vecs = {"block1": x.astype(np.float32), "block5": x.astype(np.float32)}
+    ids = np.arange(300)
+    first = suggest(vecs, ids, {0, 1, 2, 3, 4}, top=20)
+    got = [s["id"] for s in first["suggestions"]]
+    kept = {i for i in got if i >= 30}
+    flagged = {0, 1, 2, 3, 4} | {i for i in got if i < 30}
+    second = suggest(vecs, ids, flagged, kept | {999}, top=20)  # an unknown id is ignored
+    again = [s["id"] for s in second["suggestions"]]
+    assert second["kept"] == len(kept) and not set(again) & (kept | flagged)
+    found = flagged | {i for i in again if i < 30}
+    assert len(found) == 30  # every stray found after 40 reviewed
 
 
 def test_import_samples_normalises_and_numbers_them(tmp_path: Path) -> None:
