@@ -42,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-SIZE = 64
+from bench.anchors.feed import SIZE, check_images
+
 LATENT_DIM = 128
 LEARNING_RATE = 1e-4
 
@@ -146,12 +147,7 @@ def dataset(images: np.ndarray, batch_size: int, seed: int = 0) -> Any:
     [0, 1], the example's scaling."""
     import tensorflow as tf
 
-    if images.dtype != np.uint8:
-        raise TypeError(f"images must be uint8, not {images.dtype}")
-    if images.ndim != 4 or images.shape[1:] != (SIZE, SIZE, 3):
-        raise ValueError(f"images must be N x {SIZE} x {SIZE} x 3, not {images.shape}")
-    if not 0 < batch_size <= len(images):
-        raise ValueError(f"batch size {batch_size} needs 1..{len(images)} images")
+    check_images(images, batch_size)
     ds = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), seed=seed)
     ds = ds.batch(batch_size, drop_remainder=True).map(lambda x: tf.cast(x, "float32"))
     return ds.map(lambda x: x / 255.0).repeat()

@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
+from bench.anchors.feed import check_images
 from bench.anchors.flops import conv_flops, deconv_flops
 
-SIZE = 64
 NZ, NGF, NDF, NC = 100, 64, 64, 3
 LR, BETA1 = 2e-4, 0.5
 
@@ -183,12 +183,7 @@ def build(device: str | None = None, bf16: bool = False, channels_last: bool = F
 def batches(images: np.ndarray, batch_size: int, seed: int = 0) -> Iterator[np.ndarray]:
     """Endless shuffled full batches of ``images`` (N x 64 x 64 x 3 uint8), a new order each
     epoch (the example's ``DataLoader(shuffle=True)``, without its decoding)."""
-    if images.dtype != np.uint8:
-        raise TypeError(f"images must be uint8, not {images.dtype}")
-    if images.ndim != 4 or images.shape[1:] != (SIZE, SIZE, 3):
-        raise ValueError(f"images must be N x {SIZE} x {SIZE} x 3, not {images.shape}")
-    if not 0 < batch_size <= len(images):
-        raise ValueError(f"batch size {batch_size} needs 1..{len(images)} images")
+    check_images(images, batch_size)
     rng = np.random.default_rng(seed)
     while True:
         order = rng.permutation(len(images))
