@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from index_bench import descriptor_like  # noqa: E402
 
-from modescope.indexer import curation, memorisation, ndb  # noqa: E402
+from modescope.indexer import curation, memorisation, ndb, outlier_scores  # noqa: E402
 
 
 def pixel_verification(n: int) -> float:
@@ -77,7 +77,9 @@ def main() -> None:
           lambda: memorisation.memorisation(train, tids, gen, gids))
     rows.append((f"pixel verification of {args.gen:,} samples (64 px PNGs)",
                  pixel_verification(args.gen)))
-    timed("outliers (k=10, both layers)", lambda: curation.outliers(train, tids))
+    labels: list[str | None] = [f"folder-{i % 8}" for i in range(args.train)]  # 8 subfolders
+    timed("outliers (k=10, with 8 labels)",
+          lambda: outlier_scores.outliers(train, tids, labels))
     timed("near-duplicates (range search)", lambda: curation.near_duplicates(train, tids))
     flagged = set(range(0, args.train, 500))
     timed("suggestions (logistic regression)", lambda: curation.suggest(train, tids, flagged))
