@@ -50,6 +50,10 @@ class Turned:
     def shape(self) -> tuple[int, ...]:
         return self.images[0].shape
 
+    @property
+    def nbytes(self) -> int:
+        return sum(image.nbytes for image in self.images)
+
 
 def load_rgb(path: Path, size: int | None = None) -> np.ndarray:
     """An image file -> float32 (size, size, 3) in 0-255 (resized when it is another size)."""

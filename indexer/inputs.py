@@ -73,33 +73,47 @@ def reference_vectors(ws: Workspace, ids: np.ndarray, vecs: dict[str, np.ndarray
                                   train_pixel_verifier(ws, train))
 
 
-def training_images(ws: Workspace) -> TrainImages:
-    """The train source's images as the pixel comparison takes them, loaded once each."""
-    size = ws.read_config().image_size
-    files = {it.id: it.file for it in source_items(ws, "train")}
-    turned = _blurred_cache(size, turn=True)
+def training_images(ws: Workspace, size: int | None = None,
+                    files: dict[int, Path] | None = None) -> TrainImages:
+    """The train source's images as the pixel comparison takes them (at ``size``, by default
+    the workspace's), loaded once each while they fit the cache."""
+    files = _train_files(ws) if files is None else files
+    turned = _blurred_cache(size or ws.read_config().image_size, turn=True)
     return lambda image_id: turned(files[image_id])
+
+
+def _train_files(ws: Workspace) -> dict[int, Path]:
+    return {it.id: it.file for it in source_items(ws, "train")}
 
 
 def train_pixel_verifier(ws: Workspace, train: TrainImages | None = None
                          ) -> memorisation.Verifier:
     """Compare two images of the train source (a held-out one with a training one) in pixels."""
     size = ws.read_config().image_size
-    files = {it.id: it.file for it in source_items(ws, "train")}
-    held, training = _blurred_cache(size), train or training_images(ws)
+    files = _train_files(ws)
+    held, training = _blurred_cache(size), train or training_images(ws, size, files)
     return lambda a, b: copycheck.compare(held(files[a]), training(b))
 
 
+CACHE_BYTES = 256 * 2**20  # per cache: ~750 turned or ~5,000 plain 64-px images
+
+
 def _blurred_cache(size: int, turn: bool = False) -> Any:
-    """path -> the image blurred (``turn``: and turned, as a training image is compared)."""
+    """path -> the image blurred (``turn``: and turned, as a training image is compared),
+    emptied when it would outgrow CACHE_BYTES (a turned image is seven arrays)."""
     cache: dict[Path, Any] = {}
+    held = 0
 
     def get(path: Path) -> Any:
+        nonlocal held
         if path not in cache:
-            if len(cache) > 4096:
-                cache.clear()
             image = copycheck.blurred(copycheck.load_rgb(path, size))
-            cache[path] = copycheck.turned(image) if turn else image
+            entry = copycheck.turned(image) if turn else image
+            if held + entry.nbytes > CACHE_BYTES:
+                cache.clear()
+                held = 0
+            cache[path] = entry
+            held += entry.nbytes
         return cache[path]
 
     return get

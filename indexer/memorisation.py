@@ -240,6 +240,7 @@ def calibrate(train: Vectors, train_ids: np.ndarray, reference: Reference | None
     reference verifier) the pixel difference to the nearest training image is one more
     calibrated measure, and the twin rule is in pixels (``pixel_twin``)."""
     t = _layers(train)
+    rule: Twins | None = None
     if reference is not None:
         found = nearest(t, train_ids, _layers(reference.vectors))
         d = {k: np.maximum(0.0, 1.0 - found[k][0]) for k in LAYERS}
@@ -254,8 +255,10 @@ def calibrate(train: Vectors, train_ids: np.ndarray, reference: Reference | None
         if int(keep.sum()) + 1 >= 1 / COPY_LEVEL:
             return Calibration.of("held-out", {k: v[keep] for k, v in d.items()}, rule,
                                   int((~keep).sum()))
-    # leave-one-out training images: no pixels, so the descriptor twin rule
-    rule = Twins.of(train, train_ids, twin_ratio)
+    # leave-one-out training images: no pixels, so the descriptor twin rule (measured above
+    # already when the held-out images had no pixels either)
+    if rule is None or rule.pixels is not None:
+        rule = Twins.of(train, train_ids, twin_ratio)
     return Calibration.of("training, leave-one-out", leave_one_out(t, train_ids), rule)
 
 

@@ -63,10 +63,13 @@ def far_in_label(vectors: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """Mean distance to the k nearest images of the same label (fewer in a small label; an
     image alone in its label scores its distance to everything, as ``far``)."""
     out = np.empty(len(vectors))
+    whole: np.ndarray | None = None  # distances over the whole set, searched once if needed
     for label in np.unique(labels):
         rows = np.flatnonzero(labels == label)
         if len(rows) < 2:
-            out[rows] = neighbours(vectors, k)[0][rows].mean(axis=1)
+            if whole is None:
+                whole = neighbours(vectors, k)[0]
+            out[rows] = whole[rows].mean(axis=1)
             continue
         out[rows] = neighbours(vectors[rows], k)[0].mean(axis=1)
     return out

@@ -127,13 +127,14 @@ def _copy_unusable(r: dict[str, Any]) -> str | None:
     return None if int(r["n_samples"]) >= 1 else "no samples"
 
 
-def _layer(r: dict[str, Any], name: str = "block5") -> dict[str, Any]:
+def layer_of(r: Mapping[str, Any], name: str = "block5") -> dict[str, Any]:
+    """One layer's entry of a per-layer result (prdc, distances) in its JSON form."""
     layer: dict[str, Any] = next(x for x in r["layers"] if x["layer"] == name)
     return layer
 
 
 def _coverage(r: dict[str, Any]) -> Estimate:
-    s = _layer(r)["samples"]
+    s = layer_of(r)["samples"]
     lo, hi = s["coverage_ci95"]
     value = float(s["coverage"])
     return Estimate(value, float(lo), float(hi), _interval_text(value, lo, hi, True),
@@ -141,7 +142,7 @@ def _coverage(r: dict[str, Any]) -> Estimate:
 
 
 def _kid(r: dict[str, Any]) -> Estimate:
-    s = _layer(r)["samples"]
+    s = layer_of(r)["samples"]
     value, se = float(s["kid"]), float(s["kid_se"])
     lo, hi = value - Z95 * se, value + Z95 * se
     return Estimate(value, lo, hi, f"{value:.2e} (95% interval {lo:.2e}\u2013{hi:.2e})",
@@ -161,7 +162,7 @@ def _apart(estimate: Callable[[dict[str, Any]], Estimate]
 
 
 def _sample_caveat(a: dict[str, Any], b: dict[str, Any]) -> str | None:
-    na, nb = _layer(a)["samples"]["n"], _layer(b)["samples"]["n"]
+    na, nb = layer_of(a)["samples"]["n"], layer_of(b)["samples"]["n"]
     if na != nb:
         return (f"the runs have {na} and {nb} samples; coverage grows with the sample count, "
                 "so compare runs with as many samples each")
@@ -266,7 +267,7 @@ def reach_changes(a: Side, b: Side, layer: str = "block5") -> dict[str, Any] | N
     ra, rb = a.results.get("prdc"), b.results.get("prdc")
     if ra is None or rb is None or not _comparable(a, b, "prdc"):
         return None
-    reach_a, reach_b = (_layer(r, layer)["reach"] for r in (ra, rb))
+    reach_a, reach_b = (layer_of(r, layer)["reach"] for r in (ra, rb))
     common = reach_a.keys() & reach_b.keys()
     return {"layer": layer,
             "reached": sorted(int(i) for i in common if reach_a[i] == 0 < reach_b[i]),

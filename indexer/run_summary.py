@@ -34,6 +34,7 @@ from typing import Any
 
 from modescope.indexer.memorisation import CLOSE_LEVEL
 from modescope.indexer.ndb_stats import clopper_pearson
+from modescope.indexer.run_compare import layer_of
 
 LAYER = "block5"
 MODE_LEVEL = 0.01
@@ -45,11 +46,6 @@ HEADS = {
 }
 
 
-def _layer(prdc: Mapping[str, Any]) -> dict[str, Any]:
-    found: dict[str, Any] = next(x for x in prdc["layers"] if x["layer"] == LAYER)
-    return found
-
-
 def modes_reached(prdc: Mapping[str, Any], modes: Mapping[str, Any],
                   level: float = MODE_LEVEL) -> dict[str, Any]:
     """Per bin of the training set: is its reached share what a matching generator reaches?"""
@@ -57,7 +53,7 @@ def modes_reached(prdc: Mapping[str, Any], modes: Mapping[str, Any],
 
     from modescope.indexer.prdc import expected_coverage
 
-    layer = _layer(prdc)
+    layer = layer_of(prdc, LAYER)
     p = expected_coverage(layer["n_train"], layer["n_samples"], layer["k"])
     reach = {int(i): int(c) for i, c in layer["reach"].items()}
     members: dict[int, list[int]] = {}
@@ -85,7 +81,7 @@ def run_summary(modes: Mapping[str, Any] | None, prdc: Mapping[str, Any] | None,
     """The summary as JSON (``sentence`` is the page's words); None until prdc is stored."""
     if prdc is None:
         return None
-    layer = _layer(prdc)
+    layer = layer_of(prdc, LAYER)
     s, ref = layer["samples"], layer["reference"]
     coverage = {**_interval(s, "coverage"), "expected": float(s["expected_coverage"])}
     complete = coverage["hi"] >= coverage["expected"]

@@ -116,21 +116,13 @@ def prepare_checkpoint(training: TrainingSet) -> Scorer:
 
     from modescope.core.errors import ModescopeError
     from modescope.indexer import copycheck, memorisation
-    from modescope.indexer.inputs import held_out_reference
-    from modescope.indexer.store import source_items
+    from modescope.indexer.inputs import held_out_reference, training_images
 
     try:
         reference = held_out_reference(training.ws)
     except ModescopeError:  # no catalog or train index: calibrate on the training set
         reference = None
-    files = {it.id: it.file for it in source_items(training.ws, "train")} if reference else {}
-    turned: dict[int, copycheck.Turned] = {}
-
-    def train_image(image_id: int) -> copycheck.Turned:
-        if image_id not in turned:
-            turned[image_id] = copycheck.turned(copycheck.blurred(
-                copycheck.load_rgb(files[image_id], training.size)))
-        return turned[image_id]
+    train_image = training_images(training.ws, training.size) if reference else None
 
     calibration = memorisation.calibrate(training.vecs, training.ids, reference)
     pixels = "pixels" in calibration.names
@@ -140,6 +132,7 @@ def prepare_checkpoint(training: TrainingSet) -> Scorer:
             if pixels else []
 
         def verify(sample: int, train_id: int) -> copycheck.Match:
+            assert train_image is not None  # pixels are calibrated only with a reference
             return copycheck.compare(mine[sample], train_image(train_id))
 
         found = memorisation.memorisation(training.vecs, training.ids, samples.features,
