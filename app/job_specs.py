@@ -11,7 +11,7 @@ from typing import Any
 
 from modescope.app.analyses import run_kinds
 from modescope.app.jobs import Job, JobConflict, JobRunner
-from modescope.app.lineage import check_parent, default_parent
+from modescope.app.lineage import check_parent, default_parent, parent_config
 from modescope.core.errors import InputError
 from modescope.core.training import TrainRequest
 from modescope.core.workspace import Workspace
@@ -58,7 +58,11 @@ def train_job(ws: Workspace, form: TrainForm) -> tuple[str, dict[str, Any], list
 
 @dataclass(frozen=True)
 class RetrainForm:
-    train: TrainForm
+    """A retrain: options left None are the parent's (the workspace's defaults without one)."""
+    run: str = ""
+    size: int | None = None
+    epochs: int | None = None
+    batch: int | None = None
     n: int = 500  # samples generated and inspected
     parent: str = ""  # the run compared with; "" = ``default_parent``
 
@@ -69,14 +73,25 @@ def _check_n(n: int) -> None:
 
 
 def retrain_job(ws: Workspace, form: RetrainForm) -> tuple[str, dict[str, Any], list[str]]:
-    """Train on the curated set, generate, index, inspect and compare with the parent: one
-    pipeline worker (app/pipeline.py) given the training command line."""
-    run, params, train_argv = train_job(ws, form.train)
+    """Train on the curated set with the parent's options (but those the form changes),
+    generate, index, inspect and compare with the parent: one pipeline worker
+    (app/pipeline.py) given the training command line."""
+    run = form.run.strip() or time.strftime("curated-%Y%m%d-%H%M%S")
     _check_n(form.n)
     parent = check_parent(ws, form.parent.strip()) if form.parent.strip() else \
         default_parent(ws)
     if parent == run:
         raise InputError("a run cannot be compared with itself: pick another parent")
+    changes: dict[str, Any] = {key: value for key, value in
+               (("size", form.size), ("epochs", form.epochs), ("batch", form.batch))
+               if value is not None}
+    config = parent_config(ws, parent)
+    request = TrainRequest.following(config, run, **changes) if config is not None else \
+        TrainRequest(run=run, **changes)
+    if ws.run(run).is_trained():
+        raise JobConflict(f"run {run} exists; choose another name or resume it")
+    params = request.params(request.size or ws.read_config().image_size)
+    train_argv = request.to_argv(ws.root, as_json=True)
     argv = [sys.executable, "-m", "modescope.app.pipeline", "--workspace", str(ws.root),
             "--run", run, "--n", str(form.n), "--train-argv", json.dumps(train_argv)]
     if parent is not None:

@@ -8,7 +8,8 @@ from typing import Any
 
 from modescope.app.job_specs import pipeline_steps
 from modescope.app.jobs import Job, JobRunner
-from modescope.app.lineage import default_parent, inspected
+from modescope.app.lineage import default_parent, inspected, parent_config
+from modescope.core.training import TrainConfig
 from modescope.core.workspace import DEFAULT_SIZE, Workspace
 
 STEP_LINE = re.compile(r"\[pipeline\] step (\d+)/(\d+): (.*)")
@@ -94,8 +95,10 @@ def train_size(ws: Workspace) -> int:
     return ws.read_config().image_size if ws.config_path.is_file() else DEFAULT_SIZE
 
 
-def retrain_choices(ws: Workspace) -> tuple[list[str], str | None]:
-    """The runs a retrain can be compared with (those with stored analyses) and the default."""
+def retrain_choices(ws: Workspace) -> tuple[list[str], str | None, TrainConfig | None]:
+    """The runs a retrain can be compared with (those with stored analyses), the default one
+    and its training options (what the retrain keeps unless the form changes them)."""
     if not ws.root.is_dir():
-        return [], None
-    return [r for r in ws.run_names() if inspected(ws, r)], default_parent(ws)
+        return [], None, None
+    parent = default_parent(ws)
+    return [r for r in ws.run_names() if inspected(ws, r)], parent, parent_config(ws, parent)

@@ -9,7 +9,7 @@ from typing import Any
 from modescope.app.analyses import Analysis, current_versions, run_kinds, store_analysis
 from modescope.core.errors import InputError, ModescopeError
 from modescope.core.lineage import lineage_record
-from modescope.core.training import TrainRequest, dataset_record, training_files
+from modescope.core.training import TrainConfig, TrainRequest, dataset_record, training_files
 from modescope.core.workspace import Workspace
 from modescope.indexer.run_compare import Side, summary
 
@@ -45,6 +45,14 @@ def default_parent(ws: Workspace) -> str | None:
     now = curated_version(ws)
     earlier = [c for c in candidates if c[2] != now]
     return max(earlier or candidates)[1]
+
+
+def parent_config(ws: Workspace, parent: str | None) -> TrainConfig | None:
+    """The training options of a parent run, which a retrain keeps (None: no parent, or one
+    with imported samples)."""
+    if parent is None or not ws.run(parent).config_path.is_file():
+        return None
+    return ws.run(parent).read_config()
 
 
 def check_parent(ws: Workspace, parent: str) -> str:

@@ -110,6 +110,11 @@ def train(
     epochs: Annotated[int | None, typer.Option(
         help="Epochs [default: 25]; with --resume: the run's new total.")] = None,
     batch: Annotated[int, typer.Option(help="Global batch size (all replicas).")] = 64,
+    filters: Annotated[int, typer.Option(
+        help="Width of G and D (ngf = ndf): feature maps of the outermost blocks.")] = 64,
+    upsample: Annotated[str, typer.Option(
+        help="How G doubles its resolution: transpose (DCGAN's transposed convs) or resize "
+             "(nearest-neighbour upsampling + 3x3 conv: no checkerboard).")] = "transpose",
     lr_d: Annotated[float, typer.Option(help="Discriminator learning rate.")] = 2e-4,
     lr_g: Annotated[float, typer.Option(help="Generator learning rate.")] = 2e-4,
     loss: Annotated[str, typer.Option(help="nonsaturating or hinge.")] = "nonsaturating",
@@ -157,7 +162,8 @@ def train(
         raise InputError(str(exc)) from None
     request = TrainRequest(
         run=resume or run or time.strftime("run-%Y%m%d-%H%M%S"), resume=resume is not None,
-        size=size, epochs=epochs, batch=batch, lr_d=lr_d, lr_g=lr_g, loss=loss,
+        size=size, epochs=epochs, batch=batch, filters=filters, upsample=upsample, lr_d=lr_d,
+        lr_g=lr_g, loss=loss,
         label_smoothing=label_smoothing, instance_noise=instance_noise, d_steps=d_steps,
         flip=flip, progressive=_sizes(progressive, "--progressive"),
         stage_epochs=_sizes(stage_epochs, "--stage-epochs"), checkpoint_every=checkpoint_every,
@@ -354,8 +360,65 @@ def export_tfrecords(
                    f"{out}; train with: modescope train --tfrecords '{out}/*.tfrecord'")
 
 
+def retrain(
+    workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    run: Annotated[str | None, typer.Option(
+        help="The new run's name [default: curated-DATE-TIME].")] = None,
+    parent: Annotated[str | None, typer.Option(
+        help="The run it is compared with and whose training options it keeps [default: the "
+             "last inspected run trained on an earlier dataset version].")] = None,
+    size: Annotated[int | None, typer.Option(help="Image size [default: the parent's].")]
+    = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs [default: the parent's].")] = None,
+    batch: Annotated[int | None, typer.Option(help="Batch size [default: the parent's].")]
+    = None,
+    n: Annotated[int, typer.Option("--n", help="Samples generated and inspected.")] = 500,
+    queue: Annotated[bool, typer.Option(
+        help="Queue it as a job for `modescope serve`, which runs it and shows it on /jobs, "
+             "instead of running it here.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Retrain on the curated set with the parent run's options, then generate, index, inspect
+    and compare it with the parent: did curation help? (the /jobs page's one-click loop)."""
+    import subprocess
+
+    from modescope.app.job_specs import RetrainForm, retrain_job
+
+    ws = Workspace(workspace)
+    ws.read_config()
+    name, params, argv = retrain_job(ws, RetrainForm(run or "", size, epochs, batch, n,
+                                                     parent or ""))
+    if queue:
+        from modescope.app.jobs import JobRunner
+
+        runner = JobRunner(ws)
+        try:  # the same retrain asked for again while it waits or runs: that job
+            job = next((j for j in runner.db.list(("queued", "running"))
+                        if (j.kind, j.run, j.argv) == ("retrain", name, argv)), None) or \
+                runner.submit("retrain", name, params, argv)
+        finally:
+            runner.db.close()
+        if as_json:
+            emit_json({"job": job.id, "run": name, **params})
+        else:
+            typer.echo(f"queued retrain job #{job.id}: run {name}, compared with "
+                       f"{params['parent'] or 'no parent'}; `modescope serve -w {ws.root}` runs "
+                       "it (progress on /jobs)")
+        return
+    code = subprocess.call(argv, stdin=subprocess.DEVNULL)
+    if code:
+        raise typer.Exit(code)
+    if as_json:
+        emit_json({"run": name, **params})
+    else:
+        typer.echo(f"run {name}: retrained and inspected"
+                   + (f"; compare at /compare?a={params['parent']}&b={name}"
+                      if params["parent"] else ""))
+
+
 def register(cli: typer.Typer) -> None:
     """Add this module's commands to the ``modescope`` command."""
     cli.command()(train)
+    cli.command()(retrain)
     cli.command()(generate)
     cli.command("export-tfrecords")(export_tfrecords)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 SIZES = (32, 64, 128, 256)
 LOSSES = ("nonsaturating", "hinge")
+UPSAMPLES = ("transpose", "resize")  # how G doubles its resolution (trainer.models._up)
 
 
 class ConfigError(InputError, ValueError):
@@ -32,6 +33,7 @@ class TrainConfig:
     latent_dim: int = 100
     gen_filters: int = 64  # ngf of the PyTorch DCGAN example
     disc_filters: int = 64  # ndf
+    upsample: str = "transpose"
     epochs: int = 25
     batch_size: int = 64
     lr_d: float = 2e-4
@@ -58,6 +60,8 @@ class TrainConfig:
         need(1 <= self.latent_dim <= 1024, "latent_dim must be between 1 and 1024")
         need(8 <= self.gen_filters <= 512 and 8 <= self.disc_filters <= 512,
              "gen_filters and disc_filters must be between 8 and 512")
+        need(self.upsample in UPSAMPLES,
+             f"upsample {self.upsample!r}: use {' or '.join(UPSAMPLES)}")
         need(1 <= self.epochs <= 100_000, "epochs must be between 1 and 100000")
         need(1 <= self.batch_size <= 8192, "batch_size must be between 1 and 8192")
         need(0 < self.lr_d <= 1 and 0 < self.lr_g <= 1, "learning rates must be in (0, 1]")
@@ -128,6 +132,8 @@ class TrainRequest:
     size: int | None = None
     epochs: int | None = None
     batch: int = 64
+    filters: int = 64
+    upsample: str = "transpose"
     lr_d: float = 2e-4
     lr_g: float = 2e-4
     loss: str = "nonsaturating"
@@ -169,11 +175,30 @@ class TrainRequest:
             self.progressive[-1] if self.progressive else workspace_size)
         return TrainConfig(
             size=size, epochs=self.epochs if self.epochs is not None else self.DEFAULT_EPOCHS,
-            batch_size=self.batch, lr_d=self.lr_d, lr_g=self.lr_g, loss=self.loss,
+            batch_size=self.batch, gen_filters=self.filters, disc_filters=self.filters,
+            upsample=self.upsample, lr_d=self.lr_d, lr_g=self.lr_g, loss=self.loss,
             label_smoothing=self.label_smoothing, instance_noise=self.instance_noise,
             d_steps=self.d_steps, flip=self.flip, progressive=self.progressive,
             stage_epochs=self.stage_epochs, checkpoint_every=self.checkpoint_every,
             mixed_precision=self.mixed_precision, seed=self.seed)
+
+    @classmethod
+    def following(cls, config: TrainConfig, run: str, **changes: Any) -> TrainRequest:
+        """A new run with the options of ``config`` (a parent run's) but ``changes``: a retrain
+        that differs from its parent only in its data and in what the user changed, so that
+        comparing the two asks what the data did. A new size drops the parent's progressive
+        stages, which end at its size."""
+        same: dict[str, Any] = {
+            "size": config.size, "epochs": config.epochs, "batch": config.batch_size,
+            "filters": config.gen_filters, "upsample": config.upsample, "lr_d": config.lr_d,
+            "lr_g": config.lr_g, "loss": config.loss, "label_smoothing": config.label_smoothing,
+            "instance_noise": config.instance_noise, "d_steps": config.d_steps,
+            "flip": config.flip, "progressive": config.progressive,
+            "stage_epochs": config.stage_epochs, "checkpoint_every": config.checkpoint_every,
+            "mixed_precision": config.mixed_precision, "seed": config.seed}
+        if changes.get("size", config.size) != config.size:
+            same.update(progressive=(), stage_epochs=())
+        return cls(run=run, **{**same, **changes})
 
     def resuming(self) -> TrainRequest:
         """The request that continues this run from its latest checkpoint."""
@@ -211,7 +236,8 @@ class TrainRequest:
         """What a job shows of the request: the resolved options and the total epochs."""
         config = self.config(workspace_size)
         return {"size": config.size, "epochs": config.epochs, "batch": config.batch_size,
-                "lr_d": config.lr_d, "lr_g": config.lr_g,
+                "lr_d": config.lr_d, "lr_g": config.lr_g, "filters": config.gen_filters,
+                "upsample": config.upsample,
                 "progressive": list(config.progressive),
                 "stage_epochs": list(config.stage_epochs),
                 "total_epochs": config.total_epochs}

@@ -176,7 +176,8 @@ def generate(run: RunFolder, n: int, seed: int = 0, checkpoint: str = LATEST) ->
     progressive = bool(config.progressive)
     g = build_generator(state.get("size", config.size), config.latent_dim, config.gen_filters,
                         final=config.size if progressive else None,
-                        fade=progressive and state.get("stage", 0) > 0)
+                        fade=progressive and state.get("stage", 0) > 0,
+                        upsample=config.upsample)
     g.load_weights(str(run.checkpoint_dir(checkpoint) / GENERATOR))
     rng = np.random.default_rng(seed)
     k = 0

@@ -18,7 +18,7 @@ import functools
 import math
 from typing import Any
 
-from modescope.core.training import SIZES
+from modescope.core.training import SIZES, UPSAMPLES
 
 # PyTorch's BatchNorm defaults (its momentum 0.1 is Keras's 0.9): running statistics that keep
 # up within an epoch, so samples drawn in inference mode look like training-mode ones
@@ -72,12 +72,31 @@ def _bn(layers: Any, init: dict[str, Any], name: str, synchronized: bool) -> Any
     return layers.BatchNormalization(**BN, gamma_initializer=init["gamma"], name=name, **extra)
 
 
+def _up(layers: Any, init: dict[str, Any], width: int, upsample: str, name: str) -> Any:
+    """One 2x step of G: DCGAN's 4x4 stride-2 transposed conv, or (``resize``) nearest-neighbour
+    upsampling then a 3x3 conv, which cannot draw the transposed conv's checkerboard (Odena et
+    al. 2016, "Deconvolution and Checkerboard Artifacts")."""
+    kernel = init["kernel"]
+    if upsample == "transpose":
+        return layers.Conv2DTranspose(width, 4, 2, "same", use_bias=False,
+                                      kernel_initializer=kernel, name=name)
+    if upsample != "resize":
+        raise ValueError(f"upsample {upsample!r}: use {' or '.join(UPSAMPLES)}")
+
+    def step(x: Any) -> Any:
+        x = layers.UpSampling2D(2, name=f"{name}_up")(x)
+        return layers.Conv2D(width, 3, 1, "same", use_bias=False, kernel_initializer=kernel,
+                             name=name)(x)
+    return step
+
+
 def build_generator(size: int = 64, latent_dim: int = 100, filters: int = 64, *,
                     final: int | None = None, fade: bool = False,
-                    synchronized: bool = False) -> Any:
+                    synchronized: bool = False, upsample: str = "transpose") -> Any:
     """z (latent_dim,) -> image (size, size, 3) in [-1, 1]. ``final``: the last progressive
     size (channel widths); ``fade``: blend in the ``size`` block over the ``size // 2`` output;
-    ``synchronized``: batch statistics over all replicas (tf.distribute)."""
+    ``synchronized``: batch statistics over all replicas (tf.distribute); ``upsample``: how
+    each block doubles the resolution (:func:`_up`)."""
     import keras
     from keras import layers
 
@@ -98,17 +117,13 @@ def build_generator(size: int = 64, latent_dim: int = 100, filters: int = 64, *,
     for _ in range(blocks - 1):
         res *= 2
         if fade and res == size // 2:
-            old = layers.Conv2DTranspose(3, 4, 2, "same", use_bias=False,
-                                         kernel_initializer=init["kernel"],
-                                         name=f"g_to_rgb_{res}")(x)
+            old = _up(layers, init, 3, upsample, f"g_to_rgb_{res}")(x)
             old = layers.Activation("tanh", dtype="float32", name="g_tanh_old")(old)
             old = layers.UpSampling2D(2, dtype="float32", name="g_upsample")(old)
-        x = layers.Conv2DTranspose(channels(top, res, filters), 4, 2, "same", use_bias=False,
-                                   kernel_initializer=init["kernel"], name=f"g_block_{res}")(x)
+        x = _up(layers, init, channels(top, res, filters), upsample, f"g_block_{res}")(x)
         x = _bn(layers, init, f"g_block_{res}_bn", synchronized)(x)
         x = layers.ReLU()(x)
-    x = layers.Conv2DTranspose(3, 4, 2, "same", use_bias=False, kernel_initializer=init["kernel"],
-                               name=f"g_to_rgb_{size}")(x)
+    x = _up(layers, init, 3, upsample, f"g_to_rgb_{size}")(x)
     out = layers.Activation("tanh", dtype="float32", name="g_tanh")(x)
     if fade:
         out = fade_class()(dtype="float32", name=f"fade_{size}")([old, out])

@@ -48,7 +48,8 @@ class Models:
         sync_bn = strategy is not None and strategy.num_replicas_in_sync > 1
         with strategy.scope() if strategy is not None else nullcontext():
             self.g = build_generator(self.size, config.latent_dim, config.gen_filters,
-                                     final=final, fade=fade, synchronized=sync_bn)
+                                     final=final, fade=fade, synchronized=sync_bn,
+                                     upsample=config.upsample)
             self.d = build_discriminator(self.size, config.disc_filters, final=final,
                                          fade=fade, synchronized=sync_bn)
             self.opt_g = keras.optimizers.Adam(config.lr_g, beta_1=config.beta1)

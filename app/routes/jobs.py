@@ -71,11 +71,11 @@ async def jobs_page(render: RenderDep, side: RunsSideDep) -> HTMLResponse:
     rows = await run_in_threadpool(job_rows, side.jobs)
     runs = await run_in_threadpool(side.runs.list_runs)
     active = any(r.job.status in ("queued", "running") for r in rows)
-    parents, parent = await run_in_threadpool(retrain_choices, side.ws)
+    parents, parent, settings = await run_in_threadpool(retrain_choices, side.ws)
     return render("jobs.html", {
         "title": "Jobs", "rows": rows, "runs": runs, "refresh": active,
         "size": await run_in_threadpool(train_size, side.ws), "parents": parents,
-        "default_parent": parent})
+        "default_parent": parent, "parent_settings": settings})
 
 
 @api.get("", response_model=list[JobOut])
@@ -95,12 +95,14 @@ async def start_train(request: Request, side: RunsSideDep, run: str = Form(""),
 
 @pages.post("/retrain", **STARTED)
 async def start_retrain(request: Request, side: RunsSideDep, run: str = Form(""),
-                        size: int = Form(64), epochs: int = Form(25), batch: int = Form(64),
-                        lr_d: float = Form(2e-4), lr_g: float = Form(2e-4),
-                        n: int = Form(500), parent: str = Form("")) -> Response:
-    """Retrain on the curated set, then generate, index, inspect and compare with the parent
-    run (the last inspected run on an earlier dataset version unless one is picked)."""
-    form = RetrainForm(TrainForm(run, size, epochs, batch, lr_d, lr_g), n, parent)
+                        size: int | None = Form(None), epochs: int | None = Form(None),
+                        batch: int | None = Form(None), n: int = Form(500),
+                        parent: str = Form("")) -> Response:
+    """Retrain on the curated set with the parent's training options (but those the form
+    changes; an empty field keeps the parent's), then generate, index, inspect and compare with
+    the parent run (the last inspected run on an earlier dataset version unless one is
+    picked)."""
+    form = RetrainForm(run, size, epochs, batch, n, parent)
     job = await run_in_threadpool(job_specs.start_retrain, side.jobs, form)
     return await _done(request, side.jobs, job)
 

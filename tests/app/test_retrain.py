@@ -50,6 +50,7 @@ def test_retrain_and_inspect_chains_every_step_and_compares_with_the_parent(
     inspect_and_flag(client, "tiny", [3, 5, 8])
     page = client.get("/jobs").text
     assert 'id="retrain-form"' in page and "last inspected: tiny" in page
+    assert "keeps its parent's training options (32 px, 2 epochs, batch 16, 64 filters" in page
     res = retrain(client, run="after")
     assert res.status_code == 202, res.text
     job = res.json()

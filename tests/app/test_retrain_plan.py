@@ -3,6 +3,7 @@ skips, and which run is the default parent."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,9 +11,13 @@ import pytest
 
 from modescope.app import lineage
 from modescope.app.analyses import run_kinds
+from modescope.app.job_specs import RetrainForm, retrain_job
+from modescope.app.jobs import JobStore
 from modescope.app.lineage import default_parent, inspected, lineage_between
 from modescope.app.pipeline import done_already, plan
+from modescope.core.training import TrainConfig, TrainRequest
 from modescope.core.workspace import Workspace
+from tests.conftest import run_cli
 
 
 def fake_run(ws: Workspace, name: str, files: list[str], when: float,
@@ -77,3 +82,52 @@ def test_lineage_between_finds_either_direction(tmp_path: Path) -> None:
     assert lineage_between(ws, "mother", "child")["run"] == "child"  # type: ignore[index]
     assert lineage_between(ws, "child", "mother")["run"] == "child"  # type: ignore[index]
     assert lineage_between(ws, "child", "other") is None
+
+
+def parent_with_options(tmp_path: Path) -> Workspace:
+    """A workspace whose last inspected run trained with options other than the defaults."""
+    ws = Workspace(tmp_path / "ws")
+    ws.open_or_create(64, None)
+    fake_run(ws, "parent", ["a", "b"], when=1_000)
+    ws.run("parent").write_config(TrainConfig(
+        size=32, epochs=7, batch_size=16, gen_filters=32, disc_filters=32, upsample="resize",
+        lr_d=1e-4, lr_g=3e-4, label_smoothing=False, seed=5))
+    return ws
+
+
+def test_a_retrain_keeps_its_parents_options_but_those_the_form_changes(
+        tmp_path: Path) -> None:
+    ws = parent_with_options(tmp_path)
+    run, params, argv = retrain_job(ws, RetrainForm(run="child"))
+    assert params["parent"] == "parent"
+    assert (params["size"], params["epochs"], params["batch"], params["filters"],
+            params["upsample"], params["lr_d"], params["lr_g"]) == (
+        32, 7, 16, 32, "resize", 1e-4, 3e-4)
+    train = json.loads(argv[argv.index("--train-argv") + 1])
+    for option in (["--filters", "32"], ["--upsample", "resize"], ["--seed", "5"],
+                   ["--lr-g", "0.0003"], ["--no-label-smoothing"]):
+        assert " ".join(option) in " ".join(train), (option, train)
+    _, changed, _ = retrain_job(ws, RetrainForm(run="child", epochs=3, batch=8))
+    assert (changed["epochs"], changed["batch"], changed["filters"]) == (3, 8, 32)
+    # a progressive parent's stages end at its size: another size trains one stage
+    request = TrainRequest.following(TrainConfig(size=64, progressive=(32, 64),
+                                                 stage_epochs=(2, 3)), "c", size=32)
+    assert request.config(64).progressive == () and request.config(64).size == 32
+
+
+def test_the_cli_queues_a_retrain_for_the_server(tmp_path: Path) -> None:
+    ws = parent_with_options(tmp_path)
+    res = run_cli("retrain", "--workspace", ws.root, "--run", "child", "--queue", "--json")
+    assert res.code == 0, res.err
+    queued = json.loads(res.out)
+    store = JobStore(ws.app_db_path)
+    job = store.get(queued["job"])
+    store.close()
+    assert (job.kind, job.run, job.status, job.params["parent"]) == (
+        "retrain", "child", "queued", "parent")
+    assert "--parent" in job.argv and "resize" in job.argv[job.argv.index("--train-argv") + 1]
+    again = run_cli("retrain", "--workspace", ws.root, "--run", "child", "--queue", "--json")
+    assert again.code == 0 and json.loads(again.out)["job"] == job.id  # the same job
+    other = run_cli("retrain", "--workspace", ws.root, "--run", "child", "--epochs", "2",
+                    "--queue")
+    assert other.code != 0 and "already has retrain job" in other.err
