@@ -86,13 +86,16 @@ def demo_data(
     out: Annotated[Path, typer.Argument(help="Folder to write (created; must be empty).")],
     n: Annotated[int, typer.Option("--n", help="Number of files.")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 0,
+    modes: Annotated[int, typer.Option(
+        help="Known modes: 8 families, 16 (every silhouette x style) or 32 (those on a light "
+             "or dark background).")] = 8,
     as_json: JsonOpt = False,
 ) -> None:
     """Draw a synthetic mask-like data set with known modes, noise and duplicates."""
     from modescope.core.demodata import write_demo_data
 
     with progress_bar("drawing") as progress:
-        truth = write_demo_data(out, n=n, seed=seed, progress=progress)
+        truth = write_demo_data(out, n=n, seed=seed, modes=modes, progress=progress)
     summary = truth.summary()
     if as_json:
         emit_json(summary)

@@ -124,25 +124,50 @@ def neighbours(
 
 
 def flag(
-    ids: Annotated[list[int], typer.Argument(help="Training image ids.")],
+    ids: Annotated[list[int] | None, typer.Argument(help="Training image ids.")] = None,
     workspace: WorkspaceOpt = Path(DEFAULT_WORKSPACE),
+    paths: Annotated[Path | None, typer.Option(
+        help="A text file of ingested images' paths, one per line (relative ones from the "
+             "file's folder), to flag as well.")] = None,
     reason: Annotated[str, typer.Option(help=f"One of: {', '.join(FLAG_REASONS)}.")] = "noisy",
     note: Annotated[str | None, typer.Option(help="Free text kept with the flag.")] = None,
 ) -> None:
     """Set training images aside: flagged images are left out of retraining."""
     if reason not in FLAG_REASONS:
         raise InputError(f"--reason {reason!r}: use one of {', '.join(FLAG_REASONS)}")
+    if not ids and paths is None:
+        raise InputError("name the images to flag: their ids, or --paths FILE")
     ws = Workspace(workspace)
     ws.read_config()
     catalog = Catalog.open(ws.catalog_path)
     try:
-        unknown = catalog.flag(ids, reason, note)
+        wanted = list(ids or []) + (_ids_of_paths(catalog, paths) if paths else [])
+        unknown = catalog.flag(wanted, reason, note)
     finally:
         catalog.close()
     if unknown:
         raise InputError(f"not training images (nothing flagged for them): "
                          f"{', '.join(map(str, unknown))}")
-    typer.echo(f"flagged {len(ids)} image(s) as {reason}")
+    typer.echo(f"flagged {len(wanted)} image(s) as {reason}")
+
+
+def _ids_of_paths(catalog: Catalog, listing: Path) -> list[int]:
+    """The ids of the ingested images a file lists; refuses (flagging nothing) when a line
+    names no ingested image."""
+    try:
+        lines = [line.strip() for line in listing.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"--paths {listing}: cannot read it ({exc})") from None
+    ids, missing = [], []
+    for line in filter(None, lines):
+        found = catalog.ok_id_for_path(str((listing.parent / line).resolve()))
+        (missing.append(line) if found is None else ids.append(found))
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise InputError(f"--paths {listing}: {len(missing)} line(s) name no ingested image "
+                         f"({', '.join(missing[:5])}{more}); nothing was flagged. Give the paths "
+                         "ingest read (see `modescope status`)")
+    return ids
 
 
 def unflag(

@@ -5,7 +5,11 @@ pattern styles (what block1 sees); each silhouette appears in two styles and eac
 silhouettes, so only both layers together separate all eight. About 5 % of the files are
 off-topic noise, about 1 % exact byte copies and 1 % near duplicates (re-encoded, nudged).
 ``truth.json`` records every file's mode, noise kind and duplicate origin; the same seed always
-writes the same files.
+writes the same files; ``off-topic.txt`` lists the noise files for ``modescope flag --paths``.
+
+``--modes 16`` draws every silhouette in every style, ``--modes 32`` each of those on a light or a
+dark background: many known modes for the mode-count benchmark (bench/modes_bench.py), in the
+spirit of stacked MNIST (Metz et al. 2017).
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ MODES: list[tuple[str, str]] = [
 MODE_WEIGHTS = np.array([1.4, 1.2, 1.1, 1.0, 1.0, 0.9, 0.8, 0.6])
 NOISE_KINDS = ("landscape", "text", "static", "checker", "blobs")
 BACKGROUNDS: list[Color] = [(222, 214, 196), (150, 146, 140), (70, 58, 50), (196, 206, 214)]
+TONES: dict[str, tuple[int, int]] = {"light": (0, 3), "dark": (1, 2)}  # BACKGROUNDS by tone
+MODE_COUNTS = (8, 16, 32)
+OFF_TOPIC = "off-topic.txt"  # the noise files, one per line: `modescope flag --paths` reads it
 NOISE_SHARE, DUP_SHARE, NEAR_SHARE = 0.05, 0.01, 0.01
 MIN_N = 20
 SS = 2  # supersampling factor for anti-aliased edges
@@ -53,10 +60,41 @@ def mode_name(shape: str, style: str) -> str:
     return f"{shape}-{style}"
 
 
+@dataclass(frozen=True)
+class Mode:
+    shape: str
+    style: str
+    tone: str | None = None  # "light" or "dark" background; None: any of the four
+
+    @property
+    def name(self) -> str:
+        return mode_name(self.shape, self.style) + (f"-{self.tone}" if self.tone else "")
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"shape": self.shape, "style": self.style,
+                               "pattern": STYLES[self.style][0]}
+        return out | ({"tone": self.tone} if self.tone else {})
+
+
+def mode_table(count: int = 8) -> tuple[list[Mode], np.ndarray]:
+    """The ``count`` modes and their relative weights: the eight families (default), every
+    silhouette x style (16), or those on a light or dark background (32); weights unequal like
+    real collections, the rarest under half the commonest."""
+    if count not in MODE_COUNTS:
+        raise InputError(f"--modes {count}: use one of {', '.join(map(str, MODE_COUNTS))}")
+    if count == 8:
+        return [Mode(shape, style) for shape, style in MODES], MODE_WEIGHTS
+    pairs = [Mode(shape, style) for shape in SHAPES for style in STYLES]
+    modes = pairs if count == 16 else [Mode(m.shape, m.style, tone) for m in pairs
+                                       for tone in TONES]
+    return modes, np.linspace(1.4, 0.6, count)
+
+
 @dataclass
 class Truth:
     seed: int
     n: int
+    modes: list[Mode] = field(default_factory=lambda: mode_table()[0])
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int]:
@@ -75,32 +113,30 @@ class Truth:
             "version": 1,
             "seed": self.seed,
             "n": self.n,
-            "modes": {
-                mode_name(shape, style): {
-                    "shape": shape, "style": style, "pattern": STYLES[style][0],
-                }
-                for shape, style in MODES
-            },
+            "modes": {mode.name: mode.as_json() for mode in self.modes},
             "noise_kinds": list(NOISE_KINDS),
             "files": self.files,
         }
 
 
 def write_demo_data(
-    out: Path, *, n: int = 2000, seed: int = 0, progress: ProgressFn | None = None
+    out: Path, *, n: int = 2000, seed: int = 0, modes: int = 8,
+    progress: ProgressFn | None = None,
 ) -> Truth:
     """Write ``n`` files under ``out/<silhouette>/`` and ``out/truth.json``."""
-    if n < MIN_N:
-        raise InputError(f"--n {n} is too few: the demo needs at least {MIN_N} files")
+    table, weights = mode_table(modes)
+    least = max(MIN_N, 2 * modes)
+    if n < least:
+        raise InputError(f"--n {n} is too few: {modes} modes need at least {least} files")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise InputError(f"{out} is not empty; give a new folder so nothing in it is overwritten")
-    plan = _plan(n, seed)
-    truth = Truth(seed=seed, n=n)
+    plan = _plan(n, seed, weights)
+    truth = Truth(seed=seed, n=n, modes=table)
     written: dict[str, bytes] = {}
     for i, item in enumerate(plan):
         rng = np.random.default_rng([seed, i])
-        rel, data, entry = _make(item, i, rng, written, truth.files)
+        rel, data, entry = _make(item, i, rng, written, truth)
         target = out / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
@@ -110,18 +146,20 @@ def write_demo_data(
             progress(i + 1, n)
     payload = json.dumps(truth.as_json(), indent=1, sort_keys=True) + "\n"
     atomic_write_bytes(out / "truth.json", payload.encode("utf-8"))
+    off_topic = "".join(f"{rel}\n" for rel, e in truth.files.items() if e["noise"])
+    atomic_write_bytes(out / OFF_TOPIC, off_topic.encode("utf-8"))
     return truth
 
 
-def _plan(n: int, seed: int) -> list[tuple[str, int]]:
+def _plan(n: int, seed: int, weights: np.ndarray) -> list[tuple[str, int]]:
     """What each file will be: ("mode", k), ("noise", k), ("dup", 0) or ("near", 0)."""
     rng = np.random.default_rng([seed, 1 << 30])
     n_noise = max(1, round(n * NOISE_SHARE))
     n_dup = max(1, round(n * DUP_SHARE))
     n_near = max(1, round(n * NEAR_SHARE))
     n_mode = n - n_noise - n_dup - n_near
-    modes = list(range(len(MODES))) + list(
-        rng.choice(len(MODES), n_mode - len(MODES), p=MODE_WEIGHTS / MODE_WEIGHTS.sum())
+    modes = list(range(len(weights))) + list(
+        rng.choice(len(weights), n_mode - len(weights), p=weights / weights.sum())
     )
     items: list[tuple[str, int]] = [("mode", int(k)) for k in modes]
     items += [("noise", k % len(NOISE_KINDS)) for k in range(n_noise)]
@@ -137,9 +175,10 @@ def _plan(n: int, seed: int) -> list[tuple[str, int]]:
 
 def _make(
     item: tuple[str, int], i: int, rng: np.random.Generator, written: dict[str, bytes],
-    files: dict[str, dict[str, Any]],
+    truth: Truth,
 ) -> tuple[str, bytes, dict[str, Any]]:
     kind, k = item
+    files = truth.files
     entry: dict[str, Any] = {
         "mode": None, "noise": False, "noise_kind": None, "duplicate_of": None,
         "near_duplicate_of": None,
@@ -164,10 +203,10 @@ def _make(
         entry.update(noise=True, noise_kind=NOISE_KINDS[k])
         label = SHAPES[int(rng.integers(len(SHAPES)))]
     else:
-        shape, style = MODES[k]
-        img = _draw_mask(shape, style, rng)
-        entry["mode"] = mode_name(shape, style)
-        label = shape
+        mode = truth.modes[k]
+        img = _draw_mask(mode.shape, mode.style, rng, mode.tone)
+        entry["mode"] = mode.name
+        label = mode.shape
     data, ext = _encode(img, rng)
     return f"{label}/{i:05d}{ext}", data, entry
 
@@ -202,8 +241,11 @@ def _canvas_size(rng: np.random.Generator) -> tuple[int, int]:
     return 192, 192
 
 
-def _background(w: int, h: int, rng: np.random.Generator) -> Image.Image:
-    base = np.array(BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))], dtype=np.float32)
+def _background(w: int, h: int, rng: np.random.Generator, tone: str | None = None
+                ) -> Image.Image:
+    pick = int(rng.integers(len(BACKGROUNDS))) if tone is None else TONES[tone][
+        int(rng.integers(2))]
+    base = np.array(BACKGROUNDS[pick], dtype=np.float32)
     ramp = np.linspace(-18, 18, h, dtype=np.float32)[:, None, None] * rng.choice([-1.0, 1.0])
     grain = rng.normal(0, 6, (h, w, 1)).astype(np.float32)
     arr = np.clip(base[None, None, :] + ramp + grain, 0, 255).astype(np.uint8)
@@ -283,7 +325,8 @@ def _features(d: ImageDraw.ImageDraw, s: int, dark: Color, light: Color,
         d.ellipse((c - mw, my - s * 0.035, c + mw, my + s * 0.035), fill=dark)
 
 
-def _draw_mask(shape: str, style: str, rng: np.random.Generator) -> Image.Image:
+def _draw_mask(shape: str, style: str, rng: np.random.Generator, tone: str | None = None
+               ) -> Image.Image:
     w, h = _canvas_size(rng)
     side = min(w, h)
     s = side * SS
@@ -299,7 +342,7 @@ def _draw_mask(shape: str, style: str, rng: np.random.Generator) -> Image.Image:
     small = (round(side * scale), round(side * scale))
     mask = mask.resize(small, Image.Resampling.LANCZOS)
     face = face.resize(small, Image.Resampling.LANCZOS)
-    img = _background(w, h, rng)
+    img = _background(w, h, rng, tone)
     dx = int((w - small[0]) / 2 + rng.uniform(-0.05, 0.05) * side)
     dy = int((h - small[1]) / 2 + rng.uniform(-0.05, 0.05) * side)
     img.paste(face, (dx, dy), mask)
