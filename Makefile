@@ -6,7 +6,11 @@ DEMO_DATA ?= demo-data
 DEMO_N ?= 2000
 WORKSPACE ?= modescope-workspace
 DEMO_RUN ?= demo
-DEMO_EPOCHS ?= 10
+DEMO_CURATED ?= demo-curated
+DEMO_EPOCHS ?= 18
+# the demo's generator: chosen with bench/modes_bench.py (docs/training.md, "The demo's
+# settings"): ~2,000 steps of a half-width resize-conv DCGAN at 32 px fit in minutes of a CPU
+DEMO_TRAIN ?= --size 32 --batch 16 --filters 32 --upsample resize --checkpoint-every 6
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
@@ -26,11 +30,12 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 
-# -- the demo: synthetic data -> ingest -> index -> a short 32-px DCGAN run -> its samples
-# generated, indexed and inspected -> serve. Every step is idempotent: `make demo` again resumes
-# or skips what is done.
+# -- the demo: synthetic data -> ingest -> index -> a 32-px DCGAN run -> its samples generated,
+# indexed and inspected -> the demo's off-topic files flagged and a retrain on the curated set
+# queued (the server runs it, then compares it with the first run) -> serve. Every step is
+# idempotent: `make demo` again resumes or skips what is done.
 demo: $(VENV)/.installed
-	@if [ ! -f $(DEMO_DATA)/truth.json ]; then \
+	@if [ ! -f $(DEMO_DATA)/off-topic.txt ]; then \
 		rm -rf $(DEMO_DATA) && $(BIN)/modescope demo-data $(DEMO_DATA) --n $(DEMO_N) --seed 0; \
 	fi
 	$(BIN)/modescope ingest $(DEMO_DATA) --workspace $(WORKSPACE) --size 64
@@ -39,17 +44,26 @@ demo: $(VENV)/.installed
 	$(BIN)/modescope index --workspace $(WORKSPACE) || { rc=$$?; [ $$rc = 3 ] || exit $$rc; \
 		echo "ImageNet weights unavailable: indexing with untrained (random) VGG16 weights"; \
 		$(BIN)/modescope index --workspace $(WORKSPACE) --weights random --seed 0; }
-	@# a short DCGAN run on the curated set (32 px, CPU: a few minutes), scored per checkpoint
+	@# the first run, on every ingested image (CPU: a few minutes), scored per checkpoint
 	@state=$$($(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[1])).get("status"))' \
 		$(WORKSPACE)/runs/$(DEMO_RUN)/progress.json 2>/dev/null || echo none); \
 	if [ "$$state" = finished ]; then echo "run $(DEMO_RUN) is trained"; \
 	elif [ -f $(WORKSPACE)/runs/$(DEMO_RUN)/checkpoints/latest/state.json ]; then \
 		$(BIN)/modescope train --workspace $(WORKSPACE) --resume $(DEMO_RUN); \
 	else rm -rf $(WORKSPACE)/runs/$(DEMO_RUN); \
-		$(BIN)/modescope train --workspace $(WORKSPACE) --run $(DEMO_RUN) --size 32 \
-			--epochs $(DEMO_EPOCHS) --batch 64 --checkpoint-every 5; fi
-	@# its samples: generated, indexed, and the modes and memorisation analyses written
+		$(BIN)/modescope train --workspace $(WORKSPACE) --run $(DEMO_RUN) \
+			--epochs $(DEMO_EPOCHS) $(DEMO_TRAIN); fi
+	@# its samples: generated, indexed, and every analysis written
 	$(BIN)/python -m modescope.app.pipeline --workspace $(WORKSPACE) --run $(DEMO_RUN) --n 500
+	@# curation as a user would do it on the dataset page: the demo's off-topic files are
+	@# flagged; then a retrain on the curated set with the first run's options is queued as a
+	@# job: the server runs it (progress on /jobs) and compares it with the first run
+	@if [ -d $(WORKSPACE)/runs/$(DEMO_CURATED) ]; then \
+		echo "run $(DEMO_CURATED) was started before: see /jobs and /runs/$(DEMO_CURATED)"; \
+	else $(BIN)/modescope flag --workspace $(WORKSPACE) --paths $(DEMO_DATA)/off-topic.txt \
+			--reason off-topic && \
+		$(BIN)/modescope retrain --workspace $(WORKSPACE) --run $(DEMO_CURATED) \
+			--parent $(DEMO_RUN) --queue; fi
 	$(BIN)/modescope serve --workspace $(WORKSPACE) --host $(HOST) --port $(PORT)
 
 # -- tests: lint, types, then pytest (unit, CLI subprocess, HTTP, headless Chromium, the installed
