@@ -20,6 +20,7 @@ def test_config_round_trips_through_json() -> None:
     ({"size": 48}, "size 48"),
     ({"lr_d": 0}, "learning rates"),
     ({"loss": "wgan"}, "loss 'wgan'"),
+    ({"upsample": "bilinear"}, "upsample 'bilinear'"),
     ({"progressive": (64, 32), "stage_epochs": (1, 1), "size": 32}, "increasing"),
     ({"progressive": (32, 64), "size": 64}, "stage_epochs"),
     ({"stage_epochs": (3,)}, "only goes with progressive"),
@@ -62,3 +63,18 @@ def test_every_size_builds_and_maps_shapes(size: int) -> None:
     res = [int(layer.name.rsplit("_", 1)[1]) for layer in g.layers
            if layer.name.startswith("g_block_") and not layer.name.endswith("_bn")]
     assert res == [2 ** i for i in range(3, int(np.log2(size)))]
+
+
+@pytest.mark.slow  # builds Keras models
+def test_the_resize_generator_has_no_transposed_convs_and_fades_in_like_dcgan() -> None:
+    import keras
+
+    g = build_generator(64, latent_dim=16, filters=8, upsample="resize", final=64, fade=True)
+    kinds = {type(layer).__name__ for layer in g.layers}
+    assert "Conv2DTranspose" not in kinds and "UpSampling2D" in kinds
+    fresh = build_generator(64, latent_dim=16, filters=8, upsample="resize", final=64)
+    shared = {layer.name for layer in g.layers if layer.weights} & {
+        layer.name for layer in fresh.layers if layer.weights}
+    assert {"g_block_8", "g_block_16", "g_block_32", "g_to_rgb_64"} <= shared
+    z = keras.random.normal((2, 16), seed=1)
+    assert tuple(g(z, training=False).shape) == (2, 64, 64, 3)
