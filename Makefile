@@ -3,14 +3,16 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DATA ?= demo-data
-DEMO_N ?= 2000
+DEMO_N ?= 1200
 WORKSPACE ?= modescope-workspace
 DEMO_RUN ?= demo
 DEMO_CURATED ?= demo-curated
-DEMO_EPOCHS ?= 18
-# the demo's generator: chosen with bench/modes_bench.py (docs/training.md, "The demo's
-# settings"): ~2,000 steps of a half-width resize-conv DCGAN at 32 px fit in minutes of a CPU
-DEMO_TRAIN ?= --size 32 --batch 16 --filters 32 --upsample resize --checkpoint-every 6
+DEMO_EPOCHS ?= 32
+# the demo keeps its images at the size it trains at, so its samples are measured against the
+# images the generator learned from; its generator was chosen with bench/modes_bench.py
+# (docs/training.md, "The demo's settings"): ~2,000 steps of a half-width resize-conv DCGAN
+DEMO_SIZE ?= 32
+DEMO_TRAIN ?= --batch 16 --filters 32 --upsample resize --checkpoint-every 16
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
@@ -38,7 +40,7 @@ demo: $(VENV)/.installed
 	@if [ ! -f $(DEMO_DATA)/off-topic.txt ]; then \
 		rm -rf $(DEMO_DATA) && $(BIN)/modescope demo-data $(DEMO_DATA) --n $(DEMO_N) --seed 0; \
 	fi
-	$(BIN)/modescope ingest $(DEMO_DATA) --workspace $(WORKSPACE) --size 64
+	$(BIN)/modescope ingest $(DEMO_DATA) --workspace $(WORKSPACE) --size $(DEMO_SIZE)
 	@# ImageNet weights when Keras can download (or has cached) them; exit 3 means it cannot:
 	@# then untrained weights, with the warning that the CLI and the pages show
 	$(BIN)/modescope index --workspace $(WORKSPACE) || { rc=$$?; [ $$rc = 3 ] || exit $$rc; \
@@ -94,6 +96,8 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/index_bench.py
 	$(BIN)/python bench/inspect_bench.py
 	$(BIN)/python bench/train_bench.py
+	$(BIN)/python bench/modes_bench.py --modes 8 --n 2000 --steps 2000 --batch 16 \
+		--configs resize-32,dcgan --seeds 0,1,2
 	$(BIN)/python bench/web_bench.py
 	$(BIN)/python bench/dataset_bench.py
 	$(BIN)/python bench/load.py --build .bench-load

@@ -22,6 +22,7 @@ from modescope.app.runs_view import RunSummary
 from modescope.app.samples_view import SampleDetail, SamplesPage
 from modescope.core.errors import InputError, NotFound
 from modescope.core.lineage import lineage_words
+from modescope.core.workspace import Workspace
 from modescope.indexer.analyses.registry import AnalysisSpec, analyses, get_analysis
 from modescope.indexer.run_compare import MEASURES, summary
 from modescope.indexer.run_summary import run_summary
@@ -111,7 +112,7 @@ async def _compare_side(side: RunsSide, run: str) -> CompareSide:
         found[kind], note = await analysis(side, run, kind, versions)
         notes += [note] if note else []
     samples = (await run_in_threadpool(side.runs.sample_numbers, run))[:COMPARE_GRID]
-    reading = await run_in_threadpool(_reading, found)
+    reading = await run_in_threadpool(_reading, found, side.ws, run)
     return CompareSide(about, found["modes"], found["memorisation"],
                        notes[0] if notes else None, samples, found, reading)
 
@@ -119,10 +120,28 @@ async def _compare_side(side: RunsSide, run: str) -> CompareSide:
 READS = ("modes", "prdc", "memorisation")  # the analyses the run's summary reads
 
 
-def _reading(found: dict[str, Analysis | None]) -> dict[str, Any] | None:
+def _reading(found: dict[str, Analysis | None], ws: Workspace, run: str
+             ) -> dict[str, Any] | None:
     modes, prdc, memorisation = (found.get(kind) for kind in READS)
-    return run_summary(*(a.result if a is not None else None
-                         for a in (modes, prdc, memorisation)))
+    out = run_summary(*(a.result if a is not None else None
+                        for a in (modes, prdc, memorisation)))
+    caveat = size_caveat(ws, run)
+    return {**out, "caveat": caveat} if out is not None and caveat else out
+
+
+def size_caveat(ws: Workspace, run: str) -> str | None:
+    """What to keep in mind when a run's samples are smaller than the training images: the
+    analyses compare them upscaled with sharper images, so fidelity and coverage read low."""
+    folder = ws.run(run)
+    if not folder.config_path.is_file() or not ws.config_path.is_file():
+        return None
+    size, stored = folder.read_config().size, ws.read_config().image_size
+    if size >= stored:
+        return None
+    return (f"the run's samples are {size} px and the training images {stored} px: every "
+            f"analysis compares the samples, upscaled, with sharper images, so fidelity and "
+            f"coverage read lower than at equal sizes (train at {stored} px, or ingest into a "
+            f"{size}-px workspace, to measure like with like)")
 
 
 async def reading(side: RunsSide, run: str, has_samples: bool) -> dict[str, Any] | None:
@@ -138,7 +157,7 @@ async def reading(side: RunsSide, run: str, has_samples: bool) -> dict[str, Any]
     for kind, a in found.items():
         if a is None:
             await run_in_threadpool(side.analyses.revalidate, run, kind)
-    return await run_in_threadpool(_reading, found)
+    return await run_in_threadpool(_reading, found, side.ws, run)
 
 
 @dataclass(frozen=True)

@@ -111,3 +111,18 @@ def test_run_page_and_compare_say_the_run_in_words_from_the_stored_analyses(
     assert f'id="run-reading"><strong>{want["head"]}</strong>' in html
     assert f'{want["modes"]["reached"]} of {want["modes"]["k"]} modes reached' in html
     assert f'copies {found["memorisation"]["copies"]} of' in html
+
+
+def test_a_run_smaller_than_the_training_images_says_its_scores_read_low(
+        client: TestClient) -> None:
+    """tiny trained at 32 px on a 64-px workspace: its samples are measured upscaled against
+    sharper images, and its page and JSON twin say so; the imported samples (64 px) do not."""
+    for run in ("tiny", "imported"):
+        for kind in ("modes", "prdc", "memorisation"):
+            assert client.get(f"/api/runs/{run}/analyses/{kind}").status_code == 200
+    reading = client.get("/api/runs/tiny").json()["reading"]
+    assert reading["caveat"].startswith("the run's samples are 32 px and the training images "
+                                        "64 px")
+    assert 'id="run-caveat">Note: the run&#39;s samples are 32 px' in client.get(
+        "/runs/tiny").text
+    assert "caveat" not in client.get("/api/runs/imported").json()["reading"]
