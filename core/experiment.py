@@ -149,6 +149,13 @@ def list_experiments(ws: Workspace) -> list[Experiment]:
             if EXPERIMENT_NAME.match(p.stem)]
 
 
+# a run's last scored checkpoint as the experiment shows it: modes (NDB/K, JS, dropped), copies,
+# fidelity (precision, density) and coverage, and the distribution distance, on block5 where a
+# layer is named (indexer/checkpoint_eval.py writes them)
+FINAL_KEYS = ("epoch", "ndb_over_k", "js", "copy_rate", "dropped", "precision_block5",
+              "density_block5", "coverage_block5", "kid_block5")
+
+
 def run_summary(ws: Workspace, run: str) -> dict[str, Any]:
     """Status, final and best metrics and training time of one run, from its folder."""
     folder = ws.run(run)
@@ -163,8 +170,7 @@ def run_summary(ws: Workspace, run: str) -> dict[str, Any]:
         "run": run, "status": status, "images": dataset.get("count"),
         "epochs": stats[-1]["epoch"] if stats else 0,
         "train_seconds": stats[-1].get("wall_s") if stats else None,
-        "final": {k: final.get(k) for k in ("epoch", "ndb_over_k", "js", "copy_rate",
-                                             "dropped")},
+        "final": {k: final.get(k) for k in FINAL_KEYS},
         "best": {k: best.get(k) for k in ("epoch", "ndb_over_k")},
         "eval_seconds": round(sum(m.get("eval_seconds", 0.0) for m in metrics), 2),
         "curve": [{"epoch": m["epoch"], "ndb_over_k": m["ndb_over_k"]} for m in metrics],

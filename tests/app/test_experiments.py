@@ -64,6 +64,9 @@ def test_a_two_fraction_sweep_from_the_page_scores_each_checkpoint(
         assert [p["epoch"] for p in row["curve"]] == [1, 2]  # every checkpoint scored
         assert 0 <= row["final"]["ndb_over_k"] <= 1 and row["final"]["js"] >= 0
         assert 0 <= row["final"]["copy_rate"] <= 1 and row["final"]["dropped"] is not None
+        for key in ("precision_block5", "coverage_block5"):  # fidelity and coverage per run
+            assert 0 <= row["final"][key] <= 1, (key, row["final"])
+        assert row["final"]["density_block5"] >= 0 and row["final"]["kid_block5"] is not None
         assert row["best"]["ndb_over_k"] == min(p["ndb_over_k"] for p in row["curve"])
         assert row["train_seconds"] > 0 and row["eval_seconds"] > 0
 
@@ -72,6 +75,7 @@ def test_a_two_fraction_sweep_from_the_page_scores_each_checkpoint(
         assert f'href="/runs/{run}"' in page
     assert page.count('<polyline class="series series-c') == 2  # one NDB/K curve per run
     assert "fraction 0.5" in page and "fraction 1" in page
+    assert ">coverage</th>" in page and ">precision</th>" in page
     assert "sweep" in client.get("/experiments").text
 
     run_page = client.get(f"/runs/{runs[0]}").text  # per-checkpoint metrics in the run's plot
