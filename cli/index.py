@@ -9,6 +9,7 @@ import typer
 
 from modescope.cli.common import JsonOpt, WorkspaceOpt, emit_json, progress_bar, warn
 from modescope.core.catalog import FLAG_REASONS, Catalog
+from modescope.core.discover import display_path
 from modescope.core.errors import InputError
 from modescope.core.workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -160,7 +161,9 @@ def _ids_of_paths(catalog: Catalog, listing: Path) -> list[int]:
         raise InputError(f"--paths {listing}: cannot read it ({exc})") from None
     ids, missing = [], []
     for line in filter(None, lines):
-        found = catalog.ok_id_for_path(str((listing.parent / line).resolve()))
+        # the catalog's key, as ingest wrote it and `neighbours FILE` looks it up: absolute,
+        # not resolved (a symlinked data folder keeps the path ingest read)
+        found = catalog.ok_id_for_path(display_path((listing.parent / line).absolute()))
         (missing.append(line) if found is None else ids.append(found))
     if missing:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""

@@ -118,3 +118,15 @@ def test_flag_paths_sets_the_listed_images_aside_or_refuses_the_whole_list(
         "SELECT i.path FROM flags f JOIN images i ON i.id = f.image_id")}
     assert flagged == set((demo_small / "off-topic.txt").read_text().splitlines())
     assert f"flagged {len(flagged)} image(s) as off-topic" in res.out
+
+
+def test_flag_paths_finds_images_ingested_through_a_symlinked_folder(
+        demo_small: Path, tmp_path: Path) -> None:
+    link = tmp_path / "masks"
+    link.symlink_to(demo_small, target_is_directory=True)
+    ws = tmp_path / "ws"
+    assert run_cli("ingest", link, "--workspace", ws).code == 0
+    res = run_cli("flag", "--paths", link / "off-topic.txt", "--workspace", ws)
+    assert res.code == 0, res.err
+    listed = (demo_small / "off-topic.txt").read_text().splitlines()
+    assert f"flagged {len(listed)} image(s)" in res.out
