@@ -117,6 +117,10 @@ class TrainConfig:
         return cls.from_json(json.loads(text))
 
 
+# TrainRequest options stored in TrainConfig under another name (the others share theirs)
+CONFIG_NAME = {"batch": "batch_size", "filters": "gen_filters"}
+
+
 @dataclass(frozen=True)
 class TrainRequest:
     """One ``modescope train`` call, validated when made; ``to_argv`` is the only place that
@@ -188,14 +192,8 @@ class TrainRequest:
         that differs from its parent only in its data and in what the user changed, so that
         comparing the two asks what the data did. A new size drops the parent's progressive
         stages, which end at its size."""
-        same: dict[str, Any] = {
-            "size": config.size, "epochs": config.epochs, "batch": config.batch_size,
-            "filters": config.gen_filters, "upsample": config.upsample, "lr_d": config.lr_d,
-            "lr_g": config.lr_g, "loss": config.loss, "label_smoothing": config.label_smoothing,
-            "instance_noise": config.instance_noise, "d_steps": config.d_steps,
-            "flip": config.flip, "progressive": config.progressive,
-            "stage_epochs": config.stage_epochs, "checkpoint_every": config.checkpoint_every,
-            "mixed_precision": config.mixed_precision, "seed": config.seed}
+        same = {f.name: getattr(config, CONFIG_NAME.get(f.name, f.name)) for f in fields(cls)
+                if hasattr(config, CONFIG_NAME.get(f.name, f.name))}
         if changes.get("size", config.size) != config.size:
             same.update(progressive=(), stage_epochs=())
         return cls(run=run, **{**same, **changes})

@@ -109,6 +109,9 @@ def test_a_retrain_keeps_its_parents_options_but_those_the_form_changes(
         assert " ".join(option) in " ".join(train), (option, train)
     _, changed, _ = retrain_job(ws, RetrainForm(run="child", epochs=3, batch=8))
     assert (changed["epochs"], changed["batch"], changed["filters"]) == (3, 8, 32)
+    # every option the parent trained with comes back: its config, unchanged
+    parent = ws.run("parent").read_config()
+    assert TrainRequest.following(parent, "c").config(64) == parent
     # a progressive parent's stages end at its size: another size trains one stage
     request = TrainRequest.following(TrainConfig(size=64, progressive=(32, 64),
                                                  stage_epochs=(2, 3)), "c", size=32)
