@@ -33,6 +33,8 @@ class TrainForm:
     lr_g: float
     progressive: str = ""  # "32,64"
     stage_epochs: str = ""  # "2,3"
+    filters: int = 64
+    upsample: str = "transpose"
 
 
 def _ints(text: str, name: str) -> tuple[int, ...]:
@@ -44,10 +46,12 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
 
 
 def train_job(ws: Workspace, form: TrainForm) -> tuple[str, dict[str, Any], list[str]]:
-    """(run, params, argv) of a retrain on the curated set, or a 400 naming the bad field."""
+    """(run, params, argv) of a new training on the curated set, or a 400 naming the bad
+    field."""
     run = form.run.strip() or time.strftime("curated-%Y%m%d-%H%M%S")
     request = TrainRequest(run=run, size=form.size, epochs=form.epochs, batch=form.batch,
-                           lr_d=form.lr_d, lr_g=form.lr_g,
+                           lr_d=form.lr_d, lr_g=form.lr_g, filters=form.filters,
+                           upsample=form.upsample,
                            progressive=_ints(form.progressive, "progressive"),
                            stage_epochs=_ints(form.stage_epochs, "stage epochs"))
     if ws.run(run).is_trained():
@@ -126,7 +130,7 @@ def pipeline_job(ws: Workspace, run: str, n: int) -> tuple[str, dict[str, Any], 
 
 
 def start_train(jobs: JobRunner, form: TrainForm) -> Job:
-    """Validate a retrain form and queue it (400/409 before anything is queued)."""
+    """Validate a training form and queue it (400/409 before anything is queued)."""
     run, params, argv = train_job(jobs.ws, form)
     return jobs.submit("train", run, params, argv)
 

@@ -20,6 +20,7 @@ from modescope.app.job_specs import RetrainForm, TrainForm
 from modescope.app.jobs import Job, JobRunner
 from modescope.app.jobs_view import JobRow, job_row, job_rows, retrain_choices, train_size
 from modescope.app.store import RowId
+from modescope.core.training import UPSAMPLES
 
 pages = APIRouter(prefix="/jobs", tags=["jobs"])
 api = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -75,7 +76,7 @@ async def jobs_page(render: RenderDep, side: RunsSideDep) -> HTMLResponse:
     return render("jobs.html", {
         "title": "Jobs", "rows": rows, "runs": runs, "refresh": active,
         "size": await run_in_threadpool(train_size, side.ws), "parents": parents,
-        "default_parent": parent, "parent_settings": settings})
+        "default_parent": parent, "parent_settings": settings, "upsamples": UPSAMPLES})
 
 
 @api.get("", response_model=list[JobOut])
@@ -87,8 +88,12 @@ async def jobs_json(side: RunsSideDep) -> list[JobOut]:
 async def start_train(request: Request, side: RunsSideDep, run: str = Form(""),
                       size: int = Form(64), epochs: int = Form(25), batch: int = Form(64),
                       lr_d: float = Form(2e-4), lr_g: float = Form(2e-4),
-                      progressive: str = Form(""), stage_epochs: str = Form("")) -> Response:
-    form = TrainForm(run, size, epochs, batch, lr_d, lr_g, progressive, stage_epochs)
+                      progressive: str = Form(""), stage_epochs: str = Form(""),
+                      filters: int = Form(64), upsample: str = Form("transpose")) -> Response:
+    """Train a new run on the curated set with the options given (the page fills them in with
+    the last run's)."""
+    form = TrainForm(run, size, epochs, batch, lr_d, lr_g, progressive, stage_epochs, filters,
+                     upsample)
     job = await run_in_threadpool(job_specs.start_train, side.jobs, form)
     return await _done(request, side.jobs, job)
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from modescope.app import lineage
 from modescope.app.analyses import run_kinds
-from modescope.app.job_specs import RetrainForm, retrain_job
+from modescope.app.job_specs import RetrainForm, TrainForm, retrain_job, train_job
 from modescope.app.jobs import JobStore
 from modescope.app.lineage import default_parent, inspected, lineage_between
 from modescope.app.pipeline import done_already, plan
+from modescope.core.errors import InputError
 from modescope.core.training import TrainConfig, TrainRequest
 from modescope.core.workspace import Workspace
 from tests.conftest import run_cli
@@ -134,3 +136,27 @@ def test_the_cli_queues_a_retrain_for_the_server(tmp_path: Path) -> None:
     other = run_cli("retrain", "--workspace", ws.root, "--run", "child", "--epochs", "2",
                     "--queue")
     assert other.code != 0 and "already has retrain job" in other.err
+
+
+def test_the_train_form_starts_from_the_parents_options_and_passes_them_on(
+        tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from modescope.app.main import create_app
+    from modescope.app.settings import Settings
+
+    ws = parent_with_options(tmp_path)
+    with TestClient(create_app(Settings(workspace=ws.root))) as client:
+        page = client.get("/jobs").text
+    form = page[page.index('id="train-form"'):page.index('id="retrain-form"')]
+    assert "start from parent's options" in form
+    for field, value in (("epochs", "7"), ("batch", "16"), ("filters", "32"),
+                         ("lr_d", "0.0001"), ("lr_g", "0.0003")):
+        assert re.search(rf'name="{field}"[^>]*value="{value}"', form), (field, form)
+    assert '<option value="32" selected>' in form and '<option value="resize" selected>' in form
+    run, params, argv = train_job(ws, TrainForm("c", 32, 7, 16, 1e-4, 3e-4, filters=32,
+                                                upsample="resize"))
+    assert (params["filters"], params["upsample"]) == (32, "resize")
+    assert "--filters 32" in " ".join(argv) and "--upsample resize" in " ".join(argv)
+    with pytest.raises(InputError, match="upsample"):
+        train_job(ws, TrainForm("c", 32, 7, 16, 1e-4, 3e-4, upsample="bilinear"))
