@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -24,6 +24,9 @@ pages = APIRouter(prefix="/runs", tags=["runs"])
 api = APIRouter(prefix="/api/runs", tags=["runs"])
 images = APIRouter(prefix="/images/runs", tags=["images"])
 routers = (pages, api, images)
+FreshQuery = Annotated[bool, Query(description=(
+    "wait for an analysis that counts the latest flags; by default a recomputation under way "
+    "gives the last analysis, marked stale"))]
 
 
 class MetricsOut(BaseModel):
@@ -72,6 +75,8 @@ class AnalysisOut(BaseModel):
     computed_at: str
     versions: dict[str, str]
     result: dict[str, Any]
+    stale: bool = False  # the last analysis while the fresh one is computed (``?fresh=true``)
+    note: str | None = None
 
 
 class ReachImageOut(BaseModel):
@@ -184,11 +189,16 @@ async def never_reached_json(request: Request, side: RunsSideDep, run: RunDep,
                                                    links.image_page))
 
 
-async def _analysis_json(side: RunsSide, run: str, kind: str) -> AnalysisOut:
-    """The fresh analysis (waiting for it if need be) as its JSON twin."""
-    found = await run_pages.fresh_analysis(side, run, kind)
-    return AnalysisOut(run=run, computed_at=found.computed_at, versions=found.versions,
-                       result=found.result)
+async def _analysis_json(side: RunsSide, run: str, kind: str, fresh: bool) -> AnalysisOut:
+    """What the HTML twin shows: the fresh analysis, or while a flag's recomputation runs the
+    last one marked ``stale`` (a flag burst must not hold every API reader for k-means);
+    ``fresh`` waits for the recomputation, as does a run that has never had one."""
+    analysis, note = (None, None) if fresh else \
+        await run_in_threadpool(side.analyses.fresh_or_last, run, kind)
+    if analysis is None:
+        analysis = await run_pages.fresh_analysis(side, run, kind)
+    return AnalysisOut(run=run, computed_at=analysis.computed_at, versions=analysis.versions,
+                       result=analysis.result, stale=note is not None, note=note)
 
 
 @pages.get("/{run}/analyses/{name}", response_class=HTMLResponse)
@@ -203,19 +213,21 @@ async def analysis_page(render: RenderDep, side: RunsSideDep, run: RunDep,
 
 
 @api.get("/{run}/analyses/{name}", response_model=AnalysisOut)
-async def analysis_json(side: RunsSideDep, run: RunDep, name: str) -> AnalysisOut:
-    """Any registered run analysis, fresh (computed first if need be)."""
-    return await _analysis_json(side, run.name, run_pages.run_analysis(name).name)
+async def analysis_json(side: RunsSideDep, run: RunDep, name: str,
+                        fresh: FreshQuery = False) -> AnalysisOut:
+    """Any registered run analysis (computed first if there has never been one)."""
+    return await _analysis_json(side, run.name, run_pages.run_analysis(name).name, fresh)
 
 
 @api.get("/{run}/modes", response_model=AnalysisOut)
-async def modes_json(side: RunsSideDep, run: RunDep) -> AnalysisOut:
-    return await _analysis_json(side, run.name, "modes")
+async def modes_json(side: RunsSideDep, run: RunDep, fresh: FreshQuery = False) -> AnalysisOut:
+    return await _analysis_json(side, run.name, "modes", fresh)
 
 
 @api.get("/{run}/memorisation", response_model=AnalysisOut)
-async def memorisation_json(side: RunsSideDep, run: RunDep) -> AnalysisOut:
-    return await _analysis_json(side, run.name, "memorisation")
+async def memorisation_json(side: RunsSideDep, run: RunDep,
+                            fresh: FreshQuery = False) -> AnalysisOut:
+    return await _analysis_json(side, run.name, "memorisation", fresh)
 
 
 @images.get("/{run}/epochs/{epoch}.png", name="epoch_image", response_class=Response,

@@ -89,8 +89,14 @@ def test_analyses_are_cached_with_versions_and_recomputed_after_a_flag(
 
     with Catalog.reading(Workspace(runs_ws).catalog_path) as catalog:
         three = [str(c.id) for c in catalog.curated()[:3]]  # training images, not held out
+    assert first["stale"] is False and first["note"] is None
     assert run_cli("flag", *three, "-w", runs_ws).code == 0
-    again = client.get("/api/runs/imported/modes").json()
+    # at once, the last analysis, marked stale, while the fresh one is computed (as the page)
+    stale = client.get("/api/runs/imported/modes").json()
+    assert stale["stale"] is True and "being computed" in stale["note"]
+    assert stale["versions"] == first["versions"] and stale["result"] == first["result"]
+    again = client.get("/api/runs/imported/modes?fresh=true").json()
+    assert again["stale"] is False
     assert again["versions"]["flags"] != first["versions"]["flags"]
     assert again["result"]["n_train"] == first["result"]["n_train"] - 3
     assert cache.stat().st_mtime_ns != stamp
