@@ -7,12 +7,12 @@ DEMO_N ?= 1200
 WORKSPACE ?= modescope-workspace
 DEMO_RUN ?= demo
 DEMO_CURATED ?= demo-curated
-DEMO_EPOCHS ?= 32
+DEMO_EPOCHS ?= 64
 # the demo keeps its images at the size it trains at, so its samples are measured against the
 # images the generator learned from; its generator was chosen with bench/modes_bench.py
 # (docs/training.md, "The demo's settings"): ~2,000 steps of a half-width resize-conv DCGAN
 DEMO_SIZE ?= 32
-DEMO_TRAIN ?= --batch 16 --filters 32 --upsample resize --checkpoint-every 16
+DEMO_TRAIN ?= --batch 16 --filters 32 --upsample resize --checkpoint-every 32
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
@@ -100,7 +100,7 @@ bench: $(VENV)/.dev-installed
 		--configs resize-32,dcgan --seeds 0,1,2
 	$(BIN)/python bench/web_bench.py
 	$(BIN)/python bench/dataset_bench.py
-	$(BIN)/python bench/load.py --build .bench-load
+	$(BIN)/python bench/load.py --build .bench-load --rounds 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
