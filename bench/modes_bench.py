@@ -12,14 +12,17 @@ et al. 2017, VEEGAN; Lin et al. 2018, PacGAN).
    training size and with the trainer's own resizing; its accuracy on the unseen draw is
    printed: the counts below are only as good as it.
 3. Each configuration (``CONFIGS``: options of ``modescope train``) trains for ``--steps``
-   steps per seed, scored at its last epoch by the trainer's own checkpoint evaluation (NDB/K
-   and coverage on block5, from metrics.jsonl); ``--samples`` samples are generated and
-   classified. A sample counts when the classifier gives it probability >= ``CONFIDENT``; a
-   mode is *covered* when it holds at least ``COVERED`` of the samples it would hold under the
-   training proportions; KL is KL(generated || training) of the confident samples' mode
-   histogram.
-4. A reference row classifies the unseen real draw: what a generator that matches the data
-   scores.
+   steps per seed (whole epochs of the curated set); ``keras-io``, the anchor, is the keras.io
+   DCGAN example (bench/anchors/keras_dcgan.py, at the benchmark's size) trained in this
+   process on the same curated images for the same number of steps at the same batch.
+   ``--samples`` samples of each are classified: a sample counts when the classifier gives it
+   probability >= ``CONFIDENT``; a mode is *covered* when it holds at least ``COVERED`` of the
+   samples it would hold under the training proportions; KL is KL(generated || training) of the
+   confident samples' mode histogram. The same samples become the run's samples in the
+   workspace (``generate``, or ``import-samples`` for the anchor), are indexed, and the product's
+   own analyses give NDB/K (modes) and coverage on block5 (prdc): one path for every row.
+4. A reference row classifies the unseen real draw (and scores it as a run the same way): what
+   a generator that matches the data scores.
 
 The table gives medians over the seeds, and each seed's row. Training seconds are wall time of
 the whole ``modescope train`` command on this machine (shared and noisy): equal steps are not
@@ -58,6 +61,7 @@ CONFIGS: dict[str, list[str]] = {
     "resize-32-lr5e-4": ["--filters", "32", "--upsample", "resize", "--lr-d", "5e-4",
                          "--lr-g", "5e-4"],
 }
+ANCHOR = "keras-io"  # the keras.io DCGAN example (bench/anchors/keras_dcgan.py)
 
 
 def modescope(*args: str | Path, json_out: bool = True) -> dict[str, Any]:
@@ -140,8 +144,8 @@ def mode_counts(proba: np.ndarray, train_share: np.ndarray) -> dict[str, Any]:
 
 def train_config(ws: Path, name: str, options: list[str], seed: int, args: argparse.Namespace,
                  per_epoch: int) -> dict[str, Any]:
-    """Train one configuration for about ``args.steps`` steps (whole epochs), scored at the
-    last epoch; its wall seconds, steps and last metrics row."""
+    """Train one configuration for about ``args.steps`` steps (whole epochs); its wall seconds
+    and steps."""
     run = f"{name}-s{seed}"
     folder = ws / "runs" / run
     epochs = max(1, math.ceil(args.steps / per_epoch))
@@ -150,29 +154,77 @@ def train_config(ws: Path, name: str, options: list[str], seed: int, args: argpa
         shutil.rmtree(folder, ignore_errors=True)
         t0 = time.perf_counter()
         modescope("train", "--workspace", ws, "--run", run, "--size", args.size, "--epochs",
-                  epochs, "--batch", args.batch, "--seed", seed, "--eval-every", epochs,
+                  epochs, "--batch", args.batch, "--seed", seed, "--eval-every", 0,
                   "--checkpoint-every", epochs, *options)
         (folder / "bench_wall.txt").write_text(f"{time.perf_counter() - t0:.1f}\n")
-    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()
-            if line.strip()]
     progress = json.loads((folder / "progress.json").read_text())
     return {"run": run, "wall_s": float((folder / "bench_wall.txt").read_text()),
-            "steps": progress["step"], "metrics": rows[-1]}
+            "steps": progress["step"]}
 
 
-def samples_of(ws: Path, run: str, n: int) -> np.ndarray:
+def train_anchor(ws: Path, seed: int, args: argparse.Namespace,
+                 per_epoch: int) -> dict[str, Any]:
+    """The keras.io example for as many steps as ``train_config`` gives a run (whole epochs of
+    the curated set), then ``--samples`` samples imported as the run's own; reused when
+    present."""
+    run = f"{ANCHOR}-s{seed}"
+    folder = ws / "runs" / run
+    done = work_file(ws, run)
+    steps = max(1, math.ceil(args.steps / per_epoch)) * per_epoch
+    if not done.exists():
+        import keras
+        from PIL import Image
+
+        from bench.anchors import keras_dcgan
+        from modescope.core.training import TrainRequest, training_files
+        from modescope.core.workspace import Workspace
+        from modescope.trainer.data import load_images
+
+        shutil.rmtree(folder, ignore_errors=True)
+        keras.utils.set_random_seed(seed)
+        files = training_files(Workspace(ws), TrainRequest(run=run, seed=seed))
+        anchor = keras_dcgan.build(load_images(files, args.size), args.batch, seed)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            d_loss, _g = anchor.step()
+        float(d_loss)  # wait for the last step
+        wall = time.perf_counter() - t0
+        out = ws.parent / "anchor-samples" / run
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        for i, image in enumerate(anchor.sample(args.samples, seed=7)):
+            Image.fromarray(image).save(out / f"{i:05d}.png")
+        modescope("import-samples", out, "--run", run, "--workspace", ws)
+        done.write_text(json.dumps({"wall_s": round(wall, 1), "steps": steps}))
+    return {"run": run, **json.loads(done.read_text())}
+
+
+def work_file(ws: Path, run: str) -> Path:
+    """Where the benchmark notes a finished anchor run (beside the workspace, not in it)."""
+    return ws.parent / f"{run}.done.json"
+
+
+def samples_of(ws: Path, run: str, n: int, size: int) -> np.ndarray:
+    """The run's first ``n`` samples (generated now for a trained run) at ``size`` px."""
     from modescope.trainer.data import load_images
 
-    modescope("generate", "--workspace", ws, "--run", run, "--n", n, "--seed", 7)
     folder = ws / "runs" / run
-    size = int(json.loads((folder / "config.json").read_text())["size"])
+    if (folder / "config.json").exists():
+        modescope("generate", "--workspace", ws, "--run", run, "--n", n, "--seed", 7)
     return load_images(sorted((folder / "generated").glob("*.png"))[:n], size)
 
 
-def metric(row: dict[str, Any], key: str) -> float:
-    """A metrics.jsonl value (NaN where the checkpoint evaluation did not write it)."""
-    value = row.get(key)
-    return float(value) if isinstance(value, (int, float)) else math.nan
+def scored(ws: Path, run: str) -> dict[str, float]:
+    """NDB/K and block5 coverage of the run's samples by the product's own analyses."""
+    from modescope.core.workspace import Workspace
+    from modescope.indexer.analyses.registry import calc_analysis
+
+    modescope("index", "--workspace", ws, "--source", f"generated:{run}")
+    workspace = Workspace(ws)
+    modes = calc_analysis("modes", workspace, run).as_json()
+    prdc = calc_analysis("prdc", workspace, run).as_json()
+    block5 = next(x for x in prdc["layers"] if x["layer"] == "block5")
+    return {"ndb_k": float(modes["ndb_over_k"]), "coverage": float(block5["samples"]["coverage"])}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -182,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=32)
-    parser.add_argument("--configs", default="dcgan,resize-32")
+    parser.add_argument("--configs", default=f"dcgan,resize-32,{ANCHOR}")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--weights", default="random")
@@ -190,9 +242,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     configs = args.configs.split(",")
-    unknown = [c for c in configs if c not in CONFIGS]
+    unknown = [c for c in configs if c not in CONFIGS and c != ANCHOR]
     if unknown:
-        raise SystemExit(f"--configs: unknown {', '.join(unknown)}; use {', '.join(CONFIGS)}")
+        raise SystemExit(f"--configs: unknown {', '.join(unknown)}; use "
+                         f"{', '.join([*CONFIGS, ANCHOR])}")
     seeds = [int(s) for s in args.seeds.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
     train, unseen, ws = prepare(args.work, args.modes, args.n, args.weights)
@@ -208,20 +261,20 @@ def main(argv: list[str] | None = None) -> None:
     counts = modescope("status", "--workspace", ws)["counts"]
     per_epoch = max(1, (counts["ok"] - counts.get("held_out", 0)) // args.batch)
 
+    if not (ws / "runs" / "unseen-real").exists():
+        modescope("import-samples", unseen, "--run", "unseen-real", "--workspace", ws)
     reference = mode_counts(classifier.proba(xu), share)
     results: list[dict[str, Any]] = [{"config": "unseen real images", "seed": None,
-                                      **reference}]
+                                      **reference, **scored(ws, "unseen-real")}]
     for name in configs:
         for seed in seeds:
-            trained = train_config(ws, name, CONFIGS[name], seed, args, per_epoch)
-            counts = mode_counts(classifier.proba(samples_of(ws, trained["run"], args.samples)),
-                                 share)
-            row = trained["metrics"]
+            trained = train_anchor(ws, seed, args, per_epoch) if name == ANCHOR else \
+                train_config(ws, name, CONFIGS[name], seed, args, per_epoch)
+            samples = samples_of(ws, trained["run"], args.samples, args.size)
             results.append({
-                "config": name, "seed": seed, **counts, "steps": trained["steps"],
-                "wall_s": trained["wall_s"],
-                "ndb_k": metric(row, "ndb_over_k"),
-                "coverage": metric(row, "coverage_block5")})
+                "config": name, "seed": seed, **mode_counts(classifier.proba(samples), share),
+                "steps": trained["steps"], "wall_s": trained["wall_s"],
+                **scored(ws, trained["run"])})
             print(json.dumps(results[-1]), flush=True)
 
     print(f"\nmode-count benchmark: {args.modes} known modes, {args.steps} steps at batch "

@@ -30,6 +30,10 @@ Where this differs, and why:
   (``make_train_function``) and calls it on the pipeline's iterator, once per step, which is
   what ``fit`` does for each batch; the callbacks, the progress bar and the example's
   ``GANMonitor`` (which saves images each epoch) are left out;
+- ``size``: the example is 64 px (the default here, and what ``train_bench.py`` times); the
+  mode-count benchmark (``modes_bench.py``) trains it at the benchmark's size, 32 px, with the
+  same layers: D's three stride-2 convs end at 4 x 4 instead of 8 x 8, and G's Dense starts at
+  size / 8 = 4 x 4 instead of 8 x 8 before the same three transposed convs;
 - the example runs only on the TensorFlow backend (it uses ``tf.GradientTape``); ``build``
   says so instead of failing inside Keras on another backend.
 """
@@ -48,13 +52,13 @@ LATENT_DIM = 128
 LEARNING_RATE = 1e-4
 
 
-def build_discriminator() -> Any:
+def build_discriminator(size: int = SIZE) -> Any:
     """The example's discriminator (64 x 64 x 3 in [0, 1] -> probability of "fake")."""
     import keras
     from keras import layers
 
     return keras.Sequential([
-        keras.Input(shape=(SIZE, SIZE, 3)),
+        keras.Input(shape=(size, size, 3)),
         layers.Conv2D(64, kernel_size=4, strides=2, padding="same"),
         layers.LeakyReLU(negative_slope=0.2),
         layers.Conv2D(128, kernel_size=4, strides=2, padding="same"),
@@ -67,15 +71,19 @@ def build_discriminator() -> Any:
     ], name="discriminator")
 
 
-def build_generator() -> Any:
-    """The example's generator (latent 128 -> 64 x 64 x 3 in [0, 1])."""
+def build_generator(size: int = SIZE) -> Any:
+    """The example's generator (latent 128 -> 64 x 64 x 3 in [0, 1]; at another ``size`` its
+    Dense starts at size / 8)."""
     import keras
     from keras import layers
 
+    if size % 8:
+        raise ValueError(f"size {size}: the example's three 2x upsamplings need a multiple of 8")
+    first = size // 8
     return keras.Sequential([
         keras.Input(shape=(LATENT_DIM,)),
-        layers.Dense(8 * 8 * 128),
-        layers.Reshape((8, 8, 128)),
+        layers.Dense(first * first * 128),
+        layers.Reshape((first, first, 128)),
         layers.Conv2DTranspose(128, kernel_size=4, strides=2, padding="same"),
         layers.LeakyReLU(negative_slope=0.2),
         layers.Conv2DTranspose(256, kernel_size=4, strides=2, padding="same"),
@@ -143,11 +151,11 @@ def gan_class() -> type:
 
 
 def dataset(images: np.ndarray, batch_size: int, seed: int = 0) -> Any:
-    """Endless shuffled full batches of ``images`` (N x 64 x 64 x 3 uint8) as float32 in
+    """Endless shuffled full batches of ``images`` (N x size x size x 3 uint8) as float32 in
     [0, 1], the example's scaling."""
     import tensorflow as tf
 
-    check_images(images, batch_size)
+    check_images(images, batch_size, images.shape[1] if images.ndim == 4 else SIZE)
     ds = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), seed=seed)
     ds = ds.batch(batch_size, drop_remainder=True).map(lambda x: tf.cast(x, "float32"))
     return ds.map(lambda x: x / 255.0).repeat()
@@ -159,6 +167,13 @@ class KerasAnchor:
 
     gan: Any
     iterator: Any
+
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        """``n`` images from the generator (N x size x size x 3 uint8), latents drawn from a
+        seeded standard normal."""
+        z = np.random.default_rng(seed).standard_normal((n, LATENT_DIM)).astype(np.float32)
+        out = np.asarray(self.gan.generator.predict(z, batch_size=256, verbose=0))
+        return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
 
     def step(self) -> tuple[Any, Any]:
         """One training step on the next batch: the (running-mean) D and G losses, as
@@ -174,7 +189,8 @@ def build(images: np.ndarray, batch_size: int, seed: int = 0) -> KerasAnchor:
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError("the keras.io DCGAN example needs KERAS_BACKEND=tensorflow "
                            f"(it uses tf.GradientTape), not {keras.backend.backend()}")
-    gan = gan_class()(discriminator=build_discriminator(), generator=build_generator(),
+    size = images.shape[1] if images.ndim == 4 else SIZE
+    gan = gan_class()(discriminator=build_discriminator(size), generator=build_generator(size),
                       latent_dim=LATENT_DIM)
     gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
                 g_optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),

@@ -45,17 +45,19 @@ def test_a_tiny_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "modes_bench.py"), "--modes", "8", "--n", "120",
-         "--steps", "4", "--batch", "16", "--configs", "resize-32", "--seeds", "0",
+         "--steps", "4", "--batch", "16", "--configs", "resize-32,keras-io", "--seeds", "0",
          "--samples", "40", "--work", str(tmp_path / "work"), "--json", str(out)],
         capture_output=True, text=True, timeout=900, cwd=ROOT,
         env={k: v for k, v in os.environ.items() if k != "MODESCOPE_WORKSPACE"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "mode-count benchmark: 8 known modes" in proc.stdout
     table = proc.stdout.split("mode-count benchmark")[1]
-    assert "unseen real images" in table and "resize-32" in table
+    assert "unseen real images" in table and "resize-32" in table and "keras-io" in table
     result = json.loads(out.read_text())
     assert 0 <= result["accuracy"] <= 1
-    real, trained = result["results"]
+    real, trained, anchor = result["results"]
     assert real["config"] == "unseen real images" and trained["config"] == "resize-32"
-    assert trained["steps"] >= 4 and 0 <= trained["covered"] <= 8
-    assert np.isfinite(trained["ndb_k"])
+    assert anchor["config"] == "keras-io" and anchor["steps"] == trained["steps"] >= 4
+    for row in (real, trained, anchor):  # every row scored by the same analyses
+        assert 0 <= row["covered"] <= 8 and np.isfinite(row["ndb_k"]), row
+        assert 0 <= row["coverage"] <= 1, row
