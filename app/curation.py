@@ -71,6 +71,7 @@ class Suggestions:
     ids: list[int]
     score: dict[int, float]
     flagged: int
+    kept: int  # reviewed and kept: the model's known good examples, never suggested
     seconds: float
 
 
@@ -210,8 +211,11 @@ class Curation:
     def suggestions(self, top: int = 60) -> Suggestions:
         def convert(res: SuggestResult) -> Suggestions:
             return Suggestions(res.method, [s.id for s in res.suggestions],
-                               {s.id: s.score for s in res.suggestions}, res.flagged, 0.0)
-        return self._analysis("suggest", "suggest", convert, top=top)
+                               {s.id: s.score for s in res.suggestions}, res.flagged, res.kept,
+                               0.0)
+        # the kept ids are a parameter: part of the cache key, and the child's input
+        return self._analysis("suggest", "suggest", convert, top=top,
+                              kept=frozenset(self.flags.kept_ids()))
 
     def costs(self) -> dict[str, float]:
         """Seconds each cached analysis took to compute (only those computed so far)."""

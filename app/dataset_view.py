@@ -50,6 +50,7 @@ class DatasetPage:
     modes: list[tuple[int, int]] = field(default_factory=list)  # (bin, size)
     notice: str | None = None
     method: str | None = None
+    review: dict[str, int] | None = None  # "more like these": flagged and kept so far
     counts: dict[str, int] = field(default_factory=dict)
     costs: dict[str, float] = field(default_factory=dict)
     computing: bool = False  # an analysis is still running: the page reloads itself
@@ -175,7 +176,8 @@ class DatasetView:
                                       "images that look most like the flagged ones")
         sug = self.curation.suggestions()
         return DatasetPage("suggest", 1, 1, len(sug.ids), self.tiles(sug.ids, sug.score),
-                           method=sug.method)
+                           method=sug.method, review={"flagged": sug.flagged, "kept": sug.kept,
+                                                      "reviewed": sug.flagged + sug.kept})
 
     def nearest(self, image_id: int, indexes: IndexCache, k: int = NEAREST_SHOWN
                 ) -> dict[str, list[Tile]]:

@@ -174,6 +174,17 @@ class FlagStore:
         missing = set(unknown)
         return FlagChange([i for i in ids if i not in missing], unknown)
 
+    def keep(self, ids: list[int]) -> FlagChange:
+        """Reviewed and kept: a good example for "more like these" (its flag, if any, off)."""
+        ids = self._check_ids(ids)
+        with self._write_lock, self._writer() as catalog:
+            unknown = set(catalog.keep(ids))
+        return FlagChange([i for i in ids if i not in unknown], sorted(unknown))
+
+    def kept_ids(self) -> set[int]:
+        with self.reading() as catalog:
+            return catalog.kept_ids()
+
     def unflag(self, ids: list[int]) -> FlagChange:
         ids = self._check_ids(ids)
         with self._write_lock, self._writer() as catalog:

@@ -330,7 +330,31 @@ class Catalog:
                 " note = excluded.note, flagged_at = excluded.flagged_at",
                 [(i, reason, note, stamp) for i in ids if i in known],
             )
+            self.conn.executemany("DELETE FROM kept WHERE image_id = ?",
+                                  [(i,) for i in ids if i in known])
         return [i for i in ids if i not in known]
+
+    def keep(self, ids: Iterable[int]) -> list[int]:
+        """Mark ok images as reviewed and kept (they belong in the training set: good examples
+        for "more like these", never suggested again); a flag on them is taken off. Returns the
+        ids that are not training images (nothing kept)."""
+        ids = list(ids)
+        stamp = now()
+        with self.conn:
+            known = self._ok_ids(ids)
+            mine = [(i,) for i in ids if i in known]
+            self.conn.executemany(
+                "INSERT INTO kept (image_id, kept_at) VALUES (?, ?) ON CONFLICT(image_id) "
+                "DO UPDATE SET kept_at = excluded.kept_at",
+                [(i, stamp) for (i,) in mine])
+            self.conn.executemany("DELETE FROM flags WHERE image_id = ?", mine)
+        return [i for i in ids if i not in known]
+
+    def kept_ids(self) -> set[int]:
+        try:
+            return {r[0] for r in self.conn.execute("SELECT image_id FROM kept")}
+        except sqlite3.OperationalError:  # a catalog from before the kept table
+            return set()
 
     def unflag(self, ids: Iterable[int]) -> int:
         with self.conn:

@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS flags (
     note       TEXT,
     flagged_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS kept (
+    image_id INTEGER PRIMARY KEY REFERENCES images(id),
+    kept_at  TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS holdout (
     image_id  INTEGER PRIMARY KEY REFERENCES images(id),
     chosen_at TEXT NOT NULL

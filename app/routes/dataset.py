@@ -58,6 +58,7 @@ class DatasetOut(BaseModel):
     modes: list[tuple[int, int]]
     notice: str | None
     method: str | None
+    review: dict[str, int] | None = None  # view=suggest: {"flagged", "kept", "reviewed"}
     counts: dict[str, int]
     analysis_seconds: dict[str, float]
 
@@ -125,7 +126,8 @@ def dataset_json(request: Request, dataset: DatasetDep, settings: SettingsDep,
         view=d.view, page=d.page, pages=d.pages, total=d.total,
         images=[_tile_out(links, t) for t in d.tiles],
         groups=[[_tile_out(links, t) for t in g] for g in d.groups],
-        mode=d.mode, modes=d.modes, notice=d.notice, method=d.method, counts=d.counts,
+        mode=d.mode, modes=d.modes, notice=d.notice, method=d.method, review=d.review,
+        counts=d.counts,
         analysis_seconds=d.costs)
 
 
@@ -175,6 +177,22 @@ def flag_json(flags: FlagsDep, body: FlagIn) -> ChangeOut:
     return _change_out(change, len(flags.flagged_ids()))
 
 
+@pages.post("/keep", name="keep_form", status_code=303, response_class=RedirectResponse)
+def keep_form(flags: FlagsDep, ids: list[RowId] = Form([]),
+              back: str = Form("/dataset", max_length=2000)) -> Response:
+    """Reviewed and kept: "more like these" learns them as good examples and never suggests
+    them again (a flag on them is taken off)."""
+    change = flags.keep(ids)
+    return _back(back, f"kept {len(change.changed)}" + _skipped(change))
+
+
+@api.post("/keep", response_model=ChangeOut)
+def keep_json(flags: FlagsDep, body: UnflagIn) -> ChangeOut:
+    """Reviewed and kept (see the form); ``flagged_total`` counts the flags left."""
+    change = flags.keep(body.ids)
+    return _change_out(change, len(flags.flagged_ids()))
+
+
 @api.post("/unflag", response_model=ChangeOut)
 def unflag_json(flags: FlagsDep, body: UnflagIn) -> ChangeOut:
     change = flags.unflag(body.ids)
@@ -190,7 +208,7 @@ def _skipped(change: FlagChange) -> str:
     return f"; {len(change.not_training)} not training images" if change.not_training else ""
 
 
-DONE = re.compile(r"(un)?flagged \d+( as [a-z-]+)?(; \d+ not training images)?")
+DONE = re.compile(r"((un)?flagged \d+( as [a-z-]+)?|kept \d+)(; \d+ not training images)?")
 
 
 def _done(message: str | None) -> str | None:

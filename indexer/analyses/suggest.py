@@ -39,9 +39,10 @@ def compute(ws: Workspace, run: None, *, kept: set[int] | None = None,
     from modescope.indexer.inputs import header, load_vectors
 
     ids, vecs, meta = load_vectors(ws, "train")
-    if flagged is None:
+    if flagged is None or kept is None:
         with Catalog.reading(ws.catalog_path) as catalog:
-            flagged = catalog.flagged_ids()
+            flagged = catalog.flagged_ids() if flagged is None else flagged
+            kept = catalog.kept_ids() if kept is None else kept
     if not flagged:
         raise InputError("no training image is flagged yet: flag a few (`modescope flag ID...` "
                          "or in the app) and ask again")
@@ -73,7 +74,8 @@ ANALYSIS = AnalysisSpec(
             label="suggestions", lines=lines, options=(
                 Option("kept", str | None, None,
                        "Comma-separated ids the user reviewed and kept (good examples): "
-                       "negatives of the model, never suggested again.",
+                       "negatives of the model, never suggested again (default: those kept "
+                       "in the app).",
                        parse=_ids("--kept")),
                 Option("flagged", str | None, None,
                        "Comma-separated ids to take as the flagged ones (default: the "

@@ -154,6 +154,40 @@ def test_suggestions_follow_the_flags_and_match_the_cli(client: TestClient) -> N
     assert top not in {i["id"] for i in again["images"]}
 
 
+def test_kept_images_are_learned_as_good_never_suggested_again_and_counted(
+        client: TestClient) -> None:
+    token = csrf(client)
+    flagged = [5, 6, 7, 8, 9]  # enough flags for the model
+    client.post("/api/dataset/flag", json={"ids": flagged}, headers={"X-CSRF-Token": token})
+    first = client.get("/api/dataset?view=suggest").json()
+    assert first["method"] == "logistic regression"
+    assert first["review"] == {"flagged": 5, "kept": 0, "reviewed": 5}
+    top3 = [i["id"] for i in first["images"][:3]]
+    # the user reviews the three first suggestions and keeps them, through the page's form
+    res = client.post("/dataset/keep", data={"csrf_token": token, "ids": [str(i) for i in top3],
+                                             "back": "/dataset?view=suggest"})
+    assert res.status_code == 200 and "Done: kept 3." in res.text
+    assert "learned from 5 flagged and 3 kept: 8 reviewed" in res.text
+    assert 'formaction="/dataset/keep"' in res.text
+    again = client.get("/api/dataset?view=suggest").json()
+    assert again["review"] == {"flagged": 5, "kept": 3, "reviewed": 8}
+    assert not set(top3) & {i["id"] for i in again["images"]}
+    # the CLI reads the same kept images: its suggestions are the page's
+    ws = client.app.state.settings.workspace  # type: ignore[attr-defined]
+    cli = run_cli("inspect", "suggest", "-w", ws, "--json", "--top", "60").json()
+    assert cli["kept"] == 3
+    assert [s["id"] for s in cli["suggestions"]] == [i["id"] for i in again["images"]]
+    # keeping a flagged image takes its flag off; flagging a kept one takes it off the kept
+    out = client.post("/api/dataset/keep", json={"ids": [5, 10**6]},
+                      headers={"X-CSRF-Token": token}).json()
+    assert out == {"changed": [5], "not_training": [10**6], "flagged_total": 4}
+    client.post("/api/dataset/flag", json={"ids": [top3[0]]}, headers={"X-CSRF-Token": token})
+    with Catalog.reading(Workspace(ws).catalog_path) as catalog:
+        assert catalog.kept_ids() == {5, *top3[1:]}
+        assert catalog.flagged_ids() == {6, 7, 8, 9, top3[0]}
+    assert client.post("/api/dataset/keep", json={"ids": [1]}).status_code == 403  # no CSRF
+
+
 def test_analyses_are_cached_until_the_index_changes(client: TestClient) -> None:
     curation = client.app.state.dataset.curation  # type: ignore[attr-defined]
     client.get("/dataset?view=outliers")
