@@ -16,7 +16,7 @@
     (64-px input; ``--weights random`` or a weights file), both layers; the queries are
     augmented images of another draw. Synthetic vectors can make IVF look perfect (most of their
     energy in a few dimensions); these are what an index of a real set holds, near-duplicates
-    included. Extraction is the cost: about 10 minutes per 100k on the 2-core CPU, so 1M is left
+    included. Extraction is the cost: about 12 minutes per 100k on the 2-core CPU, so 1M is left
     to a GPU (``--real 1M`` works, for hours on a CPU).
 Works with KERAS_BACKEND=jax too (extract part; use it on a GPU machine).
 """
