@@ -28,6 +28,8 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -115,18 +117,24 @@ def time_it(fn: Any, n_images: int, reps: int = 3) -> float:
     return n_images / float(np.median(times))
 
 
-def demo_images(n: int) -> list[Any]:
-    """Demo-data pictures (the int8 engine must calibrate and be checked on real images)."""
+@contextmanager
+def demo_files(n: int, seed: int) -> Iterator[list[Path]]:
+    """The image files of a demo-data draw of ``n``, in a folder removed afterwards."""
     import tempfile
-
-    from PIL import Image
 
     from modescope.core.demodata import write_demo_data
 
     with tempfile.TemporaryDirectory() as tmp:
-        write_demo_data(Path(tmp) / "d", n=n, seed=0)
-        return [Image.open(p).convert("RGB") for p in sorted((Path(tmp) / "d").rglob("*.*"))
-                if p.suffix in (".jpg", ".png")]
+        write_demo_data(Path(tmp) / "d", n=n, seed=seed)
+        yield sorted(p for p in (Path(tmp) / "d").rglob("*.*") if p.suffix in (".jpg", ".png"))
+
+
+def demo_images(n: int) -> list[Any]:
+    """Demo-data pictures (the int8 engine must calibrate and be checked on real images)."""
+    from PIL import Image
+
+    with demo_files(n, seed=0) as files:
+        return [Image.open(p).convert("RGB") for p in files]
 
 
 def extract_part(sizes: list[int], batch: int) -> None:
@@ -236,8 +244,6 @@ def descriptor_like(n: int, d: int, seed: int, modes: int = 20, latent: int = 32
 def query_part(sizes: list[int], dim: int = 1024) -> None:
     import faiss
 
-    from modescope.indexer.index import VectorIndex
-
     print(f"\n(b) one query, k=24, {dim}-d descriptor-like unit vectors, "
           f"{faiss.omp_get_max_threads()} threads")
     print("| vectors | index | build s | p50 ms | p95 ms | recall@24 vs exact |")
@@ -245,7 +251,7 @@ def query_part(sizes: list[int], dim: int = 1024) -> None:
     for n in sizes:
         db = descriptor_like(n, dim, seed=n)
         q = descriptor_like(300, dim, seed=n + 1)
-        for kind, build, p50, p95, recall in search_rows(VectorIndex, db, q):
+        for kind, build, p50, p95, recall in search_rows(db, q):
             print(f"| {n:,} | {kind} | {build:.1f} | {p50:.2f} | {p95:.2f} | {recall} |")
         del db
 
@@ -277,20 +283,15 @@ def augmented(pictures: list[Any], copies: int, size: int, seed: int) -> np.ndar
 def real_descriptors(n: int, weights: str, seed: int, copies: int = 5
                      ) -> dict[str, np.ndarray]:
     """Both layers' descriptors of ``n`` augmented demo images (a draw of n / copies)."""
-    import tempfile
-
     from PIL import Image
 
-    from modescope.core.demodata import MIN_N, write_demo_data
+    from modescope.core.demodata import MIN_N
 
     spec = FeatureSpec(weights=weights, seed=0) if weights == "random" else \
         FeatureSpec(weights=weights)
     ex = Extractor(spec, batch_size=64)
     base = max(MIN_N, -(-n // copies))
-    with tempfile.TemporaryDirectory() as tmp:
-        write_demo_data(Path(tmp) / "d", n=base, seed=seed)
-        files = sorted(p for p in (Path(tmp) / "d").rglob("*.*")
-                       if p.suffix in (".jpg", ".png"))
+    with demo_files(base, seed) as files:
         out: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(files), 2_000):  # a few thousand pictures in memory at once
             pictures = [Image.open(f).convert("RGB") for f in files[start:start + 2_000]]
@@ -304,8 +305,6 @@ def real_part(sizes: list[int], weights: str) -> None:
     """(d) one 24-neighbour query, exact and IVF, on real descriptors of augmented images."""
     import faiss
 
-    from modescope.indexer.index import VectorIndex
-
     print(f"\n(d) one query, k=24, real descriptors (demo images, 5 augmented copies each, "
           f"64-px input, weights {weights}), {faiss.omp_get_max_threads()} threads")
     print("| vectors | layer | index | extract s | build s | p50 ms | p95 ms | "
@@ -317,23 +316,23 @@ def real_part(sizes: list[int], weights: str) -> None:
         queries = real_descriptors(300, weights, seed=n + 1, copies=1)
         extract = time.perf_counter() - t
         for layer in db:
-            rows = search_rows(VectorIndex, db[layer], queries[layer])
-            for kind, build, p50, p95, recall in rows:
+            for kind, build, p50, p95, recall in search_rows(db[layer], queries[layer]):
                 print(f"| {n:,} | {layer} | {kind} | {extract:.0f} | {build:.1f} | {p50:.2f} | "
                       f"{p95:.2f} | {recall} |")
         del db
 
 
-def search_rows(index_cls: Any, db: np.ndarray, q: np.ndarray
-                ) -> list[tuple[str, float, float, float, str]]:
+def search_rows(db: np.ndarray, q: np.ndarray) -> list[tuple[str, float, float, float, str]]:
     """(index, build s, p50 ms, p95 ms, recall@24 against exact) for flat and IVF."""
+    from modescope.indexer.index import VectorIndex
+
     n = len(db)
     ids = np.arange(n, dtype=np.int64)
     exact_ids: list[np.ndarray] = []
     rows = []
     for kind in ("flat", "ivf"):
         t = time.perf_counter()
-        vi = index_cls.build(ids, db, kind=kind)
+        vi = VectorIndex.build(ids, db, kind=kind)
         build = time.perf_counter() - t
         nq = len(q) if (kind == "ivf" or n <= 100_000) else 40
         lat, found = [], []

@@ -7,7 +7,6 @@ import numpy as np
 from PIL import Image
 
 from bench.index_bench import augmented, real_descriptors, search_rows
-from modescope.indexer.index import VectorIndex
 
 
 def test_augmented_copies_differ_from_each_other_and_keep_the_picture() -> None:
@@ -31,6 +30,6 @@ def test_real_descriptors_are_unit_vectors_of_both_layers_and_ivf_is_scored_agai
     for v in db.values():
         assert v.shape[0] == 60 and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-3)
     queries = real_descriptors(5, "random", seed=1, copies=1)
-    rows = search_rows(VectorIndex, db["block5"], queries["block5"])
+    rows = search_rows(db["block5"], queries["block5"])
     assert [r[0] for r in rows] == ["flat", "ivf"] and rows[0][4] == "exact"
     assert 0 <= float(rows[1][4]) <= 1
