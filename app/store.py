@@ -48,6 +48,12 @@ class FlagChange:
     not_training: list[int]
 
 
+def _change(ids: list[int], unknown: list[int]) -> FlagChange:
+    """What a flag or keep changed: the ids asked for but those that are no training image."""
+    missing = set(unknown)
+    return FlagChange([i for i in ids if i not in missing], unknown)
+
+
 class _FlagsVersion:
     """A hash of the flagged ids, recomputed only when the catalog has changed.
 
@@ -170,16 +176,13 @@ class FlagStore:
             raise InputError(f"the note has {len(note)} characters; keep it under "
                              f"{MAX_NOTE_CHARS}")
         with self._write_lock, self._writer() as catalog:
-            unknown = catalog.flag(ids, reason, note)
-        missing = set(unknown)
-        return FlagChange([i for i in ids if i not in missing], unknown)
+            return _change(ids, catalog.flag(ids, reason, note))
 
     def keep(self, ids: list[int]) -> FlagChange:
         """Reviewed and kept: a good example for "more like these" (its flag, if any, off)."""
         ids = self._check_ids(ids)
         with self._write_lock, self._writer() as catalog:
-            unknown = set(catalog.keep(ids))
-        return FlagChange([i for i in ids if i not in unknown], sorted(unknown))
+            return _change(ids, catalog.keep(ids))
 
     def kept_ids(self) -> set[int]:
         with self.reading() as catalog:

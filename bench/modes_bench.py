@@ -142,13 +142,18 @@ def mode_counts(proba: np.ndarray, train_share: np.ndarray) -> dict[str, Any]:
     return {"covered": covered, "kl": kl, "confident": float(confident.mean())}
 
 
+def epochs_for(steps: int, per_epoch: int) -> int:
+    """Whole epochs of the curated set for at least ``steps`` steps (at least one)."""
+    return max(1, math.ceil(steps / per_epoch))
+
+
 def train_config(ws: Path, name: str, options: list[str], seed: int, args: argparse.Namespace,
                  per_epoch: int) -> dict[str, Any]:
     """Train one configuration for about ``args.steps`` steps (whole epochs); its wall seconds
     and steps."""
     run = f"{name}-s{seed}"
     folder = ws / "runs" / run
-    epochs = max(1, math.ceil(args.steps / per_epoch))
+    epochs = epochs_for(args.steps, per_epoch)
     if not (folder / "progress.json").exists() or json.loads(
             (folder / "progress.json").read_text()).get("status") != "finished":
         shutil.rmtree(folder, ignore_errors=True)
@@ -170,7 +175,7 @@ def train_anchor(ws: Path, seed: int, args: argparse.Namespace,
     run = f"{ANCHOR}-s{seed}"
     folder = ws / "runs" / run
     done = work_file(ws, run)
-    steps = max(1, math.ceil(args.steps / per_epoch)) * per_epoch
+    steps = epochs_for(args.steps, per_epoch) * per_epoch  # what train_config's run takes
     if not done.exists():
         import keras
         from PIL import Image

@@ -150,12 +150,17 @@ def gan_class() -> type:
     return GAN
 
 
+def _size(images: np.ndarray) -> int:
+    """The side of a batch of square images (64 for anything else: the check then says why)."""
+    return int(images.shape[1]) if images.ndim == 4 else SIZE
+
+
 def dataset(images: np.ndarray, batch_size: int, seed: int = 0) -> Any:
     """Endless shuffled full batches of ``images`` (N x size x size x 3 uint8) as float32 in
     [0, 1], the example's scaling."""
     import tensorflow as tf
 
-    check_images(images, batch_size, images.shape[1] if images.ndim == 4 else SIZE)
+    check_images(images, batch_size, _size(images))
     ds = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), seed=seed)
     ds = ds.batch(batch_size, drop_remainder=True).map(lambda x: tf.cast(x, "float32"))
     return ds.map(lambda x: x / 255.0).repeat()
@@ -189,8 +194,8 @@ def build(images: np.ndarray, batch_size: int, seed: int = 0) -> KerasAnchor:
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError("the keras.io DCGAN example needs KERAS_BACKEND=tensorflow "
                            f"(it uses tf.GradientTape), not {keras.backend.backend()}")
-    size = images.shape[1] if images.ndim == 4 else SIZE
-    gan = gan_class()(discriminator=build_discriminator(size), generator=build_generator(size),
+    gan = gan_class()(discriminator=build_discriminator(_size(images)),
+                      generator=build_generator(_size(images)),
                       latent_dim=LATENT_DIM)
     gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
                 g_optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
