@@ -78,13 +78,15 @@ def best_of(column: str) -> Callable[[SetRun, Tunable], tuple[float | None, Curv
 
 
 TUNABLES = (
-    # outliers first, block1's share before the threshold that is judged at it
+    # outliers first, block1's share and the pooling before the threshold judged at them
     Tunable("outliers", "--block1-weight", (0.0, 0.25, 0.5, 0.75, 1.0),
+            "highest AUROC of the tuning set's off-topic strays", best_of("AUROC")),
+    Tunable("outliers", "--pool", (0.0, 0.25, 0.5, 0.75),
             "highest AUROC of the tuning set's off-topic strays", best_of("AUROC")),
     Tunable("outliers", "--unusual", (0.75, 0.8, 0.85, 0.9, 0.95),
             "highest F0.5 of the suggested images as the tuning set's strays",
             best_of("F0.5")),
-    Tunable("memorisation", "--pixel-twin", (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 15.0),
+    Tunable("memorisation", "--pixel-twin", (0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0),
             "smallest value with >= 95 % of the tuning set's copies called copy",
             smallest_finding_copies),
 )

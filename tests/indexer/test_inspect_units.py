@@ -95,11 +95,36 @@ def test_outlier_distances_equal_brute_force() -> None:
     assert not (rows == np.arange(60)[:, None]).any()  # never its own neighbour
     np.testing.assert_allclose(percentile(np.array([3.0, 1.0, 2.0, 2.0])),
                                [1.0, 0.25, 0.625, 0.625])
-    r = outliers({"block1": x, "block5": x}, ids, k=5)  # no labels: the k-NN distance only
+    # no labels: the k-NN distance only; pool 0: each image's own score
+    r = outliers({"block1": x, "block5": x}, ids, k=5, pool=0.0)
     assert r["labels"] == 0 and set(r["weights"]) == {"far_block1", "far_block5"}
     far = np.sort(d, axis=1)[:, :5].mean(axis=1)
     assert [row["id"] for row in r["ranked"][:3]] == list(np.argsort(-far)[:3])
     assert r["ranked"][0]["score"] == pytest.approx(1.0)
+    assert all(row["score"] == row["own"] for row in r["ranked"])
+
+
+def test_outlier_scores_pool_the_block1_neighbours_own_scores() -> None:
+    rng = np.random.default_rng(3)
+    b1 = rng.standard_normal((80, 8)).astype(np.float32)
+    b1 /= np.linalg.norm(b1, axis=1, keepdims=True)
+    b5 = rng.standard_normal((80, 8)).astype(np.float32)
+    b5 /= np.linalg.norm(b5, axis=1, keepdims=True)
+    ids = np.arange(80)
+    alone = {row["id"]: row for row in outliers({"block1": b1, "block5": b5}, ids, k=5,
+                                                  pool=0.0)["ranked"]}
+    own = np.array([alone[i]["own"] for i in ids])
+    _, rows = neighbours(b1, 5)
+    for pool in (0.5, 1.0):
+        r = outliers({"block1": b1, "block5": b5}, ids, k=5, pool=pool)
+        assert r["pool"] == pool
+        score = {row["id"]: row["score"] for row in r["ranked"]}
+        want = (1 - pool) * own + pool * own[rows].mean(axis=1)
+        np.testing.assert_allclose([score[i] for i in ids], want, atol=2e-4)
+        assert [row["own"] for row in r["ranked"]] == [alone[row["id"]]["own"]
+                                                       for row in r["ranked"]]
+    with pytest.raises(ValueError):
+        outliers({"block1": b1, "block5": b5}, ids, pool=1.5)
 
 
 def strays_among_labels(seed: int, n: int = 400, strays: int = 24
@@ -125,7 +150,7 @@ def test_labels_find_strays_that_keep_each_other_company(seed: int) -> None:
         order = np.array([row["id"] - 1000 for row in r["ranked"]])
         return float(roc_auc_score(stray[order], [row["score"] for row in r["ranked"]]))
 
-    blind = outliers(vecs, ids, k=10)
+    blind = outliers(vecs, ids, k=10, pool=0.0)  # the k-NN distance alone
     seen = outliers(vecs, ids, labels, k=10)
     assert seen["labels"] == 4 and auc(seen) >= 0.95 and auc(blind) < 0.75, (auc(seen), auc(blind))
     top = {row["id"] - 1000 for row in seen["ranked"][:24]}
@@ -156,6 +181,7 @@ def test_the_cli_defaults_are_the_library_defaults() -> None:
     assert defaults["label_k"] == outlier_scores.LABEL_K
     assert defaults["block1_weight"] == outlier_scores.BLOCK1_WEIGHT
     assert defaults["unusual"] == outlier_scores.UNUSUAL
+    assert defaults["pool"] == outlier_scores.POOL
 
 
 def test_near_duplicates_group_transitively_and_merge_exact_pairs() -> None:
