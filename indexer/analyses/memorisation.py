@@ -168,7 +168,9 @@ def lines(r: MemorisationResult, o: Mapping[str, Any]) -> list[str]:
     if not r.copy_possible:
         out.append(f"  warning: only {r.n_reference} reference images: a copy cannot be called "
                    f"at {r.copy_level:.0%}; ingest more images or raise --holdout")
-    out += [f"  sample {s.sample} copies training image #{s.nearest} (p {s.p_value:.4f}, "
+    out += [f"  sample {s.sample} copies training image "
+            f"#{s.pixel_nearest if s.near_duplicate and s.pixel_nearest else s.nearest} "
+            f"(p {s.p_value:.4f}, "
             f"similarity {s.similarity:.4f}"
             + (", a twin" if s.near_duplicate else "")
             + (f", pixel difference {s.pixel_difference:.1f}/255)"
@@ -194,7 +196,7 @@ def _pixels(value: float) -> float:
 
 
 ANALYSIS = AnalysisSpec(
-    name="memorisation", title="memorisation", version=5, rank=20, compute=compute,
+    name="memorisation", title="memorisation", version=6, rank=20, compute=compute,
     result_type=MemorisationResult,
     inputs=Inputs(train=True, generated=True, flags=True, run=True),
     cli=Cli(help="Copies: each sample's nearest training image and how it compares with unseen "

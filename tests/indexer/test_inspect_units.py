@@ -296,3 +296,60 @@ def test_pixel_check_turns_the_training_image_to_meet_a_rotated_copy() -> None:
     upright = copycheck.compare(b_copy, copycheck.Turned((b_src,)))  # shifts and mirror only
     assert m.angle == 2 and m.score < PIXEL_TWIN
     assert upright.score > 2 * m.score
+
+
+def test_pixel_check_matches_colours_that_drifted_over_the_whole_image() -> None:
+    """Saturation x1.1 (as the harness jitters copies) moves mid colours by up to ~20/255: the
+    per-channel gain and offset undo it; another colour in one part of the image (one dot
+    recoloured) cannot be undone by one map, and a gain beyond GAIN_RANGE is not applied."""
+    from PIL import Image, ImageEnhance
+
+    from modescope.indexer import copycheck
+    from modescope.indexer.memorisation import PIXEL_TWIN
+
+    src = _drawn(4)
+    vivid = np.asarray(ImageEnhance.Color(Image.fromarray(src.astype(np.uint8))).enhance(1.1),
+                       np.float32)
+    a, b = copycheck.blurred(vivid), copycheck.blurred(src)
+    m = copycheck.compare(a, b)
+    unmapped = np.abs(a - b).mean(axis=2)[2:58, 2:58].reshape(7, 8, 7, 8).mean((1, 3)).max()
+    assert m.score < PIXEL_TWIN < unmapped and m.score < unmapped / 2
+    assert m.gains != (1.0, 1.0, 1.0)
+    # the same drawing with its left half 60/255 darker: one map cannot fit both halves
+    half = src.copy()
+    half[:, :32] = np.clip(half[:, :32] - 60, 0, 255)
+    assert copycheck.compare(copycheck.blurred(half), copycheck.blurred(src)).score > PIXEL_TWIN
+    # a tenth of the contrast: the gain stops at GAIN_RANGE's low end
+    flat = (src - src.mean()) * 0.1 + src.mean()
+    faint = copycheck.compare(copycheck.blurred(flat), copycheck.blurred(src))
+    assert min(faint.gains) == pytest.approx(copycheck.GAIN_RANGE[0], abs=1e-3)
+    assert faint.score > PIXEL_TWIN
+
+
+def test_pixel_check_aligns_a_copy_half_a_pixel_off_the_grid() -> None:
+    """A copy moved by an odd number of pixels at twice the training size sits half a pixel off
+    the training size's grid: the refined shift says so, and its score is below the best
+    whole-pixel alignment's."""
+    from PIL import Image
+
+    from modescope.indexer import copycheck
+
+    big = np.asarray(Image.fromarray(_drawn(5).astype(np.uint8)).resize(
+        (128, 128), Image.Resampling.NEAREST), np.float32)
+
+    def at_64(a: np.ndarray) -> np.ndarray:
+        return copycheck.blurred(np.asarray(Image.fromarray(a.astype(np.uint8)).resize(
+            (64, 64), Image.Resampling.LANCZOS), np.float32))
+
+    src, copy = at_64(big), at_64(np.roll(big, (3, -1), axis=(0, 1)))
+    m = copycheck.compare(copy, src)
+    assert m.shift == (1.5, -0.5) and not m.mirrored
+
+    def whole_pixel(dy: int, dx: int) -> float:
+        centre, window = src[2:62, 2:62], copy[2 + dy:62 + dy, 2 + dx:62 + dx]
+        matched, _ = copycheck.colour_matched(centre, window)
+        d = np.abs(window - matched).mean(axis=2)[:56, :56]
+        return float(d.reshape(7, 8, 7, 8).mean((1, 3)).max())
+
+    best_whole = min(whole_pixel(a, b) for a in (1, 2) for b in (-1, 0))
+    assert m.score < 0.5 * best_whole, (m.score, best_whole)  # 1.3 against 9.2
