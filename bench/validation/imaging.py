@@ -40,13 +40,24 @@ def prepare(src: Path, dst: Path) -> None:
     out.save(dst)
 
 
+def background(img: Image.Image) -> tuple[int, int, int]:
+    """The image's border colour (median of its outermost pixels): what a generator paints
+    where a turn or a shift uncovers the canvas. White for the prepared icon, emoji and clip-art
+    images; the demo's masks sit on dark grounds, where white corners would be a difference no
+    generator makes."""
+    a = np.asarray(img.convert("RGB"))
+    edge = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    r, g, b = (int(v) for v in np.median(edge, axis=0))
+    return r, g, b
+
+
 def _rotate(img: Image.Image, degrees: float) -> Image.Image:
-    return img.rotate(degrees, resample=Image.Resampling.BICUBIC, fillcolor=WHITE)
+    return img.rotate(degrees, resample=Image.Resampling.BICUBIC, fillcolor=background(img))
 
 
 def _shift(img: Image.Image, dx: int, dy: int) -> Image.Image:
     return img.transform(img.size, Image.Transform.AFFINE, (1, 0, -dx, 0, 1, -dy),
-                         fillcolor=WHITE)
+                         fillcolor=background(img))
 
 
 def copy_jitter(img: Image.Image, rng: np.random.Generator) -> Image.Image:

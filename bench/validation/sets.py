@@ -283,6 +283,11 @@ def _build(name: str, out: Path) -> Manifest:
     spec = SETS[name]
     rng = np.random.default_rng(seed_of(name))
     items, pool = spec.collect(rng)
+    if not items or not pool:
+        raise SystemExit(
+            f"set {name}: found no {'images' if not items else 'off-topic images'} "
+            f"({spec.source}); install its Debian packages: apt-get install -y "
+            f"--no-install-recommends {' '.join(spec.packages)}")
     shutil.rmtree(out, ignore_errors=True)
     staged = out / "all"
     for item in items:

@@ -82,6 +82,16 @@ def test_copy_jitter_changes_pixels_a_little(tiny: SetRun) -> None:
     assert 0 < diff.mean() < 40
 
 
+def test_a_turned_copy_keeps_its_ground_at_the_corners() -> None:
+    """The demo's masks sit on dark grounds: the corners a 2-degree turn uncovers take the
+    image's border colour, not white (a difference no generator makes)."""
+    src = Image.new("RGB", (64, 64), (40, 30, 20))
+    src.paste((200, 120, 60), (20, 12, 44, 52))
+    out = np.asarray(copy_jitter(src, np.random.default_rng(0)), dtype=np.float64)
+    corners = np.stack([out[0, 0], out[0, -1], out[-1, 0], out[-1, -1]])
+    assert np.abs(corners - (40, 30, 20)).max() <= 6
+
+
 def test_auroc_and_average_precision_by_hand() -> None:
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.7])
     positive = np.array([True, False, True, False, False])
