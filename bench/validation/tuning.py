@@ -43,11 +43,14 @@ def _twin_pct(run: SetRun, case: str, option: str, value: float) -> float | None
     return pct(sum(bool(s.get("near_duplicate")) for s in samples), len(samples))
 
 
-def smallest_finding_copies(run: SetRun, t: Tunable, wanted: float = 95.0
+def smallest_finding_copies(run: SetRun, t: Tunable, wanted: float = 99.0
                             ) -> tuple[float | None, Curve]:
     """The smallest value with >= ``wanted`` % of the tuning set's copies called ``copy``: the
     narrowest twin rule that still finds copies, so the fewest unseen images are called twins
-    (a twin is called a copy; by construction the others are, at most 1 % of them)."""
+    (a twin is called a copy; by construction the others are, at most 1 % of them). 99 %, not
+    the report target's 95 %: a value that just reaches 95 % on the tuning set falls below it on
+    about half of the sets it was not tuned on (at 95 % the rule chose 4, where clipart's copies
+    sat at exactly 95.0 % and emoji's at 87.3 %)."""
     curve = [{"value": v, "honest copy %": _copy_pct(run, "honest", t.option, v),
               "honest twins %": _twin_pct(run, "honest", t.option, v),
               "copies copy %": _copy_pct(run, "copies", t.option, v)} for v in t.grid]
@@ -87,7 +90,7 @@ TUNABLES = (
             "highest F0.5 of the suggested images as the tuning set's strays",
             best_of("F0.5")),
     Tunable("memorisation", "--pixel-twin", (0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0),
-            "smallest value with >= 95 % of the tuning set's copies called copy",
+            "smallest value with >= 99 % of the tuning set's copies called copy",
             smallest_finding_copies),
 )
 
