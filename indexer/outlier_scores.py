@@ -94,14 +94,12 @@ Neighbours = dict[str, tuple[np.ndarray, np.ndarray]]  # layer -> (distances, ro
 
 
 def component_scores(train: dict[str, np.ndarray], labels: np.ndarray | None, k: int,
-                     label_k: int, found_by_layer: Neighbours | None = None
-                     ) -> dict[str, np.ndarray]:
+                     label_k: int, found_by_layer: Neighbours) -> dict[str, np.ndarray]:
     """Raw scores by name (``far_block1``, ``far_in_label_block5``, ``mismatch_block1``...);
     ``found_by_layer``: each layer's ``neighbours`` for at least k (and label_k) rows."""
     out: dict[str, np.ndarray] = {}
     for layer in LAYERS:
-        dist, found = (found_by_layer[layer] if found_by_layer is not None else
-                       neighbours(train[layer], max(k, label_k if labels is not None else 0)))
+        dist, found = found_by_layer[layer]
         out[f"far_{layer}"] = dist[:, :k].mean(axis=1)
         if labels is not None:
             out[f"far_in_label_{layer}"] = far_in_label(train[layer], labels, k)

@@ -143,6 +143,12 @@ def prepare_checkpoint(training: TrainingSet) -> Scorer:
     return score
 
 
+def _copied(s: SampleRow) -> int:
+    """The training image a copy copies: the one it is the same picture as, for a twin in
+    pixels; else its nearest on both layers."""
+    return s.pixel_nearest if s.near_duplicate and s.pixel_nearest is not None else s.nearest
+
+
 def lines(r: MemorisationResult, o: Mapping[str, Any]) -> list[str]:
     top = o["top"]
     copies = sorted((s for s in r.samples if s.verdict == "copy"), key=lambda s: s.p_value)
@@ -168,9 +174,7 @@ def lines(r: MemorisationResult, o: Mapping[str, Any]) -> list[str]:
     if not r.copy_possible:
         out.append(f"  warning: only {r.n_reference} reference images: a copy cannot be called "
                    f"at {r.copy_level:.0%}; ingest more images or raise --holdout")
-    out += [f"  sample {s.sample} copies training image "
-            f"#{s.pixel_nearest if s.near_duplicate and s.pixel_nearest else s.nearest} "
-            f"(p {s.p_value:.4f}, "
+    out += [f"  sample {s.sample} copies training image #{_copied(s)} (p {s.p_value:.4f}, "
             f"similarity {s.similarity:.4f}"
             + (", a twin" if s.near_duplicate else "")
             + (f", pixel difference {s.pixel_difference:.1f}/255)"
