@@ -94,6 +94,9 @@ class SampleRow(JsonRecord):
     pixel_nearest: int | None  # of the nearest images (each layer, combined), closest in pixels
     near_duplicate: bool  # within the Duplicates view's limits of a training image (twins)
     verdict: str  # "copy", "close" or "novel"
+    # a copy's training image: the one it is the same picture as (a twin in pixels), else its
+    # nearest on both layers; None for other verdicts. Hubness credits copies to it.
+    copied: int | None = None
 
 
 def _layers(v: Vectors) -> Vectors:
@@ -287,6 +290,15 @@ def verdict(p: float, same_picture: bool = False) -> str:
     return "close" if p <= CLOSE_LEVEL else "novel"
 
 
+def copied_image(verdict: str, same_picture: bool, pixel_nearest: int | None,
+                 nearest: int) -> int | None:
+    """The training image a ``copy`` copies: the one it is the same picture as where pixels
+    said so, else its nearest on both layers (a copy by percentile); None for other verdicts."""
+    if verdict != "copy":
+        return None
+    return pixel_nearest if same_picture and pixel_nearest is not None else nearest
+
+
 def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: np.ndarray,
                  reference: Reference | Vectors | None = None, verify: Verifier | None = None,
                  calibration: Calibration | None = None, twin_ratio: float = TWIN_RATIO,
@@ -319,14 +331,15 @@ def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: n
     same_picture = twin if cal.twins.pixels is not None else np.zeros(len(twin), dtype=bool)
     rows = []
     for j, sample in enumerate(gen_ids.tolist()):
+        v = verdict(float(p[j]), bool(same_picture[j]))
         rows.append(SampleRow(
             int(sample), int(nn["block1"][1][j]), round(float(nn["block1"][0][j]), 6),
             int(nn["block5"][1][j]), round(float(nn["block5"][0][j]), 6), int(near[j]),
             round(float(nn["combined"][0][j]), 6), round(float(per["block1"][j]), 5),
             round(float(per["block5"][j]), 5), round(float(per["combined"][j]), 5),
             round(float(per["pixels"][j]), 5) if "pixels" in per else None,
-            round(float(p[j]), 5), pixels[j], matched[j][1], bool(twin[j]),
-            verdict(float(p[j]), bool(same_picture[j]))))
+            round(float(p[j]), 5), pixels[j], matched[j][1], bool(twin[j]), v,
+            copied_image(v, bool(same_picture[j]), matched[j][1], int(near[j]))))
     return {**summary(rows, cal, d["combined"], len(train_ids)), "twin_ratio": cal.twins.ratio,
             "pixel_twin": cal.twins.pixels, "twin_rule": cal.twins.words(),
             "samples": [r.as_json() for r in rows],
@@ -353,11 +366,15 @@ def summary(rows: list[SampleRow], cal: Calibration, combined_d: np.ndarray,
 
 
 def hubness(rows: list[SampleRow]) -> list[dict[str, int]]:
+    """Per training image: the samples whose nearest image (both layers) it is, and the copies
+    of it (``SampleRow.copied``: a copy of a training image that has a near-duplicate can sit
+    nearest to the duplicate, and is counted under the image it is the same picture as)."""
     hubs: dict[int, int] = {}
     copied: dict[int, int] = {}
     for r in rows:
         hubs[r.nearest] = hubs.get(r.nearest, 0) + 1
-        if r.verdict == "copy":
-            copied[r.nearest] = copied.get(r.nearest, 0) + 1
-    return sorted(({"id": i, "count": c, "copies": copied.get(i, 0)} for i, c in hubs.items()),
-                  key=lambda h: (-h["count"], h["id"]))
+        if r.copied is not None:
+            copied[r.copied] = copied.get(r.copied, 0) + 1
+    return sorted(({"id": i, "count": hubs.get(i, 0), "copies": copied.get(i, 0)}
+                   for i in hubs.keys() | copied.keys()),
+                  key=lambda h: (-h["count"], -h["copies"], h["id"]))

@@ -99,7 +99,7 @@ def memorisation(run: SetRun, case: str | None) -> Row:
         paths = run.id_paths()
         row["copy examples"] = [
             [f"{info[s['sample']].get('group')}/{info[s['sample']].get('file')}",
-             _below(paths.get(s["nearest"], "?"), run.set_dir)]
+             _below(paths.get(s.get("copied", s["nearest"]), "?"), run.set_dir)]
             for s in samples if s["verdict"] == "copy"][:20]
     if case == "copies":
         dup = [s for s in samples if info.get(s["sample"], {}).get("duplicated")]

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 class Hub(JsonRecord):
     id: int  # a training image
     count: int  # samples whose nearest training image it is
-    copies: int  # of which copies
+    copies: int  # samples that copy it (``SampleRow.copied``; nearest to it or not)
 
 
 @dataclass(frozen=True)
@@ -143,12 +143,6 @@ def prepare_checkpoint(training: TrainingSet) -> Scorer:
     return score
 
 
-def _copied(s: SampleRow) -> int:
-    """The training image a copy copies: the one it is the same picture as, for a twin in
-    pixels; else its nearest on both layers."""
-    return s.pixel_nearest if s.near_duplicate and s.pixel_nearest is not None else s.nearest
-
-
 def lines(r: MemorisationResult, o: Mapping[str, Any]) -> list[str]:
     top = o["top"]
     copies = sorted((s for s in r.samples if s.verdict == "copy"), key=lambda s: s.p_value)
@@ -174,7 +168,7 @@ def lines(r: MemorisationResult, o: Mapping[str, Any]) -> list[str]:
     if not r.copy_possible:
         out.append(f"  warning: only {r.n_reference} reference images: a copy cannot be called "
                    f"at {r.copy_level:.0%}; ingest more images or raise --holdout")
-    out += [f"  sample {s.sample} copies training image #{_copied(s)} (p {s.p_value:.4f}, "
+    out += [f"  sample {s.sample} copies training image #{s.copied} (p {s.p_value:.4f}, "
             f"similarity {s.similarity:.4f}"
             + (", a twin" if s.near_duplicate else "")
             + (f", pixel difference {s.pixel_difference:.1f}/255)"
@@ -182,7 +176,7 @@ def lines(r: MemorisationResult, o: Mapping[str, Any]) -> list[str]:
             for s in copies[:top]]
     out += ["most-copied training images (hubness; "
             f"{r.expected_hub_count:.2f} expected each):",
-            *[f"  #{h.id}: nearest to {h.count} samples ({h.copies} copies)"
+            *[f"  #{h.id}: nearest to {h.count} samples, copied by {h.copies}"
               for h in r.hubness[:top]]]
     return out
 
@@ -200,7 +194,7 @@ def _pixels(value: float) -> float:
 
 
 ANALYSIS = AnalysisSpec(
-    name="memorisation", title="memorisation", version=6, rank=20, compute=compute,
+    name="memorisation", title="memorisation", version=7, rank=20, compute=compute,
     result_type=MemorisationResult,
     inputs=Inputs(train=True, generated=True, flags=True, run=True),
     cli=Cli(help="Copies: each sample's nearest training image and how it compares with unseen "

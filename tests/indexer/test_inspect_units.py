@@ -10,8 +10,9 @@ import pytest
 from scipy.stats import beta, norm
 from sklearn.metrics import roc_auc_score
 
+from modescope.indexer.copycheck import Match
 from modescope.indexer.curation import knn_distance, near_duplicates, suggest
-from modescope.indexer.memorisation import memorisation
+from modescope.indexer.memorisation import Reference, memorisation
 from modescope.indexer.ndb import default_k, js_divergence, ndb_from_bins, z_test
 from modescope.indexer.outlier_scores import neighbours, outliers, percentile
 from tests.conftest import run_cli
@@ -78,6 +79,41 @@ def test_calibrated_p_values_and_hubness_equal_a_hand_count() -> None:
     assert r["copies"] == 1 and r["copy_rate"] == 0.5 and r["reference"] == "held-out"
     assert r["reference_near_duplicates"] == 0
     assert r["hubness"][0] == {"id": 100, "count": 1, "copies": 1}
+
+
+def test_hubness_counts_a_copy_under_the_image_it_is_the_same_picture_as() -> None:
+    """A copy of a training image that has a near-duplicate: nearest to the duplicate on
+    block5 and combined, to its source on block1, and the same picture in pixels as the source
+    only. Its verdict names the source, and hubness counts the copy there, not under the
+    duplicate it sits nearest to."""
+    rng = np.random.default_rng(5)
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+    b1, b5 = unit(rng.standard_normal((40, 64))), unit(rng.standard_normal((40, 64)))
+    b1[1] = unit(b1[0] + 0.05 * rng.standard_normal(64))  # 1: a near-duplicate of 0
+    b5[1] = unit(b5[0] + 0.30 * rng.standard_normal(64))
+    g1, g5 = b1[0][None], b5[1][None]  # block1: the source itself; block5: the duplicate's
+    ids = np.arange(100, 140)
+    source, duplicate = 100, 101
+
+    def verify(sample: int, train: int) -> Match:
+        return Match(1.0 if (sample, train) == (0, source) else 30.0, (0.0, 0.0), False)
+
+    ref = {"block1": unit(rng.standard_normal((120, 64))),
+           "block5": unit(rng.standard_normal((120, 64)))}
+    r = memorisation({"block1": b1, "block5": b5}, ids, {"block1": g1, "block5": g5},
+                     np.array([0]), reference=Reference(np.arange(120), ref,
+                                                        lambda *_: Match(30.0, (0, 0), False)),
+                     verify=verify, pixel_twin=6.0)
+    row = r["samples"][0]
+    assert row["nearest"] == duplicate and row["nearest_block1"] == source
+    assert row["verdict"] == "copy" and row["pixel_nearest"] == source
+    assert row["copied"] == source
+    hubs = {h["id"]: h for h in r["hubness"]}
+    assert hubs[duplicate] == {"id": duplicate, "count": 1, "copies": 0}
+    assert hubs[source] == {"id": source, "count": 0, "copies": 1}
 
 
 def test_outlier_distances_equal_brute_force() -> None:
