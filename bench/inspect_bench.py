@@ -1,4 +1,6 @@
-"""All analyses for 10k training x 1k generated images (synthetic descriptors): seconds each.
+"""All analyses for 10k training x 1k generated images (synthetic descriptors): seconds each,
+in one process, as the product's analysis child runs them (the training set's k-NN graph is
+searched once per layer and shared: indexer/graph.py).
 
     python bench/inspect_bench.py [--train 10000] [--gen 1000] [--held-out 1000]
 
@@ -14,6 +16,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from index_bench import descriptor_like  # noqa: E402
 
-from modescope.indexer import curation, memorisation, ndb, outlier_scores  # noqa: E402
+from modescope.indexer import curation, memorisation, ndb, outlier_scores, prdc  # noqa: E402
 
 
 def pixel_verification(n: int) -> float:
@@ -65,7 +68,7 @@ def main() -> None:
     gids = np.arange(args.gen, dtype=np.int64)
     rows = []
 
-    def timed(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+    def timed(name: str, fn: Callable[[], object]) -> None:
         t = time.perf_counter()
         fn()
         rows.append((name, time.perf_counter() - t))
@@ -88,12 +91,29 @@ def main() -> None:
     # image (up to three when the layers' nearest differ; one here)
     rows.append((f"pixel verification of {args.gen:,} samples and {held_out:,} held-out "
                  "images (64 px PNGs)", pixel_verification(args.gen + held_out)))
-    labels: list[str | None] = [f"folder-{i % 8}" for i in range(args.train)]  # 8 subfolders
-    timed("outliers (k=10, with 8 labels)",
-          lambda: outlier_scores.outliers(train, tids, labels))
-    timed("near-duplicates (range search)", lambda: curation.near_duplicates(train, tids))
-    flagged = set(range(0, args.train, 500))
-    timed("suggestions (logistic regression)", lambda: curation.suggest(train, tids, flagged))
+    # the dataset side reads every indexed training image, held-out ones included (ingest's
+    # split holds them out of training, not out of the dataset pages); the run side above and
+    # prdc below read the curated ones: two sets, two k-NN graphs, as in the product
+    indexed = {k: np.concatenate([train[k], reference[k]]) if reference else train[k]
+               for k in train}
+    iids = np.arange(len(indexed["block1"]), dtype=np.int64)
+    labels: list[str | None] = [f"folder-{i % 8}" for i in range(len(iids))]  # 8 subfolders
+    timed(f"outliers (k=10, with 8 labels; {len(iids):,} indexed images: the k-NN graph of "
+          "each layer)", lambda: outlier_scores.outliers(indexed, iids, labels))
+    timed("near-duplicates (within limits on both layers; the same graph)",
+          lambda: curation.near_duplicates(indexed, iids))
+    flagged = set(range(0, len(iids), 500))
+    timed("suggestions (logistic regression)", lambda: curation.suggest(indexed, iids, flagged))
+
+    def fidelity() -> None:  # inspect prdc: both layers, samples and held-out images
+        for layer in ("block1", "block5"):
+            radii = prdc.knn_radii(train[layer], prdc.DEFAULT_K)
+            prdc.prdc(train[layer], gen[layer], prdc.DEFAULT_K, train_radii=radii)
+            if reference:
+                prdc.prdc(train[layer], reference[layer], prdc.DEFAULT_K, train_radii=radii)
+
+    timed("precision, recall, density, coverage (k=5, both layers, samples and held-out)",
+          fidelity)
     print(f"inspection benchmark: {args.train:,} training x {args.gen:,} generated, 1,024-d per "
           f"layer, {os.cpu_count()} cores")
     print("| analysis | seconds |\n|---|---:|")

@@ -23,16 +23,25 @@ MAX_NEGATIVES = 3000
 def knn_distance(vectors: np.ndarray, ids: np.ndarray, k: int = OUTLIER_K,
                  rows: np.ndarray | None = None) -> np.ndarray:
     """Mean cosine distance of each vector (or of the vectors at ``rows``) to its k nearest
-    other vectors."""
+    other vectors: from the shared graph (indexer/graph.py) when this process has it or all
+    rows are asked, else by searching only ``rows``."""
+    from modescope.indexer import graph
+
     k = min(k, len(vectors) - 1)
     if k < 1:
         raise ValueError("outliers need at least 2 training images")
+    g = graph.cached(vectors)
+    if g is None and rows is None:
+        g = graph.self_knn(vectors, k)
+    if g is not None and g.k >= k:
+        sims = g.sims[:, :k] if rows is None else g.sims[rows, :k]
+        return 1.0 - sims.astype(np.float64).mean(axis=1)
     rows = np.arange(len(vectors)) if rows is None else rows
     vi = VectorIndex.build(ids, np.ascontiguousarray(vectors), kind="flat")
-    sims, found = vi.search(np.ascontiguousarray(vectors[rows]), k + 1)
+    found_sims, found = vi.search(np.ascontiguousarray(vectors[rows]), k + 1)
     out = np.empty(len(rows))
     for n, i in enumerate(rows.tolist()):
-        keep = [s for s, f in zip(sims[n], found[n], strict=True) if f != ids[i]][:k]
+        keep = [s for s, f in zip(found_sims[n], found[n], strict=True) if f != ids[i]][:k]
         out[n] = 1.0 - float(np.mean(keep))
     return out
 
@@ -71,35 +80,48 @@ def near_duplicates(train: dict[str, np.ndarray], ids: np.ndarray,
 
     By default a pair is near-duplicate when, on each layer, its cosine distance is under
     ``ratio`` times that layer's median nearest-neighbour distance: the rule adapts to how
-    spread out the descriptors are (trained or untrained weights). Candidates come from one range
-    search on both layers combined. With ``threshold`` the rule is simply: combined cosine
-    similarity above it.
+    spread out the descriptors are (trained or untrained weights). Candidates are block1's pairs
+    within its limit, read from the shared k-NN graph (indexer/graph.py, exact); each is checked
+    on block5. With ``threshold`` the rule is simply: combined cosine similarity above it (one
+    range search on both layers combined).
     """
-    import faiss
+    from modescope.indexer import graph
 
-    vecs = combined(train["block1"], train["block5"])
     limits: dict[str, float] = {}
+    pairs: dict[tuple[int, int], float] = {}
+    uf = _UnionFind({})
     if threshold is None:
+        b1, b5 = train["block1"], train["block5"]
+        g1 = graph.self_knn(b1, min(graph.GRAPH_K, len(b1) - 1)) if len(ids) >= 2 else None
         for layer in ("block1", "block5"):
             limits[layer] = ratio * median_nn_distance(train[layer], ids)
         radius = 1.0 - (limits["block1"] + limits["block5"]) / 2
+        if g1 is not None:
+            # a pair within both limits is within block1's: its pairs, from the shared graph,
+            # checked on block5; a pair's similarity is the combined one, the mean of both
+            near = graph.pairs_within(b1, 1.0 - limits["block1"], g1)
+            for (i, j), s1 in sorted(near.items()):
+                s5 = float(b5[i] @ b5[j])
+                if 1.0 - s5 > limits["block5"]:
+                    continue
+                a, b = int(ids[i]), int(ids[j])
+                uf.union(a, b)
+                pairs[(min(a, b), max(a, b))] = (s1 + s5) / 2
     else:
+        import faiss
+
         radius = float(threshold)
-    index = faiss.IndexFlatIP(vecs.shape[1])
-    index.add(vecs)
-    lims, sims, found = index.range_search(vecs, radius)
-    uf = _UnionFind({})
-    pairs: dict[tuple[int, int], float] = {}
-    for i in range(len(vecs)):
-        for j, s in zip(found[lims[i]:lims[i + 1]], sims[lims[i]:lims[i + 1]], strict=True):
-            if j <= i:
-                continue
-            if limits and any(1.0 - float(train[layer][i] @ train[layer][j]) > lim
-                              for layer, lim in limits.items()):
-                continue
-            a, b = int(ids[i]), int(ids[j])
-            uf.union(a, b)
-            pairs[(a, b)] = float(s)
+        vecs = combined(train["block1"], train["block5"])
+        index = faiss.IndexFlatIP(vecs.shape[1])
+        index.add(vecs)
+        lims, sims, found = index.range_search(vecs, radius)
+        for i in range(len(vecs)):
+            for j, s in zip(found[lims[i]:lims[i + 1]], sims[lims[i]:lims[i + 1]], strict=True):
+                if j <= i:
+                    continue
+                a, b = int(ids[i]), int(ids[j])
+                uf.union(a, b)
+                pairs[(a, b)] = float(s)
     for dup, original in exact or []:
         uf.union(int(dup), int(original))
     groups: dict[int, list[int]] = {}

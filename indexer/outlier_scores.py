@@ -39,24 +39,17 @@ POOL = 0.5
 UNUSUAL = 0.8
 
 
-def neighbours(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(cosine distances, rows) of each row's k nearest other rows, nearest first."""
-    import faiss
+def neighbours(vectors: np.ndarray, k: int, *, keep: bool = True
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(cosine distances, rows) of each row's k nearest other rows, nearest first (the shared
+    graph, indexer/graph.py; ``keep`` False for one-off subsets)."""
+    from modescope.indexer.graph import self_knn
 
-    x = np.ascontiguousarray(vectors, dtype=np.float32)
-    k = min(k, len(x) - 1)
+    k = min(k, len(vectors) - 1)
     if k < 1:
         raise ValueError("outliers need at least 2 training images")
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x)
-    sims, found = index.search(x, k + 1)
-    rows = np.arange(len(x))[:, None]
-    own = found == rows
-    # drop the row itself (or, where a twin hid it, the farthest of the k + 1)
-    drop = np.where(own.any(axis=1), own.argmax(axis=1), k)
-    keep = np.ones_like(own)
-    keep[np.arange(len(x)), drop] = False
-    return (1.0 - sims[keep].reshape(len(x), k)).astype(np.float64), found[keep].reshape(len(x), k)
+    g = self_knn(vectors, k, keep=keep)
+    return (1.0 - g.sims).astype(np.float64), g.rows
 
 
 def percentile(scores: np.ndarray) -> np.ndarray:
@@ -78,7 +71,7 @@ def far_in_label(vectors: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
                 whole = neighbours(vectors, k)[0]
             out[rows] = whole[rows].mean(axis=1)
             continue
-        out[rows] = neighbours(vectors[rows], k)[0].mean(axis=1)
+        out[rows] = neighbours(vectors[rows], k, keep=False)[0].mean(axis=1)
     return out
 
 

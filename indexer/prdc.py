@@ -37,7 +37,7 @@ import numpy as np
 from scipy import sparse
 from scipy.stats import norm
 
-from modescope.indexer.index import VectorIndex, check_vectors
+from modescope.indexer.index import check_vectors
 
 BLOCK = 2048  # samples per block of inner products
 DEFAULT_K = 5  # Naeem et al.'s recommended k
@@ -72,22 +72,17 @@ class PRDC:
 
 
 def knn_radii(vecs: np.ndarray, k: int) -> Radii:
-    """Each vector's k nearest others in its own set, by a FAISS exact search (k+2 results: the
-    vector itself, its k neighbours and one more)."""
+    """Each vector's k nearest others in its own set (the shared exact graph,
+    indexer/graph.py): the k-th similarity is its ball's radius, the (k+1)-th its radius when
+    one of its k neighbours is left out."""
+    from modescope.indexer.graph import self_knn
+
     vecs = check_vectors(vecs)
     n = len(vecs)
     if not 1 <= k <= n - 2:
         raise ValueError(f"k={k} needs at least k+2 vectors in each set, got {n}")
-    index = VectorIndex.build(np.arange(n, dtype=np.int64), vecs, kind="flat")
-    sims, ids = index.search(vecs, k + 2)
-    own = ids == np.arange(n)[:, None]
-    # the vector itself is dropped; with an exact twin ahead of it, the last one is
-    drop = np.where(own.any(axis=1), own.argmax(axis=1), k + 1)
-    keep = np.ones_like(own)
-    keep[np.arange(n), drop] = False
-    sims = sims[keep].reshape(n, k + 1)
-    ids = ids[keep].reshape(n, k + 1)
-    return Radii(sims[:, k - 1].copy(), sims[:, k].copy(), ids[:, :k].copy())
+    g = self_knn(vecs, k + 1)
+    return Radii(g.sims[:, k - 1].copy(), g.sims[:, k].copy(), g.rows[:, :k].copy())
 
 
 def jackknife(full: float, loo: np.ndarray, lo: float = 0.0, hi: float = math.inf,

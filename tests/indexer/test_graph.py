@@ -1,0 +1,97 @@
+"""The shared k-NN graph (indexer/graph.py) against brute force: the nearest others, the pairs
+within a similarity (rows with more close neighbours than the graph holds included), and that a
+second analysis reads the graph the first one searched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modescope.indexer import graph
+from modescope.indexer.curation import near_duplicates
+
+
+def units(rng: np.random.Generator, n: int, d: int = 16) -> np.ndarray:
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_self_knn_is_each_rows_nearest_others_by_brute_force() -> None:
+    x = units(np.random.default_rng(0), 80)
+    g = graph.self_knn(x, 7, keep=False)
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :7]
+    assert (g.rows != np.arange(80)[:, None]).all()  # never the row itself
+    np.testing.assert_allclose(g.sims, np.take_along_axis(sims, order, axis=1), atol=1e-5)
+    with pytest.raises(ValueError, match="k=80"):
+        graph.self_knn(x, 80)
+
+
+def test_a_graph_is_kept_for_the_next_caller_and_serves_every_smaller_k() -> None:
+    x = units(np.random.default_rng(1), 60)
+    assert graph.cached(x) is None
+    g = graph.self_knn(x, 5)
+    kept = graph.cached(x)
+    assert kept is not None and kept.k == min(graph.GRAPH_K, 59)  # searched once, for all k
+    np.testing.assert_array_equal(graph.self_knn(x.copy(), 3).rows, g.rows[:, :3])
+    assert graph.cached(units(np.random.default_rng(2), 60)) is None  # keyed by content
+
+
+def test_pairs_within_equal_brute_force_also_where_the_graph_is_full() -> None:
+    rng = np.random.default_rng(3)
+    x = units(rng, 50)
+    centre = x[0]
+    # ten near-copies of one vector: each has more neighbours within the limit than the
+    # 4-neighbour graph below holds, so those rows are searched again
+    x[1:11] = centre + 0.01 * units(rng, 10)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    t = 0.95
+    found = graph.pairs_within(x, t, graph.self_knn(x, 4, keep=False))
+    sims = x @ x.T
+    want = {(i, j) for i in range(50) for j in range(i + 1, 50) if sims[i, j] >= t}
+    assert len(want) >= 55 and set(found) == want
+    for (i, j), s in found.items():
+        assert s == pytest.approx(sims[i, j], abs=1e-5)
+
+
+def test_near_duplicates_are_the_pairs_within_both_layers_limits() -> None:
+    rng = np.random.default_rng(4)
+    b1, b5 = units(rng, 120, 32), units(rng, 120, 32)
+    for src, dst in ((0, 1), (0, 2), (5, 6), (9, 10)):  # near-duplicates on both layers
+        b1[dst] = b1[src] + 0.05 * units(rng, 1, 32)[0]
+        b5[dst] = b5[src] + 0.05 * units(rng, 1, 32)[0]
+    b5[10] = units(rng, 1, 32)[0]  # 9 and 10: near on block1 only
+    b1 /= np.linalg.norm(b1, axis=1, keepdims=True)
+    b5 /= np.linalg.norm(b5, axis=1, keepdims=True)
+    ids = np.arange(120) + 1000
+    r = near_duplicates({"block1": b1, "block5": b5}, ids)
+    lim = r["rule"]["max_distance"]
+    d1, d5 = 1 - b1 @ b1.T, 1 - b5 @ b5.T
+    want = {(int(ids[i]), int(ids[j])) for i in range(120) for j in range(i + 1, 120)
+            if d1[i, j] <= lim["block1"] + 1e-6 and d5[i, j] <= lim["block5"] + 1e-6}
+    assert want == {(1000, 1001), (1000, 1002), (1001, 1002), (1005, 1006)}
+    assert [g["ids"] for g in r["groups"]] == [[1000, 1001, 1002], [1005, 1006]]
+    assert r["near_pairs"] == len(want)
+
+
+def test_the_combined_nearest_is_found_outside_both_layers_nearest_lists() -> None:
+    """32 images near the query on block1 only, 32 on block5 only, and one halfway on both:
+    it is in neither layer's 32 nearest, yet the nearest on both combined."""
+    from modescope.indexer.memorisation import NEAREST_K, _layers, nearest
+
+    d, n = 80, 2 * NEAREST_K + 1
+    e = np.eye(d, dtype=np.float32)
+    b1, b5 = np.zeros((n, d), np.float32), np.zeros((n, d), np.float32)
+    s = np.sqrt(1 - 0.9 ** 2)
+    for i in range(NEAREST_K):
+        b1[i], b5[i] = 0.9 * e[0] + s * e[1 + i], e[1 + i]
+        j = NEAREST_K + i
+        b1[j], b5[j] = e[1 + i], 0.9 * e[0] + s * e[1 + i]
+    b1[-1] = b5[-1] = 0.5 * e[0] + np.sqrt(0.75) * e[d - 1]
+    q = {"block1": e[:1].copy(), "block5": e[:1].copy()}
+    ids = np.arange(n) + 500
+    found = nearest(_layers({"block1": b1, "block5": b5}), ids, _layers(q))
+    assert found["block1"][1][0] < 500 + NEAREST_K and found["block1"][0][0] == pytest.approx(0.9)
+    assert found["combined"][1][0] == 500 + n - 1
+    assert found["combined"][0][0] == pytest.approx(0.5, abs=1e-6)
