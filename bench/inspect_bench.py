@@ -26,7 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from index_bench import descriptor_like  # noqa: E402
 
-from modescope.indexer import curation, memorisation, ndb, outlier_scores, prdc  # noqa: E402
+from modescope.indexer import (  # noqa: E402
+    curation,
+    graph,
+    memorisation,
+    ndb,
+    outlier_scores,
+    prdc,
+)
 
 
 def pixel_verification(n: int) -> float:
@@ -97,6 +104,8 @@ def main() -> None:
     indexed = {k: np.concatenate([train[k], reference[k]]) if reference else train[k]
                for k in train}
     iids = np.arange(len(indexed["block1"]), dtype=np.int64)
+    for layer in train:  # the curated images are a subset of them (indexer/inputs.py says so)
+        graph.subset_of(indexed[layer], np.arange(args.train), train[layer])
     labels: list[str | None] = [f"folder-{i % 8}" for i in range(len(iids))]  # 8 subfolders
     timed(f"outliers (k=10, with 8 labels; {len(iids):,} indexed images: the k-NN graph of "
           "each layer)", lambda: outlier_scores.outliers(indexed, iids, labels))

@@ -9,7 +9,10 @@ process (app/analyses.py), and at 100,000 images this search is most of their ti
 (bench/inspect_bench.py), so it runs once per layer instead of once per analysis. A graph holds
 at least ``GRAPH_K`` neighbours, so one search serves every k up to it; a range query (pairs
 within a distance) reads the graph and searches again only the rows whose ``GRAPH_K``
-neighbours all fall inside the range (``pairs_within``).
+neighbours all fall inside the range (``pairs_within``). A subset of a set (the curated training
+images among every indexed one: ``subset_of``) reads its graph from the set's when that was
+searched: each row's neighbours that are in the subset, in order, searching again only rows that
+keep fewer than k of them.
 """
 
 from __future__ import annotations
@@ -43,11 +46,15 @@ class Graph:
         return Graph(self.sims[:, :k], self.rows[:, :k])
 
 
-_cache: OrderedDict[tuple[tuple[int, ...], bytes], Graph] = OrderedDict()
+Key = tuple[tuple[int, ...], bytes]
+_cache: OrderedDict[Key, Graph] = OrderedDict()
+# subsets of a set (the curated training images among every indexed one): key -> (the set's
+# key, which of its rows), so a subset's graph is read from its set's where that was searched
+_subsets: OrderedDict[Key, tuple[Key, np.ndarray]] = OrderedDict()
 _lock = threading.Lock()
 
 
-def _key(x: np.ndarray) -> tuple[tuple[int, ...], bytes]:
+def _key(x: np.ndarray) -> Key:
     return x.shape, hashlib.blake2b(x.data, digest_size=16).digest()
 
 
@@ -73,13 +80,19 @@ def self_knn(vectors: np.ndarray, k: int, *, keep: bool = True) -> Graph:
     if not 1 <= k <= n - 1:
         raise ValueError(f"k={k} nearest others need at least {k + 1} vectors, got {n}")
     key = _key(x) if keep else None
+    graph: Graph | None = None
     if key is not None:
         with _lock:
             hit = _cache.get(key)
             if hit is not None and hit.k >= k:
                 _cache.move_to_end(key)
                 return hit.first(k)
-    graph = _search(x, max(k, min(GRAPH_K, n - 1)) if keep else k)
+            parent = _subsets.get(key)
+            whole = _cache.get(parent[0]) if parent is not None else None
+        if parent is not None and whole is not None and whole.k >= k:
+            graph = _restricted(x, whole, parent[1], k)
+    if graph is None:
+        graph = _search(x, max(k, min(GRAPH_K, n - 1)) if keep else k)
     if key is not None:
         with _lock:
             _cache[key] = graph
@@ -89,14 +102,45 @@ def self_knn(vectors: np.ndarray, k: int, *, keep: bool = True) -> Graph:
     return graph.first(k)
 
 
-def _search(x: np.ndarray, k: int) -> Graph:
+def subset_of(whole: np.ndarray, rows: np.ndarray, part: np.ndarray) -> None:
+    """Note that ``part`` is ``whole[rows]`` (``rows``: a boolean mask or row numbers), so
+    that ``self_knn(part)`` reads ``whole``'s graph where this process has searched it."""
+    picked = np.flatnonzero(rows) if rows.dtype == bool else np.asarray(rows, np.int64)
+    entry = (_key(_unit_rows(whole)), picked)
+    with _lock:
+        _subsets[_key(_unit_rows(part))] = entry
+        while len(_subsets) > MAX_CACHED:
+            _subsets.popitem(last=False)
+
+
+def _restricted(x: np.ndarray, whole: Graph, rows: np.ndarray, k: int) -> Graph:
+    """The graph of ``x`` = the whole set's ``rows``, read from the whole set's: each row's
+    neighbours that are in the subset, in order; rows with fewer than k of them among the
+    whole graph's (a subset that leaves out most of a row's neighbourhood) are searched."""
+    pos = np.full(len(whole.rows), -1, np.int64)
+    pos[rows] = np.arange(len(rows))
+    mapped = pos[whole.rows[rows]]
+    inside = mapped >= 0
+    order = np.argsort(~inside, axis=1, kind="stable")[:, :k]  # the subset's first, in order
+    out_rows = np.take_along_axis(mapped, order, axis=1)
+    out_sims = np.take_along_axis(whole.sims[rows], order, axis=1)
+    short = np.flatnonzero(inside.sum(axis=1) < k)
+    if len(short):
+        again = _search(x, k, queries=short)
+        out_rows[short], out_sims[short] = again.rows, again.sims
+    return Graph(np.ascontiguousarray(out_sims), np.ascontiguousarray(out_rows))
+
+
+def _search(x: np.ndarray, k: int, queries: np.ndarray | None = None) -> Graph:
+    """Each row's (or each of the ``queries`` rows') k nearest other rows of ``x``."""
     import faiss
 
     index = faiss.IndexFlatIP(x.shape[1])
     index.add(x)
-    sims, found = index.search(x, k + 1)
-    n = len(x)
-    own = found == np.arange(n)[:, None]
+    q = np.arange(len(x)) if queries is None else queries
+    sims, found = index.search(x if queries is None else np.ascontiguousarray(x[q]), k + 1)
+    n = len(q)
+    own = found == q[:, None]
     # drop the row itself (or, where exact twins hid it, the farthest of the k + 1)
     drop = np.where(own.any(axis=1), own.argmax(axis=1), k)
     kept = np.ones_like(own)

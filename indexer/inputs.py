@@ -17,7 +17,7 @@ import numpy as np
 from modescope.core.catalog import Catalog
 from modescope.core.errors import InputError
 from modescope.core.workspace import Workspace
-from modescope.indexer import copycheck, memorisation
+from modescope.indexer import copycheck, graph, memorisation
 from modescope.indexer.store import IndexStore, source_items
 
 TrainImages = Callable[[int], copycheck.Turned]  # training id -> blurred and turned
@@ -49,7 +49,10 @@ def curated_vectors(ws: Workspace, ids: np.ndarray, vecs: dict[str, np.ndarray],
     with Catalog.reading(ws.catalog_path) as catalog:
         curated = {c.id for c in catalog.curated()}
     keep = np.array([i in curated for i in ids.tolist()], dtype=bool)
-    return ids[keep], {k: v[keep] for k, v in vecs.items()}
+    out = {k: v[keep] for k, v in vecs.items()}
+    for layer, v in out.items():  # their k-NN graphs are read from every indexed image's
+        graph.subset_of(vecs[layer], keep, v)
+    return ids[keep], out
 
 
 def reference_vectors(ws: Workspace, ids: np.ndarray, vecs: dict[str, np.ndarray],

@@ -95,3 +95,28 @@ def test_the_combined_nearest_is_found_outside_both_layers_nearest_lists() -> No
     assert found["block1"][1][0] < 500 + NEAREST_K and found["block1"][0][0] == pytest.approx(0.9)
     assert found["combined"][1][0] == 500 + n - 1
     assert found["combined"][0][0] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_a_subsets_graph_is_read_from_its_sets_and_equals_its_own_search(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(6)
+    whole = units(rng, 200)
+    keep = rng.random(200) < 0.85
+    keep[:3] = False
+    whole[0] = whole[1] = whole[2] = whole[10]  # row 10's nearest three are outside the subset
+    part = whole[keep]
+    graph.subset_of(whole, keep, part)
+    graph.self_knn(whole, 12)  # searched: the subset reads it
+    searched: list[int] = []
+    search = graph._search
+    monkeypatch.setattr(graph, "_search", lambda x, k, queries=None: (
+        searched.append(len(x) if queries is None else len(queries)), search(x, k, queries))[1])
+    got = graph.self_knn(part, 5)
+    assert searched == []  # no row of the subset lost five of its 32 neighbours
+    monkeypatch.undo()
+    want = graph.self_knn(part.copy() + 0, 5, keep=False)
+    np.testing.assert_array_equal(got.rows, want.rows)
+    np.testing.assert_allclose(got.sims, want.sims, atol=1e-6)
+    # more neighbours than any row keeps inside the whole graph: rows are searched again
+    many = graph.self_knn(part, 30)
+    np.testing.assert_array_equal(many.rows, graph.self_knn(part, 30, keep=False).rows)
