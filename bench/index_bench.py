@@ -358,7 +358,7 @@ def real_part(sizes: list[int], weights: str, engine: str = "fp32",
         for n in sizes:
             t = time.perf_counter()
             db = real_descriptors(n, weights, seed=n, ex=ex, cache=cache)
-            queries = real_descriptors(300, weights, seed=n + 1, copies=1, ex=ex)
+            queries = real_descriptors(300, weights, seed=n + 1, copies=1, ex=ex, cache=cache)
             extract = time.perf_counter() - t
             for layer in db:
                 for kind, build, p50, p95, recall in search_rows(np.asarray(db[layer]),

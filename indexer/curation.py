@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from modescope.indexer.index import VectorIndex
 from modescope.indexer.ndb import combined
 
 OUTLIER_K = 10
@@ -20,8 +19,8 @@ SUGGEST_C = 0.01
 MAX_NEGATIVES = 3000
 
 
-def knn_distance(vectors: np.ndarray, ids: np.ndarray, k: int = OUTLIER_K,
-                 rows: np.ndarray | None = None) -> np.ndarray:
+def knn_distance(vectors: np.ndarray, k: int = OUTLIER_K, rows: np.ndarray | None = None
+                 ) -> np.ndarray:
     """Mean cosine distance of each vector (or of the vectors at ``rows``) to its k nearest
     other vectors: from the shared graph (indexer/graph.py) when this process has it or all
     rows are asked, else by searching only ``rows``."""
@@ -31,28 +30,21 @@ def knn_distance(vectors: np.ndarray, ids: np.ndarray, k: int = OUTLIER_K,
     if k < 1:
         raise ValueError("outliers need at least 2 training images")
     g = graph.cached(vectors)
-    if g is None and rows is None:
-        g = graph.self_knn(vectors, k)
     if g is not None and g.k >= k:
         sims = g.sims[:, :k] if rows is None else g.sims[rows, :k]
-        return 1.0 - sims.astype(np.float64).mean(axis=1)
-    rows = np.arange(len(vectors)) if rows is None else rows
-    vi = VectorIndex.build(ids, np.ascontiguousarray(vectors), kind="flat")
-    found_sims, found = vi.search(np.ascontiguousarray(vectors[rows]), k + 1)
-    out = np.empty(len(rows))
-    for n, i in enumerate(rows.tolist()):
-        keep = [s for s, f in zip(found_sims[n], found[n], strict=True) if f != ids[i]][:k]
-        out[n] = 1.0 - float(np.mean(keep))
-    return out
+    elif rows is None:
+        sims = graph.self_knn(vectors, k).sims
+    else:
+        sims = graph.nearest_others(vectors, k, rows).sims
+    return 1.0 - sims.astype(np.float64).mean(axis=1)
 
 
-def median_nn_distance(vectors: np.ndarray, ids: np.ndarray, sample: int = 2000,
-                       seed: int = 0) -> float:
+def median_nn_distance(vectors: np.ndarray, sample: int = 2000, seed: int = 0) -> float:
     """Median distance to the nearest other vector, from a seeded sample of queries."""
     rows = np.arange(len(vectors))
     if len(rows) > sample:
         rows = np.sort(np.random.default_rng(seed).choice(rows, sample, replace=False))
-    return float(np.median(knn_distance(vectors, ids, 1, rows)))
+    return float(np.median(knn_distance(vectors, 1, rows)))
 
 
 @dataclass
@@ -94,7 +86,7 @@ def near_duplicates(train: dict[str, np.ndarray], ids: np.ndarray,
         b1, b5 = train["block1"], train["block5"]
         g1 = graph.self_knn(b1, min(graph.GRAPH_K, len(b1) - 1)) if len(ids) >= 2 else None
         for layer in ("block1", "block5"):
-            limits[layer] = ratio * median_nn_distance(train[layer], ids)
+            limits[layer] = ratio * median_nn_distance(train[layer])
         radius = 1.0 - (limits["block1"] + limits["block5"]) / 2
         if g1 is not None:
             # a pair within both limits is within block1's: its pairs, from the shared graph,

@@ -92,7 +92,7 @@ def self_knn(vectors: np.ndarray, k: int, *, keep: bool = True) -> Graph:
         if parent is not None and whole is not None and whole.k >= k:
             graph = _restricted(x, whole, parent[1], k)
     if graph is None:
-        graph = _search(x, max(k, min(GRAPH_K, n - 1)) if keep else k)
+        graph = nearest_others(x, max(k, min(GRAPH_K, n - 1)) if keep else k)
     if key is not None:
         with _lock:
             _cache[key] = graph
@@ -126,15 +126,17 @@ def _restricted(x: np.ndarray, whole: Graph, rows: np.ndarray, k: int) -> Graph:
     out_sims = np.take_along_axis(whole.sims[rows], order, axis=1)
     short = np.flatnonzero(inside.sum(axis=1) < k)
     if len(short):
-        again = _search(x, k, queries=short)
+        again = nearest_others(x, k, queries=short)
         out_rows[short], out_sims[short] = again.rows, again.sims
     return Graph(np.ascontiguousarray(out_sims), np.ascontiguousarray(out_rows))
 
 
-def _search(x: np.ndarray, k: int, queries: np.ndarray | None = None) -> Graph:
-    """Each row's (or each of the ``queries`` rows') k nearest other rows of ``x``."""
+def nearest_others(vectors: np.ndarray, k: int, queries: np.ndarray | None = None) -> Graph:
+    """Each row's (or each of the ``queries`` rows') k nearest other rows of ``vectors``, by one
+    exact search, nothing kept (``self_knn`` keeps)."""
     import faiss
 
+    x = _unit_rows(vectors)
     index = faiss.IndexFlatIP(x.shape[1])
     index.add(x)
     q = np.arange(len(x)) if queries is None else queries

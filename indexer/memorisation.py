@@ -194,7 +194,7 @@ class Twins:
 
         if pixels is not None or ratio <= 0:
             return cls(ratio, (0.0, 0.0), pixels)
-        b1, b5 = (ratio * median_nn_distance(train[layer], train_ids)
+        b1, b5 = (ratio * median_nn_distance(train[layer])
                   for layer in ("block1", "block5"))
         return cls(ratio, (b1, b5))
 

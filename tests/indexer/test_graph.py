@@ -108,8 +108,8 @@ def test_a_subsets_graph_is_read_from_its_sets_and_equals_its_own_search(
     graph.subset_of(whole, keep, part)
     graph.self_knn(whole, 12)  # searched: the subset reads it
     searched: list[int] = []
-    search = graph._search
-    monkeypatch.setattr(graph, "_search", lambda x, k, queries=None: (
+    search = graph.nearest_others
+    monkeypatch.setattr(graph, "nearest_others", lambda x, k, queries=None: (
         searched.append(len(x) if queries is None else len(queries)), search(x, k, queries))[1])
     got = graph.self_knn(part, 5)
     assert searched == []  # no row of the subset lost five of its 32 neighbours
