@@ -62,6 +62,8 @@ def percentile(scores: np.ndarray) -> np.ndarray:
 def far_in_label(vectors: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """Mean distance to the k nearest images of the same label (fewer in a small label; an
     image alone in its label scores its distance to everything, as ``far``)."""
+    from modescope.indexer import graph
+
     out = np.empty(len(vectors))
     whole: np.ndarray | None = None  # distances over the whole set, searched once if needed
     for label in np.unique(labels):
@@ -71,7 +73,8 @@ def far_in_label(vectors: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
                 whole = neighbours(vectors, k)[0]
             out[rows] = whole[rows].mean(axis=1)
             continue
-        out[rows] = neighbours(vectors[rows], k, keep=False)[0].mean(axis=1)
+        out[rows] = 1.0 - graph.within(vectors, rows, min(k, len(rows) - 1)).sims.astype(
+            np.float64).mean(axis=1)
     return out
 
 
@@ -87,15 +90,21 @@ Neighbours = dict[str, tuple[np.ndarray, np.ndarray]]  # layer -> (distances, ro
 
 
 def component_scores(train: dict[str, np.ndarray], labels: np.ndarray | None, k: int,
-                     label_k: int, found_by_layer: Neighbours) -> dict[str, np.ndarray]:
+                     label_k: int, found_by_layer: Neighbours,
+                     block1_weight: float | None = None) -> dict[str, np.ndarray]:
     """Raw scores by name (``far_block1``, ``far_in_label_block5``, ``mismatch_block1``...);
-    ``found_by_layer``: each layer's ``neighbours`` for at least k (and label_k) rows."""
+    ``found_by_layer``: each layer's ``neighbours`` for at least k (and label_k) rows. With
+    ``block1_weight`` 0 or 1, the distance within labels (a search per label) is left out on
+    the layer that weighs nothing."""
     out: dict[str, np.ndarray] = {}
+    idle = {0.0: "block1", 1.0: "block5"}.get(block1_weight) if block1_weight is not None \
+        else None
     for layer in LAYERS:
         dist, found = found_by_layer[layer]
         out[f"far_{layer}"] = dist[:, :k].mean(axis=1)
         if labels is not None:
-            out[f"far_in_label_{layer}"] = far_in_label(train[layer], labels, k)
+            if layer != idle:
+                out[f"far_in_label_{layer}"] = far_in_label(train[layer], labels, k)
             out[f"mismatch_{layer}"] = (labels[found[:, :label_k]] != labels[:, None]).mean(axis=1)
     return out
 
@@ -131,7 +140,7 @@ def outliers(train: dict[str, np.ndarray], ids: np.ndarray,
     lab = usable_labels(labels)
     found_by_layer = {layer: neighbours(train[layer], max(k, label_k if lab is not None else 0))
                       for layer in LAYERS}
-    raw = component_scores(train, lab, k, label_k, found_by_layer)
+    raw = component_scores(train, lab, k, label_k, found_by_layer, block1_weight)
     w = weights(list(raw), block1_weight)
     pct = {n: percentile(s) for n, s in raw.items()}
     own = sum(w[n] * pct[n] for n in raw)
@@ -144,7 +153,11 @@ def outliers(train: dict[str, np.ndarray], ids: np.ndarray,
                "scores": {n: round(float(raw[n][i]), 6) for n in raw},
                "percentiles": {n: round(float(pct[n][i]), 4) for n in raw},
                "suggested": bool(score[i] >= unusual)} for i in order]
+    from modescope.indexer.graph import cached
+
+    kept = [cached(train[layer]) for layer in LAYERS]
     return {"k": k, "label_k": label_k, "block1_weight": block1_weight, "pool": pool,
+            "exact": all(g is None or g.exact for g in kept),
             "unusual": unusual,
             "labels": 0 if lab is None else len(np.unique(lab)),
             "weights": {n: round(v, 4) for n, v in w.items()},

@@ -29,6 +29,7 @@ coverage of the 95 % interval by seeded simulation.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ import numpy as np
 from scipy import sparse
 from scipy.stats import norm
 
+from modescope.indexer import graph
 from modescope.indexer.index import check_vectors
 
 BLOCK = 2048  # samples per block of inner products
@@ -69,6 +71,7 @@ class PRDC:
     density: Score
     coverage: Score
     reach: np.ndarray  # (n_train,) samples inside each training image's ball
+    exact: bool = True  # False: the balls were read from approximate nearest lists (below)
 
 
 def knn_radii(vecs: np.ndarray, k: int) -> Radii:
@@ -94,15 +97,19 @@ def jackknife(full: float, loo: np.ndarray, lo: float = 0.0, hi: float = math.in
     return Score(full, (max(lo, full - half), min(hi, full + half)))
 
 
-Blocks = Callable[[], Iterator[tuple[int, np.ndarray]]]
+Blocks = Callable[[np.ndarray | None], Iterator[tuple[int, np.ndarray]]]
 
 
 def _blocks(train: np.ndarray, samples: np.ndarray) -> Blocks:
     """The sample-by-training similarities, one block of samples at a time, recomputed on each
-    pass (three passes; never the whole matrix in memory)."""
-    def passes() -> Iterator[tuple[int, np.ndarray]]:
+    pass (never the whole matrix in memory); a pass given training rows computes only those
+    columns (the leave-one-out passes need only the images one or no ball holds)."""
+    def passes(columns: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        t = train if columns is None else np.ascontiguousarray(train[columns])
+        if not len(t):
+            return
         for s in range(0, len(samples), BLOCK):
-            yield s, samples[s:s + BLOCK] @ train.T
+            yield s, samples[s:s + BLOCK] @ t.T
 
     return passes
 
@@ -114,32 +121,77 @@ def prdc(train: np.ndarray, samples: np.ndarray, k: int = DEFAULT_K,
     rt = train_radii or knn_radii(train, k)
     rs = knn_radii(samples, k)
     n_t, n_g = len(train), len(samples)
+    if n_t > graph.EXACT_UP_TO:
+        return _from_nearest(train, samples, k, rt, rs)
     hits = np.zeros(n_g, np.int64)  # training balls holding each sample
     reach = np.zeros(n_t, np.int64)  # samples inside each training ball
     covered = np.zeros(n_t, np.int64)  # sample balls holding each training image
     blocks = _blocks(train, samples)
-    for s, sims in blocks():
+    for s, sims in blocks(None):
         inside = sims > rt.inner[None, :]
         hits[s:s + len(sims)] = inside.sum(axis=1)
         reach += inside.sum(axis=0)
         covered += (sims > rs.inner[s:s + len(sims), None]).sum(axis=0)
-    precision = jackknife(float((hits > 0).mean()), ((hits > 0).sum() - (hits > 0)) / (n_g - 1),
-                          hi=1.0)
-    density = jackknife(float(hits.mean() / k), (hits.sum() - hits) / (k * (n_g - 1)))
     coverage_loo = _coverage_loo(blocks, rt, reach, n_g)
     recall_loo = _recall_loo(blocks, rs, covered)
-    return PRDC(k, n_t, n_g, precision,
+    return _scored(k, hits, reach, covered, coverage_loo, recall_loo)
+
+
+def _scored(k: int, hits: np.ndarray, reach: np.ndarray, covered: np.ndarray,
+            coverage_loo: np.ndarray, recall_loo: np.ndarray, exact: bool = True) -> PRDC:
+    n_t, n_g = len(reach), len(hits)
+    inside = hits > 0
+    return PRDC(k, n_t, n_g,
+                jackknife(float(inside.mean()), (inside.sum() - inside) / (n_g - 1), hi=1.0),
                 jackknife(float((covered > 0).mean()), recall_loo, hi=1.0),
-                density,
-                jackknife(float((reach > 0).mean()), coverage_loo, hi=1.0), reach)
+                jackknife(float(hits.mean() / k), (hits.sum() - hits) / (k * (n_g - 1))),
+                jackknife(float((reach > 0).mean()), coverage_loo, hi=1.0), reach, exact)
+
+
+def _from_nearest(train: np.ndarray, samples: np.ndarray, k: int, rt: Radii, rs: Radii
+                  ) -> PRDC:
+    """The four metrics of a training set searched approximately (indexer/graph.py): each
+    sample's ``graph.CROSS_K`` nearest training images (the search memorisation shares) are
+    the pairs the balls are read from. A training ball holding a sample holds it among the
+    sample's nearest unless that ball is wider than the sample's ``CROSS_K``-th neighbour is
+    far; a sample ball's training images beyond its ``CROSS_K`` nearest are missed (recall is
+    then a lower bound)."""
+    g = graph.nearest_in(train, samples, graph.CROSS_K, keep=True)
+    j = np.repeat(np.arange(len(samples)), g.k)
+    found = _pairs(j, g.rows.ravel(), g.sims.ravel(), rt, rs, len(train), k)
+    return dataclasses.replace(found, exact=False)
+
+
+def _pairs(j: np.ndarray, i: np.ndarray, sim: np.ndarray, rt: Radii, rs: Radii, n_t: int,
+           k: int) -> PRDC:
+    """The four metrics from (sample j, training image i, similarity) pairs: every pair where
+    either's ball may hold the other (all pairs: the same as the dense passes)."""
+    n_g = len(rs.inner)
+    in_t = sim > rt.inner[i]  # the sample in the training image's ball
+    in_s = sim > rs.inner[j]  # the training image in the sample's ball
+    hits = np.bincount(j[in_t], minlength=n_g)
+    reach = np.bincount(i[in_t], minlength=n_t)
+    covered = np.bincount(i[in_s], minlength=n_t)
+    sole = np.bincount(j[in_t & (reach[i] == 1)], minlength=n_g)
+    coverage_loo = ((reach > 0).sum() - sole) / n_t
+    few = np.flatnonzero(covered <= 1)
+    if not len(few):
+        return _scored(k, hits, reach, covered, coverage_loo, np.ones(n_g))
+    column = np.full(n_t, -1, np.int64)
+    column[few] = np.arange(len(few))
+    c = column[i]
+    own = in_s & (c >= 0)
+    ring = (sim > rs.outer[j]) & ~in_s & (c >= 0)
+    recall_loo = _recall_after(j[own], c[own], j[ring], c[ring], rs, covered, few)
+    return _scored(k, hits, reach, covered, coverage_loo, recall_loo)
 
 
 def _coverage_loo(blocks: Blocks, rt: Radii, reach: np.ndarray, n_g: int) -> np.ndarray:
     """Coverage without each sample: it loses the training images only that sample reached."""
-    once = reach == 1
+    once = np.flatnonzero(reach == 1)
     sole = np.zeros(n_g, np.int64)
-    for s, sims in blocks():
-        sole[s:s + len(sims)] = (sims[:, once] > rt.inner[None, once]).sum(axis=1)
+    for s, sims in blocks(once):
+        sole[s:s + len(sims)] = (sims > rt.inner[None, once]).sum(axis=1)
     return ((reach > 0).sum() - sole) / len(reach)
 
 
@@ -147,23 +199,32 @@ def _recall_loo(blocks: Blocks, rs: Radii, covered: np.ndarray) -> np.ndarray:
     """Recall without each sample j: its ball goes; the balls of samples that had j among their
     k nearest grow to their (k+1)-th neighbour. Only training images held by at most one ball
     can change."""
-    n_t, n_g = len(covered), len(rs.inner)
     few = np.flatnonzero(covered <= 1)
+    if not len(few):  # every image is held by two balls or more: no removal changes recall
+        return np.ones(len(rs.inner))
     own_r, own_c, ring_r, ring_c = [], [], [], []
-    for s, sims in blocks():
-        part = sims[:, few]  # (samples in block, training images with few balls)
-        inner = rs.inner[s:s + len(sims), None]
+    for s, part in blocks(few):  # (samples in block, training images with few balls)
+        inner = rs.inner[s:s + len(part), None]
         j, i = np.nonzero(part > inner)
         own_r.append(j + s)
         own_c.append(i)
-        j, i = np.nonzero((part > rs.outer[s:s + len(sims), None]) & (part <= inner))
+        j, i = np.nonzero((part > rs.outer[s:s + len(part), None]) & (part <= inner))
         ring_r.append(j + s)
         ring_c.append(i)
+    return _recall_after(np.concatenate(own_r), np.concatenate(own_c),
+                         np.concatenate(ring_r), np.concatenate(ring_c), rs, covered, few)
+
+
+def _recall_after(own_r: np.ndarray, own_c: np.ndarray, ring_r: np.ndarray,
+                  ring_c: np.ndarray, rs: Radii, covered: np.ndarray, few: np.ndarray
+                  ) -> np.ndarray:
+    """Recall without each sample from the images ``few`` (held by at most one ball): which
+    sample's ball holds each (``own``: sample row, column of ``few``) and which lie in a
+    sample's ring between its k-th and (k+1)-th neighbour (``ring``)."""
+    n_t, n_g = len(covered), len(rs.inner)
     shape = (n_g, len(few))
-    own = sparse.csr_matrix((np.ones(sum(map(len, own_r)), bool),
-                             (np.concatenate(own_r), np.concatenate(own_c))), shape=shape)
-    ring = sparse.csr_matrix((np.ones(sum(map(len, ring_r)), np.int64),
-                              (np.concatenate(ring_r), np.concatenate(ring_c))), shape=shape)
+    own = sparse.csr_matrix((np.ones(len(own_r), bool), (own_r, own_c)), shape=shape)
+    ring = sparse.csr_matrix((np.ones(len(ring_r), np.int64), (ring_r, ring_c)), shape=shape)
     # neighbour_of[j, l] = 1 when j is one of l's k nearest: removing j grows l's ball
     rows = rs.knn.ravel()
     cols = np.repeat(np.arange(n_g), rs.knn.shape[1])

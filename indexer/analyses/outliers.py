@@ -42,6 +42,7 @@ class OutliersResult(JsonRecord):
     weights_of: dict[str, float]  # each score's weight in the mean
     suggested: int
     ranked: tuple[OutlierRow, ...]  # most unusual first
+    exact: bool  # the k-NN graph searched exactly (False: approximately, a large set)
 
 
 def _share(value: float) -> float:
@@ -84,7 +85,7 @@ def lines(r: OutliersResult, o: Mapping[str, Any]) -> list[str]:
 
 
 ANALYSIS = AnalysisSpec(
-    name="outliers", title="outlier scores", version=3, rank=30, compute=compute,
+    name="outliers", title="outlier scores", version=4, rank=30, compute=compute,
     result_type=OutliersResult, inputs=Inputs(train=True),
     cli=Cli(help="Training images that do not fit the set (noise, off-topic): far from the "
                  "others, from their own label, or among another label's images.",

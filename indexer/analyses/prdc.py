@@ -59,6 +59,7 @@ class LayerPRDC(JsonRecord):
     reference: Scores | None  # held-out real images scored like samples; None: none held out
     never_reached: int  # training images with no sample inside their ball
     reach: dict[int, int]  # training id -> samples inside its k-NN ball
+    exact: bool  # False: a large training set, its balls read from approximate nearest lists
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ def compute(ws: Workspace, run: str, *, k: int = 5,
             "layer": layer, "k": k, "n_train": len(tids), "n_samples": found.n_samples,
             "samples": _scores(found), "reference": _scores(ref) if ref else None,
             "never_reached": int((found.reach == 0).sum()),
-            "reach": dict(zip(tids.tolist(), found.reach.tolist(), strict=True))})
+            "reach": dict(zip(tids.tolist(), found.reach.tolist(), strict=True)),
+            "exact": found.exact})
     n_ref = len(reference.ids) if reference is not None else 0
     return PRDCResult.from_json({
         "run": run, **header(tmeta), "k": k, "interval": INTERVAL,
@@ -169,7 +171,7 @@ def _k(value: int) -> int:
 
 
 ANALYSIS = AnalysisSpec(
-    name="prdc", title="precision, recall, density and coverage", version=1, rank=30,
+    name="prdc", title="precision, recall, density and coverage", version=2, rank=30,
     compute=compute, result_type=PRDCResult,
     inputs=Inputs(train=True, generated=True, flags=True, run=True),
     cli=Cli(help="Precision, recall, density and coverage (k-NN balls) on each layer, with the "

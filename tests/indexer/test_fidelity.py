@@ -72,6 +72,34 @@ def test_prdc_equals_the_reference_code_and_its_leave_one_out_values() -> None:
     assert (found.reach == (d < rr[:, None]).sum(1)).all()
 
 
+def test_prdc_from_every_pair_equals_the_dense_passes() -> None:
+    from modescope.indexer.prdc import _pairs
+
+    rng = np.random.default_rng(1)
+    real, fake = mixture(rng, 120), mixture(rng, 50, (0, 1, 5), shift=0.2)
+    dense = prdc(real, fake, k=4)
+    j, i = (a.ravel() for a in np.meshgrid(np.arange(50), np.arange(120), indexing="ij"))
+    paired = _pairs(j, i, (fake @ real.T).ravel(), knn_radii(real, 4), knn_radii(fake, 4), 120, 4)
+    for m in METRICS:
+        assert getattr(paired, m) == getattr(dense, m), m  # values and intervals
+    assert (paired.reach == dense.reach).all()
+
+
+def test_a_large_training_set_reads_its_balls_from_the_approximate_search(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from modescope.indexer import graph
+
+    rng = np.random.default_rng(2)
+    real, fake = mixture(rng, 3000), mixture(rng, 400, (0, 1, 2, 3))
+    exact = prdc(real, fake)
+    monkeypatch.setattr(graph, "EXACT_UP_TO", 1000)
+    found = prdc(real, fake)
+    assert exact.exact and not found.exact  # and says so
+    for m in METRICS:
+        assert getattr(found, m).value == pytest.approx(getattr(exact, m).value, abs=0.01), m
+    assert found.coverage.value < 0.6 < found.precision.value  # half the modes: still reads so
+
+
 def test_knn_radii_are_the_brute_force_kth_neighbours() -> None:
     x = mixture(np.random.default_rng(1), 50)
     r = knn_radii(x, 4)

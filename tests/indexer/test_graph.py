@@ -120,3 +120,53 @@ def test_a_subsets_graph_is_read_from_its_sets_and_equals_its_own_search(
     # more neighbours than any row keeps inside the whole graph: rows are searched again
     many = graph.self_knn(part, 30)
     np.testing.assert_array_equal(many.rows, graph.self_knn(part, 30, keep=False).rows)
+
+
+def clustered(rng: np.random.Generator, n: int, d: int = 64, modes: int = 12,
+              latent: int = 16) -> np.ndarray:
+    """Unit vectors around a few centres in a low-dimensional space lifted to d, with a little
+    noise (neighbourhoods and a spectrum that falls off, as descriptors have)."""
+    centres = rng.standard_normal((modes, latent)).astype(np.float32) * 2
+    z = centres[rng.integers(0, modes, n)] + rng.standard_normal((n, latent)).astype(np.float32)
+    x = z @ rng.standard_normal((latent, d)).astype(np.float32)
+    x += 0.3 * rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_sets_above_the_exact_limit_are_searched_approximately_with_exact_similarities(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(graph, "EXACT_UP_TO", 1000)
+    monkeypatch.setattr(graph, "PCA_DIMS", 32)
+    x = clustered(np.random.default_rng(6), 4000)
+    g = graph.self_knn(x, 10, keep=False)
+    assert not g.exact  # and says so
+    assert (g.rows != np.arange(4000)[:, None]).all()
+    # every similarity it holds is the pair's exact one, nearest first
+    np.testing.assert_allclose(g.sims, np.einsum("nkd,nd->nk", x[g.rows], x), atol=1e-5)
+    assert (np.diff(g.sims, axis=1) <= 1e-6).all()
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    want = np.argsort(-sims, axis=1)[:, :10]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(g.rows, want, strict=True)])
+    assert recall >= 0.95
+    # a query that is a slightly moved copy of a row finds that row first
+    rng = np.random.default_rng(7)
+    moved = x[:200] + 0.02 * rng.standard_normal((200, 64)).astype(np.float32)
+    found = graph.nearest_in(x, moved / np.linalg.norm(moved, axis=1, keepdims=True), 5)
+    assert not found.exact and (found.rows[:, 0] == np.arange(200)).all()
+    monkeypatch.setattr(graph, "EXACT_UP_TO", 10_000)  # at or under the limit: exact again
+    assert graph.nearest_in(x, x[:5], 3).exact
+
+
+def test_within_a_subset_reads_the_whole_sets_graph_and_equals_brute_force() -> None:
+    x = clustered(np.random.default_rng(9), 600, 32)
+    rows = np.flatnonzero(np.random.default_rng(10).random(600) < 0.4)
+    cold = graph.within(x, rows, 6)  # nothing searched yet: the subset is searched
+    graph.self_knn(x, graph.GRAPH_K)
+    warm = graph.within(x, rows, 6)  # read from the whole set's graph
+    part = x[rows]
+    sims = part @ part.T
+    np.fill_diagonal(sims, -np.inf)
+    want = np.sort(sims, axis=1)[:, ::-1][:, :6]
+    for g in (cold, warm):
+        np.testing.assert_allclose(g.sims, want, atol=1e-5)
