@@ -134,4 +134,5 @@ def _calibration(r: MemorisationResult) -> dict[str, Any]:
     return {"reference": r.reference, "n_reference": r.n_reference,
             "copy_level": r.copy_level, "close_level": r.close_level,
             "copy_possible": r.copy_possible, "twin_ratio": r.twin_ratio,
-            "pixel_twin": r.pixel_twin, "twin_rule": r.twin_rule}
+            "pixel_twin": r.pixel_twin, "twin_rule": r.twin_rule,
+            "pixel_gate_rule": r.pixel_gate_rule}

@@ -52,7 +52,6 @@ import numpy as np
 
 from modescope.indexer.analyses.results import JsonRecord
 from modescope.indexer.copycheck import Match
-from modescope.indexer.index import VectorIndex
 from modescope.indexer.ndb import combined
 
 COPY_LEVEL = 0.01  # a copy: closer to the training set than 99 % of unseen real images
@@ -69,6 +68,16 @@ PIXEL_TWIN = 6.0
 # set's median nearest-neighbour distance (the Duplicates view's rule, indexer/curation.py, with
 # its own share; chosen by the harness's second run, when it was the rule with images too)
 TWIN_RATIO = 0.5
+# the pixel comparison is made only where descriptors put an image near a training image: on
+# block1 or block5 within PIXEL_GATE x that layer's median nearest-neighbour distance among the
+# training images (``Gate``; 0: every image is compared). A fixed rule of the training set, the
+# same for held-out images and samples, so the calibration's guarantee holds as before; a copy
+# farther than that on both layers would go unchecked in pixels. Chosen by bench/validate.py on
+# the clipart set only: twice the smallest value with which none of its copies changes its
+# verdict from comparing every image (0.5 with trained stand-in weights and with random ones;
+# docs/validation.md). It spares the comparisons (3.6 ms each at 64 px, up to three an image)
+# of the held-out images and samples that descriptors put far from every training image.
+PIXEL_GATE = 1.0
 LAYERS = ("block1", "block5", "combined")
 Verifier = Callable[[int, int], Match]  # (sample id, training id) -> pixel comparison
 Vectors = dict[str, np.ndarray]
@@ -116,17 +125,24 @@ def nearest(train: Vectors, train_ids: np.ndarray, query: Vectors
     nearest is searched among each layer's NEAREST_K nearest: an image in neither list is at
     most as similar as the mean of the lists' last similarities, and a query whose best
     candidate does not beat that bound is searched again in the combined space (exact either
-    way, at half the cost of a third search over both layers' dimensions)."""
+    way, at half the cost of a third search over both layers' dimensions). Training sets of more
+    than ``graph.EXACT_UP_TO`` images are searched approximately (indexer/graph.py): the
+    similarities are exact, a nearest image may be missed, and the combined nearest is the best
+    of the lists (the bound needs exact lists). Held-out images and samples are searched alike,
+    so the calibration's guarantee holds all the same: the distance is still one fixed function
+    of an image and the training set."""
+    from modescope.indexer.graph import nearest_in
+
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     k = min(NEAREST_K, len(train_ids))
     rows: dict[str, np.ndarray] = {}
     last: dict[str, np.ndarray] = {}
+    exact = True
     for name in ("block1", "block5"):
-        vi = VectorIndex.build(np.arange(len(train_ids), dtype=np.int64),
-                               np.ascontiguousarray(train[name]), kind="flat")
-        s, f = vi.search(np.ascontiguousarray(query[name]), k)
-        out[name] = (s[:, 0], train_ids[f[:, 0]])
-        rows[name], last[name] = f, s[:, -1]
+        g = nearest_in(train[name], query[name], k, keep=True)
+        out[name] = (g.sims[:, 0], train_ids[g.rows[:, 0]])
+        rows[name], last[name] = g.rows, g.sims[:, -1]
+        exact = exact and g.exact
     cand = np.concatenate([rows["block1"], rows["block5"]], axis=1)  # (n, 2k) training rows
     sims = np.empty(cand.shape, np.float32)
     for a in range(0, len(cand), 256):  # the candidates' combined similarity, exactly
@@ -136,13 +152,12 @@ def nearest(train: Vectors, train_ids: np.ndarray, query: Vectors
     best = sims.argmax(axis=1)
     top = sims[np.arange(len(cand)), best]
     comb_rows = cand[np.arange(len(cand)), best]
-    again = np.flatnonzero(top < (last["block1"] + last["block5"]) / 2) if k < len(train_ids) \
-        else np.array([], dtype=np.int64)
+    again = np.flatnonzero(top < (last["block1"] + last["block5"]) / 2) \
+        if exact and k < len(train_ids) else np.array([], dtype=np.int64)
     if len(again):
-        vi = VectorIndex.build(np.arange(len(train_ids), dtype=np.int64),
-                               np.ascontiguousarray(train["combined"]), kind="flat")
-        s, f = vi.search(np.ascontiguousarray(query["combined"][again]), 1)
-        top[again], comb_rows[again] = s[:, 0], f[:, 0]
+        g = nearest_in(combined(train["block1"], train["block5"]),
+                       combined(query["block1"][again], query["block5"][again]), 1)
+        top[again], comb_rows[again] = g.sims[:, 0], g.rows[:, 0]
     out["combined"] = (top, train_ids[comb_rows])
     return out
 
@@ -165,15 +180,12 @@ def closest_in_pixels(verify: Verifier, query: int, found: dict[str, tuple[np.nd
     return best
 
 
-def leave_one_out(train: Vectors, train_ids: np.ndarray) -> Vectors:
+def leave_one_out(train: Vectors) -> Vectors:
     """Per layer: each training image's distance to its nearest *other* training image."""
-    out = {}
-    for name in LAYERS:
-        vi = VectorIndex.build(train_ids, np.ascontiguousarray(train[name]), kind="flat")
-        s, f = vi.search(np.ascontiguousarray(train[name]), 2)
-        other = np.where(f[:, 0] == train_ids, s[:, 1], s[:, 0])
-        out[name] = np.maximum(0.0, 1.0 - other)
-    return out
+    from modescope.indexer.graph import nearest_others
+
+    return {name: np.maximum(0.0, 1.0 - nearest_others(train[name], 1).sims[:, 0])
+            for name in LAYERS}
 
 
 @dataclass(frozen=True)
@@ -217,6 +229,48 @@ class Twins:
 
 
 @dataclass(frozen=True)
+class Gate:
+    """Which images are compared in pixels: those within ``ratio`` x the training images'
+    median nearest-neighbour distance of a training image on block1 or block5 (``limits``);
+    ratio 0: every image."""
+
+    ratio: float
+    limits: tuple[float, float]  # block1, block5
+
+    @classmethod
+    def of(cls, train: Vectors, ratio: float = PIXEL_GATE) -> Gate:
+        from modescope.indexer.curation import median_nn_distance
+
+        if ratio <= 0:
+            return cls(0.0, (np.inf, np.inf))
+        b1, b5 = (ratio * median_nn_distance(train[layer]) for layer in ("block1", "block5"))
+        return cls(ratio, (b1, b5))
+
+    def mask(self, d: Vectors) -> np.ndarray:
+        """Which images (by their distances ``d`` to the training set) are compared."""
+        return (np.asarray(d["block1"]) <= self.limits[0]) | \
+            (np.asarray(d["block5"]) <= self.limits[1])
+
+    def words(self) -> str:
+        if self.ratio <= 0:
+            return "every image"
+        return (f"images within {self.ratio:g} x the median distance between neighbouring "
+                "training images of one on block1 or block5")
+
+
+def pixel_distances(verify: Verifier, ids: np.ndarray, found: dict[str, tuple[np.ndarray,
+                    np.ndarray]], compared: np.ndarray
+                    ) -> tuple[np.ndarray, list[int | None]]:
+    """(pixel difference, training id closest in pixels) of each image ``compared`` (a mask);
+    the others are not compared: an infinite difference, no id."""
+    diff = np.full(len(ids), np.inf)
+    closest: list[int | None] = [None] * len(ids)
+    for j in np.flatnonzero(compared).tolist():
+        diff[j], closest[j] = closest_in_pixels(verify, int(ids[j]), found, j)
+    return diff, closest
+
+
+@dataclass(frozen=True)
 class Calibration:
     """The reference images' distances to the training set, per measure (columns of names:
     the layers, and the pixel difference when images were compared)."""
@@ -228,10 +282,11 @@ class Calibration:
     sorted: np.ndarray  # (n, 3): each column sorted
     left_out: int  # held-out images left out as twins of training images
     twins: Twins  # the rule that left them out; samples are judged twins by it too
+    gate: Gate | None = None  # which images were compared in pixels (with pixels)
 
     @classmethod
-    def of(cls, source: str, distances: Vectors, twins: Twins, left_out: int = 0
-           ) -> Calibration:
+    def of(cls, source: str, distances: Vectors, twins: Twins, left_out: int = 0,
+           gate: Gate | None = None) -> Calibration:
         names = tuple(distances)
         d = np.stack([np.asarray(distances[k], np.float64) for k in names], axis=1)
         if len(d) < 2:
@@ -239,7 +294,7 @@ class Calibration:
         srt = np.sort(d, axis=0)
         below = np.stack([np.searchsorted(srt[:, j], d[:, j], side="right") - 1
                           for j in range(len(names))], axis=1)
-        return cls(names, source, d, below, srt, left_out, twins)
+        return cls(names, source, d, below, srt, left_out, twins, gate)
 
     @property
     def n(self) -> int:
@@ -285,34 +340,34 @@ class Reference:
 
 def calibrate(train: Vectors, train_ids: np.ndarray, reference: Reference | None,
               pixels: bool = True, twin_ratio: float = TWIN_RATIO,
-              pixel_twin: float = PIXEL_TWIN) -> Calibration:
+              pixel_twin: float = PIXEL_TWIN, pixel_gate: float = PIXEL_GATE) -> Calibration:
     """The held-out reference when it can resolve COPY_LEVEL, else leave-one-out training.
 
     Held-out images that are twins of a training image (``Twins``) are left out of the
     reference: the split leaked them, the generator has seen them in all but bytes, and one
     such twin among n references would make every copy look ordinary. With ``pixels`` (and a
     reference verifier) the pixel difference to the nearest training image is one more
-    calibrated measure, and the twin rule is in pixels (``pixel_twin``)."""
-    t = _layers(train)
+    calibrated measure of the images ``Gate`` lets through (``pixel_gate``), and the twin rule
+    is in pixels (``pixel_twin``)."""
     rule: Twins | None = None
     if reference is not None:
-        found = nearest(t, train_ids, _layers(reference.vectors))
+        found = nearest(train, train_ids, reference.vectors)
         d = {k: np.maximum(0.0, 1.0 - found[k][0]) for k in LAYERS}
         verify = reference.verify if pixels else None
-        if verify is not None:
-            d["pixels"] = np.array([closest_in_pixels(verify, int(r), found, j)[0]
-                                    for j, r in enumerate(reference.ids.tolist())])
+        gate = Gate.of(train, pixel_gate) if verify is not None else None
+        if verify is not None and gate is not None:
+            d["pixels"] = pixel_distances(verify, reference.ids, found, gate.mask(d))[0]
         rule = Twins.of(train, train_ids, twin_ratio,
                         pixel_twin if verify is not None else None)
         keep = ~rule.mask(d)
         if int(keep.sum()) + 1 >= 1 / COPY_LEVEL:
             return Calibration.of("held-out", {k: v[keep] for k, v in d.items()}, rule,
-                                  int((~keep).sum()))
+                                  int((~keep).sum()), gate)
     # leave-one-out training images: no pixels, so the descriptor twin rule (measured above
     # already when the held-out images had no pixels either)
     if rule is None or rule.pixels is not None:
         rule = Twins.of(train, train_ids, twin_ratio)
-    return Calibration.of("training, leave-one-out", leave_one_out(t, train_ids), rule)
+    return Calibration.of("training, leave-one-out", leave_one_out(_layers(train)), rule)
 
 
 def verdict(p: float, same_picture: bool = False) -> str:
@@ -334,30 +389,34 @@ def copied_image(verdict: str, same_picture: bool, pixel_nearest: int | None,
 def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: np.ndarray,
                  reference: Reference | Vectors | None = None, verify: Verifier | None = None,
                  calibration: Calibration | None = None, twin_ratio: float = TWIN_RATIO,
-                 pixel_twin: float = PIXEL_TWIN) -> dict[str, Any]:
+                 pixel_twin: float = PIXEL_TWIN, pixel_gate: float = PIXEL_GATE
+                 ) -> dict[str, Any]:
     """Per-sample nearest training images, calibrated p-values, verdicts, copy rate, hubness.
 
     ``reference``: held-out real images (not trained on; bare descriptors are accepted);
     ``calibration``: one made before (checkpoint scoring reuses it, twin rule included;
-    ``twin_ratio`` and ``pixel_twin`` only set the rule of a new one); ``verify``: the pixel
-    comparison of a sample with a training image, a calibrated measure when the reference
-    has one too."""
+    ``twin_ratio``, ``pixel_twin`` and ``pixel_gate`` only set the rules of a new one);
+    ``verify``: the pixel comparison of a sample with a training image, a calibrated measure
+    when the reference has one too (of the samples the calibration's gate lets through)."""
     if len(train_ids) < 2 or len(gen_ids) == 0:
         raise ValueError("memorisation needs at least 2 training images and 1 sample")
     if reference is not None and not isinstance(reference, Reference):
         reference = Reference(np.arange(len(reference["block1"])), reference)
     cal = calibration or calibrate(train, train_ids, reference, pixels=verify is not None,
-                                   twin_ratio=twin_ratio, pixel_twin=pixel_twin)
-    t = _layers(train)
-    nn = nearest(t, train_ids, _layers(gen))
+                                   twin_ratio=twin_ratio, pixel_twin=pixel_twin,
+                                   pixel_gate=pixel_gate)
+    nn = nearest(train, train_ids, gen)
     d = {k: np.maximum(0.0, 1.0 - nn[k][0]) for k in LAYERS}
     near = nn["combined"][1]
-    matched: list[tuple[float, int] | tuple[None, None]] = (
-        [closest_in_pixels(verify, int(g), nn, j) for j, g in enumerate(gen_ids.tolist())]
-        if verify else [(None, None)] * len(gen_ids))
-    pixels = [m[0] for m in matched]
+    # the samples compared in pixels: those the calibration's gate lets through (every one
+    # where the reference had no pixels to calibrate them by: the evidence is shown all the same)
+    compared = (cal.gate.mask(d) if cal.gate is not None else np.ones(len(gen_ids), bool)) \
+        if verify else np.zeros(len(gen_ids), bool)
+    diff, closest = (pixel_distances(verify, gen_ids, nn, compared) if verify else
+                     (np.full(len(gen_ids), np.inf), [None] * len(gen_ids)))
+    pixels = [round(float(v), 3) if np.isfinite(v) else None for v in diff]
     if "pixels" in cal.names:
-        d["pixels"] = np.array(pixels, dtype=np.float64)
+        d["pixels"] = diff
     per, p = cal.p_values(d)
     twin = cal.twins.mask(d)
     same_picture = twin if cal.twins.pixels is not None else np.zeros(len(twin), dtype=bool)
@@ -369,11 +428,14 @@ def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: n
             int(nn["block5"][1][j]), round(float(nn["block5"][0][j]), 6), int(near[j]),
             round(float(nn["combined"][0][j]), 6), round(float(per["block1"][j]), 5),
             round(float(per["block5"][j]), 5), round(float(per["combined"][j]), 5),
-            round(float(per["pixels"][j]), 5) if "pixels" in per else None,
-            round(float(p[j]), 5), pixels[j], matched[j][1], bool(twin[j]), v,
-            copied_image(v, bool(same_picture[j]), matched[j][1], int(near[j]))))
+            round(float(per["pixels"][j]), 5) if "pixels" in per and compared[j] else None,
+            round(float(p[j]), 5), pixels[j], closest[j], bool(twin[j]), v,
+            copied_image(v, bool(same_picture[j]), closest[j], int(near[j]))))
     return {**summary(rows, cal, d["combined"], len(train_ids)), "twin_ratio": cal.twins.ratio,
             "pixel_twin": cal.twins.pixels, "twin_rule": cal.twins.words(),
+            "pixel_gate": cal.gate.ratio if cal.gate is not None else None,
+            "pixel_gate_rule": cal.gate.words() if cal.gate is not None else None,
+            "compared_in_pixels": int(compared.sum()),
             "samples": [r.as_json() for r in rows],
             "hubness": hubness(rows)}
 

@@ -21,7 +21,7 @@ from modescope.indexer.analyses.registry import (
     TrainingSet,
 )
 from modescope.indexer.analyses.results import JsonRecord
-from modescope.indexer.memorisation import PIXEL_TWIN, TWIN_RATIO, SampleRow
+from modescope.indexer.memorisation import PIXEL_GATE, PIXEL_TWIN, TWIN_RATIO, SampleRow
 
 if TYPE_CHECKING:
     from modescope.core.workspace import Workspace
@@ -64,6 +64,9 @@ class MemorisationResult(JsonRecord):
     twin_ratio: float  # without pixels, a twin: on both layers within this x the median NN distance
     pixel_twin: float | None  # with pixels, a twin: pixel difference under this (a copy)
     twin_rule: str  # the rule in words
+    pixel_gate: float | None  # with pixels: compared where within this x the median NN distance
+    pixel_gate_rule: str | None  # which images were compared in pixels, in words
+    compared_in_pixels: int  # samples compared in pixels with their nearest training images
     close: int
     reference_p1_distance: float  # the reference images' 1st-percentile distance (combined)
     closer_than_reference_p1: float  # share of samples closer than that (1 % if honest)
@@ -74,8 +77,8 @@ class MemorisationResult(JsonRecord):
 
 
 def compute(ws: Workspace, run: str, *, include_flagged: bool = False,
-            twin_ratio: float = TWIN_RATIO, pixel_twin: float = PIXEL_TWIN
-            ) -> MemorisationResult:
+            twin_ratio: float = TWIN_RATIO, pixel_twin: float = PIXEL_TWIN,
+            pixel_gate: float = PIXEL_GATE) -> MemorisationResult:
     from modescope.indexer import memorisation
     from modescope.indexer.inputs import (
         header,
@@ -90,7 +93,7 @@ def compute(ws: Workspace, run: str, *, include_flagged: bool = False,
     reference = held_out_reference(ws, run, train)
     found = memorisation.memorisation(tv, tids, gv, gids, reference=reference,
                                       verify=pixel_verifier(ws, run, train), twin_ratio=twin_ratio,
-                                      pixel_twin=pixel_twin)
+                                      pixel_twin=pixel_twin, pixel_gate=pixel_gate)
     return MemorisationResult.from_json({
         "run": run, **header(tmeta), **found,
         "data_copying": _data_copying(tv, reference.vectors if reference else None, gv)})
@@ -159,6 +162,9 @@ def lines(r: MemorisationResult, o: Mapping[str, Any]) -> list[str]:
             "(below -2: copying; above +2: under-fitting)" if ct is not None
             else "not available (needs held-out images and 10 samples in a cell)"),
     ]
+    if r.pixel_gate_rule is not None:
+        out.append(f"  {r.compared_in_pixels} of {r.n_samples} samples compared in pixels with "
+                   f"their nearest training images ({r.pixel_gate_rule})")
     if r.near_duplicates:
         out.append(f"  {r.near_duplicates} samples are twins of a training image "
                    f"({r.twin_rule})")
@@ -181,6 +187,13 @@ def lines(r: MemorisationResult, o: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _gate(value: float) -> float:
+    if not 0 <= value <= 100:
+        raise InputError("--pixel-gate must be between 0 and 100 (a share of the median "
+                         "nearest-neighbour distance; 0 compares every image)")
+    return value
+
+
 def _ratio(value: float) -> float:
     if not 0 <= value <= 1:
         raise InputError("--twin-ratio must be between 0 and 1")
@@ -194,7 +207,7 @@ def _pixels(value: float) -> float:
 
 
 ANALYSIS = AnalysisSpec(
-    name="memorisation", title="memorisation", version=7, rank=20, compute=compute,
+    name="memorisation", title="memorisation", version=8, rank=20, compute=compute,
     result_type=MemorisationResult,
     inputs=Inputs(train=True, generated=True, flags=True, run=True),
     cli=Cli(help="Copies: each sample's nearest training image and how it compares with unseen "
@@ -205,6 +218,10 @@ ANALYSIS = AnalysisSpec(
                        "Twins of training images, the same picture: pixel difference under "
                        "this (0-255) after alignment; left out of the reference, and a sample "
                        "that is one is a copy (0: none).", parse=_pixels),
+                Option("pixel_gate", float, PIXEL_GATE,
+                       "Compare in pixels the images within this x the median nearest-"
+                       "neighbour distance of a training image on block1 or block5 (0: every "
+                       "image).", parse=_gate),
                 Option("twin_ratio", float, TWIN_RATIO,
                        "Twins when images cannot be compared in pixels: on both layers closer "
                        "than this share of the median nearest-neighbour distance (0: none).",

@@ -126,3 +126,44 @@ def test_twin_ratio_zero_keeps_every_held_out_image() -> None:
     assert r["near_duplicates"] == 0
     # the leaked twins stay in the reference and hide the copies (why twins leave it)
     assert r["copy_rate"] < 0.5
+
+
+def test_only_images_near_a_training_image_are_compared_in_pixels() -> None:
+    from modescope.indexer.copycheck import Match
+    from modescope.indexer.memorisation import Gate, Reference
+
+    rng, centres = world(3)
+    train, held, fresh = (draw(rng, centres, n) for n in (600, 300, 100))
+    copies = jitter(rng, train[:50], 0.01)
+    gen = np.concatenate([copies, fresh])  # samples 0-49 copy training images 0-49
+    asked: list[tuple[str, int, int]] = []
+
+    def pixels(kind: str) -> object:
+        def verify(a: int, b: int) -> Match:
+            asked.append((kind, a, b))
+            same = kind == "sample" and a < 50 and a == b
+            return Match(0.5 if same else 40.0, (0.0, 0.0), False)
+        return verify
+
+    def run(gate: float) -> dict:
+        asked.clear()
+        return memorisation(layers(train), np.arange(600), layers(gen), np.arange(150),
+                            reference=Reference(np.arange(300), layers(held), pixels("held")),
+                            verify=pixels("sample"), pixel_gate=gate)
+
+    gated = run(1.0)
+    near = Gate.of(layers(train), 1.0)
+    d = 1.0 - np.max(gen @ train.T, axis=1)
+    compared = near.mask({"block1": d, "block5": d})
+    assert 50 <= compared.sum() < 150 and compared[:50].all()  # every copy, not every sample
+    assert gated["compared_in_pixels"] == int(compared.sum())
+    assert {a for kind, a, _ in asked if kind == "sample"} == set(np.flatnonzero(compared))
+    assert len({a for kind, a, _ in asked if kind == "held"}) < 300  # the reference is gated too
+    rows = gated["samples"]
+    assert all(r["verdict"] == "copy" and r["near_duplicate"] for r in rows[:50])
+    pairs = list(zip(rows, compared, strict=True))
+    assert all((r["pixel_difference"] is None) == (not c) for r, c in pairs)
+    assert all(r["p_pixels"] is None for r, c in pairs if not c)
+    every = run(0.0)  # 0: every image is compared
+    assert every["compared_in_pixels"] == 150 and every["pixel_gate_rule"] == "every image"
+    assert [r["verdict"] for r in every["samples"][:50]] == ["copy"] * 50
