@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,27 +37,68 @@ from modescope.indexer import (  # noqa: E402
 )
 
 
-def pixel_verification(n: int) -> float:
-    """The ``copy`` check of n images against their nearest training image: load, blur and
-    compare, as the memorisation analysis does (training images cached, samples read once)."""
-    import tempfile
+def pixel_verifier(tmp: Path, spent: list[float], files: int = 64) -> memorisation.Verifier:
+    """The pixel comparison of a sample (or held-out image) with a training image as the
+    product makes it (indexer/inputs.py): the image read and blurred for each comparison, the
+    training image blurred and turned once while it stays in a cache of 750 (256 MB). The
+    images are ``files`` random 64-px PNGs, image i the (i mod files)-th. Each comparison's
+    seconds are appended to ``spent``."""
+    from functools import lru_cache
 
     from PIL import Image
 
-    from modescope.indexer.copycheck import blurred, compare, load_rgb
+    from modescope.indexer.copycheck import Match, Turned, blurred, compare, load_rgb, turned
 
     rng = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        files = []
-        for i in range(n):
-            f = Path(tmp) / f"{i}.png"
-            Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(f)
-            files.append(f)
-        cached = blurred(load_rgb(files[0], 64))
+    paths = []
+    for i in range(files):
+        f = tmp / f"{i}.png"
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(f)
+        paths.append(f)
+
+    @lru_cache(maxsize=750)
+    def training(train_id: int) -> Turned:
+        return turned(blurred(load_rgb(paths[train_id % files], 64)))
+
+    def verify(a: int, b: int) -> Match:
         t = time.perf_counter()
-        for f in files:
-            compare(blurred(load_rgb(f, 64)), cached)
-        return time.perf_counter() - t
+        found = compare(blurred(load_rgb(paths[a % files], 64)), training(b))
+        spent.append(time.perf_counter() - t)
+        return found
+
+    return verify
+
+
+def graph_recall(x: np.ndarray, queries: int = 300, k: int = 10) -> str:
+    """How many of each row's k nearest others the shared graph holds, against an exact search
+    of a seeded sample of rows (the graph is approximate above graph.EXACT_UP_TO rows)."""
+    import faiss
+
+    g = graph.self_knn(x, k)
+    rows = np.random.default_rng(0).choice(len(x), min(queries, len(x)), replace=False)
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    _, found = index.search(x[rows], k + 1)
+    hits = [len(set(g.rows[r].tolist()) & (set(f.tolist()) - {r})) / k
+            for r, f in zip(rows, found, strict=True)]
+    kind = "exact" if g.exact else "approximate"
+    return (f"{kind} k-NN graph of {len(x):,} rows, recall@{k} {np.mean(hits):.3f} "
+            f"({len(rows)} rows)")
+
+
+def real_recall(folder: Path, n: int) -> None:
+    """The shared graph's recall on the first n rows of real descriptors, per layer."""
+    for layer in ("block1", "block5"):
+        files = sorted(folder.glob(f"*-{layer}.npy"))
+        if not files:
+            raise SystemExit(f"no *-{layer}.npy in {folder}: run index_bench.py --part real "
+                             f"--cache {folder} first")
+        x = np.array(np.load(files[0], mmap_mode="r")[:n], dtype=np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        t = time.perf_counter()
+        graph.self_knn(x, graph.GRAPH_K)
+        took = time.perf_counter() - t
+        print(f"{layer} ({files[0].name}): {graph_recall(x)}; searched in {took:.1f} s")
 
 
 def main() -> None:
@@ -65,8 +107,15 @@ def main() -> None:
     ap.add_argument("--gen", type=int, default=1_000)
     ap.add_argument("--held-out", type=int, help="held-out reference images (default: a tenth "
                     "of --train, as ingest's default split leaves)")
+    ap.add_argument("--recall-on", type=Path, metavar="DIR",
+                    help="only measure the graph's recall on real descriptors: the first "
+                    "--train + held-out rows of each layer's .npy in DIR (index_bench.py "
+                    "--part real --cache DIR writes them)")
     args = ap.parse_args()
     held_out = args.train // 10 if args.held_out is None else args.held_out
+    if args.recall_on:
+        real_recall(args.recall_on, args.train + held_out)
+        return
     train = {"block1": descriptor_like(args.train, 1024, 1),
              "block5": descriptor_like(args.train, 1024, 2)}
     gen = {"block1": descriptor_like(args.gen, 1024, 3),
@@ -91,13 +140,17 @@ def main() -> None:
     timed("modes (whitening, k-means K=100, NDB, bootstrap 200)", modes)
     reference = ({"block1": descriptor_like(held_out, 1024, 5),
                   "block5": descriptor_like(held_out, 1024, 6)} if held_out else None)
-    timed(f"memorisation + hubness (vectors; {held_out:,} held-out)" if held_out else
-          "memorisation + hubness (vectors; leave-one-out)",
-          lambda: memorisation.memorisation(train, tids, gen, gids, reference))
-    # the product compares every sample and every held-out image with its nearest training
-    # image (up to three when the layers' nearest differ; one here)
-    rows.append((f"pixel verification of {args.gen:,} samples and {held_out:,} held-out "
-                 "images (64 px PNGs)", pixel_verification(args.gen + held_out)))
+    found: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        spent: list[float] = []
+        verify = pixel_verifier(Path(tmp), spent)
+        ref = (memorisation.Reference(np.arange(held_out), reference, verify)
+               if reference else None)
+        timed(f"memorisation + hubness ({held_out:,} held-out; pixel comparisons of 64-px "
+              "PNGs where descriptors allow a copy)" if held_out else
+              "memorisation + hubness (leave-one-out; pixel comparisons of 64-px PNGs)",
+              lambda: found.update(memorisation.memorisation(train, tids, gen, gids, ref,
+                                                             verify=verify)))
     # the dataset side reads every indexed training image, held-out ones included (ingest's
     # split holds them out of training, not out of the dataset pages); the run side above and
     # prdc below read the curated ones: two sets, two k-NN graphs, as in the product
@@ -125,6 +178,11 @@ def main() -> None:
           fidelity)
     print(f"inspection benchmark: {args.train:,} training x {args.gen:,} generated, 1,024-d per "
           f"layer, {os.cpu_count()} cores")
+    for layer in ("block1", "block5"):
+        print(f"{layer}: {graph_recall(indexed[layer])}")
+    print(f"pixel comparisons: {found['compared_in_pixels']:,} of {args.gen:,} samples "
+          f"({found['pixel_gate_rule']}); {len(spent):,} comparisons of samples and held-out "
+          f"images with training images took {sum(spent):.1f} s of the memorisation row")
     print("| analysis | seconds |\n|---|---:|")
     for name, secs in rows:
         print(f"| {name} | {secs:.2f} |")
