@@ -254,8 +254,8 @@ class Gate:
     def words(self) -> str:
         if self.ratio <= 0:
             return "every image"
-        return (f"images within {self.ratio:g} x the median distance between neighbouring "
-                "training images of one on block1 or block5")
+        return (f"images closer to a training image than {self.ratio:g} x the training set's "
+                "median nearest-neighbour distance, on block1 or block5")
 
 
 def pixel_distances(verify: Verifier, ids: np.ndarray, found: dict[str, tuple[np.ndarray,
