@@ -39,8 +39,8 @@ MAX_CACHED = 6  # graphs kept per process (a set's two layers, a run's samples, 
 # inverted file of 4 sqrt(n) cells (FAISS IVF-flat, L2 in the projection), NPROBE cells searched
 # per query, CANDIDATES (at least 1.5 x the k asked) found and reranked exactly in the full
 # dimension. Chosen on 110,000 real descriptors of augmented demo images (random weights):
-# recall@10 0.98 on block5 and 1.00 on block1 against the exact search, in 10 s a layer
-# against 116 s
+# recall@10 0.984 on block5 and 0.998 on block1 against the exact search, in 14 s a layer
+# against 116 s (bench/inspect_bench.py --recall-on)
 EXACT_UP_TO = 20_000
 CROSS_K = 128  # a query's nearest kept (``nearest_in``): prdc's balls are read from them
 PCA_DIMS = 128
@@ -232,9 +232,6 @@ class Approximate:
     axes: np.ndarray  # (d, PCA_DIMS) its leading axes
     ivf: object  # faiss.IndexIVFFlat over the projected base
 
-    def project(self, x: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray((x - self.mean) @ self.axes, dtype=np.float32)
-
     def search(self, queries: np.ndarray, k: int, block: int = 512) -> Graph:
         import faiss
 
@@ -244,13 +241,28 @@ class Approximate:
         rows = np.empty((n, k), np.int64)
         for a in range(0, n, block):
             q = np.ascontiguousarray(queries[a:a + block])
-            _, cand = ivf.search(self.project(q), max(CANDIDATES, k + k // 2))
+            _, cand = ivf.search(_projected(q, self.mean, self.axes),
+                                 max(CANDIDATES, k + k // 2))
             exact = np.einsum("ncd,nd->nc", self.base[np.maximum(cand, 0)], q)
             exact[cand < 0] = -np.inf  # fewer candidates than asked (tiny cells)
             order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
             sims[a:a + block] = np.take_along_axis(exact, order, axis=1)
             rows[a:a + block] = np.take_along_axis(cand, order, axis=1)
+        short = np.flatnonzero((rows < 0).any(axis=1))
+        if len(short):  # the probed cells held fewer than k images: those queries exactly
+            index = faiss.IndexFlatIP(self.base.shape[1])
+            index.add(self.base)
+            s, r = index.search(np.ascontiguousarray(queries[short]), k)
+            sims[short], rows[short] = s, r
         return Graph(sims, rows, exact=False)
+
+
+def _projected(x: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` centred and projected on the PCA's ``axes``, 16,384 rows at a time."""
+    out = np.empty((len(x), axes.shape[1]), np.float32)
+    for a in range(0, len(x), 16_384):
+        out[a:a + 16_384] = (x[a:a + 16_384] - mean) @ axes
+    return out
 
 
 _approximate: OrderedDict[Key, Approximate] = OrderedDict()
@@ -275,16 +287,15 @@ def approximate(vectors: np.ndarray) -> Approximate:
     centred = sample - mean
     _, vecs = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
     axes = np.ascontiguousarray(vecs[:, ::-1][:, :dims], dtype=np.float32)
-    y = np.empty((n, dims), np.float32)
-    for a in range(0, n, 16_384):
-        y[a:a + 16_384] = (x[a:a + 16_384] - mean.astype(np.float32)) @ axes
+    centre = mean.astype(np.float32)
+    y = _projected(x, centre, axes)
     cells = max(1, min(int(4 * np.sqrt(n)), n // 39))  # FAISS wants 39 training rows a cell
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatL2(dims), dims, cells)
     ivf.cp.seed = 1234
     ivf.train(y[np.sort(rng.choice(n, min(n, 39 * cells), replace=False))])
     ivf.add(y)
     ivf.nprobe = min(NPROBE, cells)
-    built = Approximate(x, mean.astype(np.float32), axes, ivf)
+    built = Approximate(x, centre, axes, ivf)
     with _lock:
         _approximate[key] = built
         while len(_approximate) > 4:  # a set's two layers, a run's training set's three

@@ -170,3 +170,21 @@ def test_within_a_subset_reads_the_whole_sets_graph_and_equals_brute_force() -> 
     want = np.sort(sims, axis=1)[:, ::-1][:, :6]
     for g in (cold, warm):
         np.testing.assert_allclose(g.sims, want, atol=1e-5)
+
+
+def test_queries_whose_probed_cells_hold_too_few_images_are_searched_exactly(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(graph, "EXACT_UP_TO", 500)
+    monkeypatch.setattr(graph, "NPROBE", 1)  # one cell of ~40 images, 60 asked
+    x = clustered(np.random.default_rng(11), 2000, 32)
+    found = graph.nearest_in(x, x[:50], 60)
+    assert (found.rows >= 0).all()  # never a missing neighbour (-1)
+    np.testing.assert_allclose(found.sims, np.einsum("nkd,nd->nk", x[found.rows], x[:50]),
+                               atol=1e-5)
+    search = graph.approximate(x)
+    ivf = search.ivf
+    _, cell = ivf.quantizer.search(graph._projected(x[:50], search.mean, search.axes), 1)
+    small = np.array([ivf.invlists.list_size(int(c)) < 60 for c in cell[:, 0]])
+    assert small.any()  # some queries' one probed cell holds fewer than 60 images
+    want = np.sort(x[:50] @ x.T, axis=1)[:, ::-1][:, :60]
+    np.testing.assert_allclose(found.sims[small], want[small], atol=1e-5)  # searched exactly
