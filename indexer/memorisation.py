@@ -188,6 +188,15 @@ def leave_one_out(train: Vectors) -> Vectors:
             for name in LAYERS}
 
 
+def median_limits(train: Vectors, ratio: float) -> tuple[float, float]:
+    """``ratio`` x the training images' median nearest-neighbour distance on block1 and block5
+    (the twin rule's and the pixel gate's limits)."""
+    from modescope.indexer.curation import median_nn_distance
+
+    b1, b5 = (ratio * median_nn_distance(train[layer]) for layer in ("block1", "block5"))
+    return b1, b5
+
+
 @dataclass(frozen=True)
 class Twins:
     """The twin rule, its limits measured once on the training set. With pixels (``pixels`` is
@@ -202,13 +211,9 @@ class Twins:
     @classmethod
     def of(cls, train: Vectors, train_ids: np.ndarray, ratio: float = TWIN_RATIO,
            pixels: float | None = None) -> Twins:
-        from modescope.indexer.curation import median_nn_distance
-
         if pixels is not None or ratio <= 0:
             return cls(ratio, (0.0, 0.0), pixels)
-        b1, b5 = (ratio * median_nn_distance(train[layer])
-                  for layer in ("block1", "block5"))
-        return cls(ratio, (b1, b5))
+        return cls(ratio, median_limits(train, ratio))
 
     def mask(self, d: Vectors) -> np.ndarray:
         """Which images (by their distances ``d`` to the training set) are twins."""
@@ -239,12 +244,9 @@ class Gate:
 
     @classmethod
     def of(cls, train: Vectors, ratio: float = PIXEL_GATE) -> Gate:
-        from modescope.indexer.curation import median_nn_distance
-
         if ratio <= 0:
             return cls(0.0, (np.inf, np.inf))
-        b1, b5 = (ratio * median_nn_distance(train[layer]) for layer in ("block1", "block5"))
-        return cls(ratio, (b1, b5))
+        return cls(ratio, median_limits(train, ratio))
 
     def mask(self, d: Vectors) -> np.ndarray:
         """Which images (by their distances ``d`` to the training set) are compared."""
@@ -354,8 +356,9 @@ def calibrate(train: Vectors, train_ids: np.ndarray, reference: Reference | None
         found = nearest(train, train_ids, reference.vectors)
         d = {k: np.maximum(0.0, 1.0 - found[k][0]) for k in LAYERS}
         verify = reference.verify if pixels else None
-        gate = Gate.of(train, pixel_gate) if verify is not None else None
-        if verify is not None and gate is not None:
+        gate: Gate | None = None
+        if verify is not None:
+            gate = Gate.of(train, pixel_gate)
             d["pixels"] = pixel_distances(verify, reference.ids, found, gate.mask(d))[0]
         rule = Twins.of(train, train_ids, twin_ratio,
                         pixel_twin if verify is not None else None)
@@ -410,10 +413,12 @@ def memorisation(train: Vectors, train_ids: np.ndarray, gen: Vectors, gen_ids: n
     near = nn["combined"][1]
     # the samples compared in pixels: those the calibration's gate lets through (every one
     # where the reference had no pixels to calibrate them by: the evidence is shown all the same)
-    compared = (cal.gate.mask(d) if cal.gate is not None else np.ones(len(gen_ids), bool)) \
-        if verify else np.zeros(len(gen_ids), bool)
-    diff, closest = (pixel_distances(verify, gen_ids, nn, compared) if verify else
-                     (np.full(len(gen_ids), np.inf), [None] * len(gen_ids)))
+    compared = np.zeros(len(gen_ids), bool)
+    diff = np.full(len(gen_ids), np.inf)
+    closest: list[int | None] = [None] * len(gen_ids)
+    if verify is not None:
+        compared = cal.gate.mask(d) if cal.gate is not None else ~compared
+        diff, closest = pixel_distances(verify, gen_ids, nn, compared)
     pixels = [round(float(v), 3) if np.isfinite(v) else None for v in diff]
     if "pixels" in cal.names:
         d["pixels"] = diff

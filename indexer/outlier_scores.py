@@ -135,6 +135,8 @@ def outliers(train: dict[str, np.ndarray], ids: np.ndarray,
              unusual: float = UNUSUAL, pool: float = POOL) -> dict[str, Any]:
     """Every training image ranked by the weighted mean percentile of its scores, pooled with
     its k nearest block1 neighbours' (``pool``)."""
+    from modescope.indexer import graph
+
     if labels is not None and len(labels) != len(ids):
         raise ValueError("one label per training image")
     lab = usable_labels(labels)
@@ -153,9 +155,7 @@ def outliers(train: dict[str, np.ndarray], ids: np.ndarray,
                "scores": {n: round(float(raw[n][i]), 6) for n in raw},
                "percentiles": {n: round(float(pct[n][i]), 4) for n in raw},
                "suggested": bool(score[i] >= unusual)} for i in order]
-    from modescope.indexer.graph import cached
-
-    kept = [cached(train[layer]) for layer in LAYERS]
+    kept = [graph.cached(train[layer]) for layer in LAYERS]
     return {"k": k, "label_k": label_k, "block1_weight": block1_weight, "pool": pool,
             "exact": all(g is None or g.exact for g in kept),
             "unusual": unusual,

@@ -138,14 +138,14 @@ def prdc(train: np.ndarray, samples: np.ndarray, k: int = DEFAULT_K,
 
 
 def _scored(k: int, hits: np.ndarray, reach: np.ndarray, covered: np.ndarray,
-            coverage_loo: np.ndarray, recall_loo: np.ndarray, exact: bool = True) -> PRDC:
+            coverage_loo: np.ndarray, recall_loo: np.ndarray) -> PRDC:
     n_t, n_g = len(reach), len(hits)
     inside = hits > 0
     return PRDC(k, n_t, n_g,
                 jackknife(float(inside.mean()), (inside.sum() - inside) / (n_g - 1), hi=1.0),
                 jackknife(float((covered > 0).mean()), recall_loo, hi=1.0),
                 jackknife(float(hits.mean() / k), (hits.sum() - hits) / (k * (n_g - 1))),
-                jackknife(float((reach > 0).mean()), coverage_loo, hi=1.0), reach, exact)
+                jackknife(float((reach > 0).mean()), coverage_loo, hi=1.0), reach)
 
 
 def _from_nearest(train: np.ndarray, samples: np.ndarray, k: int, rt: Radii, rs: Radii
@@ -175,8 +175,6 @@ def _pairs(j: np.ndarray, i: np.ndarray, sim: np.ndarray, rt: Radii, rs: Radii, 
     sole = np.bincount(j[in_t & (reach[i] == 1)], minlength=n_g)
     coverage_loo = ((reach > 0).sum() - sole) / n_t
     few = np.flatnonzero(covered <= 1)
-    if not len(few):
-        return _scored(k, hits, reach, covered, coverage_loo, np.ones(n_g))
     column = np.full(n_t, -1, np.int64)
     column[few] = np.arange(len(few))
     c = column[i]
@@ -200,9 +198,8 @@ def _recall_loo(blocks: Blocks, rs: Radii, covered: np.ndarray) -> np.ndarray:
     k nearest grow to their (k+1)-th neighbour. Only training images held by at most one ball
     can change."""
     few = np.flatnonzero(covered <= 1)
-    if not len(few):  # every image is held by two balls or more: no removal changes recall
-        return np.ones(len(rs.inner))
-    own_r, own_c, ring_r, ring_c = [], [], [], []
+    none = np.empty(0, np.int64)
+    own_r, own_c, ring_r, ring_c = [none], [none], [none], [none]
     for s, part in blocks(few):  # (samples in block, training images with few balls)
         inner = rs.inner[s:s + len(part), None]
         j, i = np.nonzero(part > inner)
@@ -222,6 +219,8 @@ def _recall_after(own_r: np.ndarray, own_c: np.ndarray, ring_r: np.ndarray,
     sample's ball holds each (``own``: sample row, column of ``few``) and which lie in a
     sample's ring between its k-th and (k+1)-th neighbour (``ring``)."""
     n_t, n_g = len(covered), len(rs.inner)
+    if not len(few):  # every image is held by two balls or more: no removal changes recall
+        return np.ones(n_g)
     shape = (n_g, len(few))
     own = sparse.csr_matrix((np.ones(len(own_r), bool), (own_r, own_c)), shape=shape)
     ring = sparse.csr_matrix((np.ones(len(ring_r), np.int64), (ring_r, ring_c)), shape=shape)
