@@ -31,9 +31,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numba
 import numpy as np
 from PIL import Image
-from scipy.ndimage import gaussian_filter, rotate
+from scipy.ndimage import gaussian_filter
 
 ANGLES = (0, -1, 1, -2, 2, -3, 3)  # degrees the training image is turned by (0 first: ties)
 GAIN_RANGE = (2 / 3, 3 / 2)  # per-channel colour gains the comparison may apply
@@ -50,17 +51,26 @@ class Match:
 
 @dataclass(frozen=True)
 class Turned:
-    """A blurred training image turned by each of ``ANGLES`` (the first unturned)."""
+    """A blurred training image turned by each of ``ANGLES`` (the first unturned): one
+    contiguous (len(ANGLES), S, S, 3) float32 stack."""
 
-    images: tuple[np.ndarray, ...]
+    stack: np.ndarray
+
+    @classmethod
+    def of(cls, images: tuple[np.ndarray, ...] | list[np.ndarray]) -> Turned:
+        return cls(np.ascontiguousarray(np.stack(images), np.float32))
+
+    @property
+    def images(self) -> tuple[np.ndarray, ...]:
+        return tuple(self.stack)
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.images[0].shape
+        return self.stack.shape[1:]
 
     @property
     def nbytes(self) -> int:
-        return sum(image.nbytes for image in self.images)
+        return int(self.stack.nbytes)
 
 
 def load_rgb(path: Path, size: int | None = None) -> np.ndarray:
@@ -81,10 +91,39 @@ def blurred(image: np.ndarray) -> np.ndarray:
 
 def turned(train: np.ndarray) -> Turned:
     """A ``blurred`` training image turned by each of ``ANGLES`` about its centre (bilinear;
-    the corners it uncovers take the nearest edge's colour)."""
-    return Turned(tuple(train if a == 0 else
-                        rotate(train, a, axes=(1, 0), reshape=False, order=1, mode="nearest")
-                        for a in ANGLES))
+    the corners it uncovers take the nearest edge's colour): the geometry of
+    ``scipy.ndimage.rotate(train, angle, axes=(1, 0), reshape=False, order=1, mode="nearest")``
+    (tests/indexer/test_copycheck.py holds it to that), compiled (``_rotated``) because a
+    training image is turned for each new comparison."""
+    image = np.ascontiguousarray(train, np.float32)
+    out = np.empty((len(ANGLES), *image.shape), np.float32)
+    radians = np.deg2rad(np.asarray(ANGLES, np.float64))
+    _rotated(image, np.cos(radians), np.sin(radians), out)
+    return Turned(out)
+
+
+@numba.njit(nogil=True)
+def _rotated(image: np.ndarray, cos: np.ndarray, sin: np.ndarray, out: np.ndarray) -> None:
+    """out[a] = image turned by the angle of (cos[a], sin[a]): each output pixel (y, x) takes
+    the bilinear value at (c y + s x, -s y + c x) about the centre, coordinates clamped to the
+    image (scipy's affine_transform with its rotate's matrix, order 1, mode "nearest")."""
+    h, w = image.shape[0], image.shape[1]
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    for a in range(len(cos)):
+        c, s = cos[a], sin[a]
+        for y in range(h):
+            for x in range(w):
+                yi = c * (y - cy) + s * (x - cx) + cy
+                xi = -s * (y - cy) + c * (x - cx) + cx
+                y0, x0 = int(np.floor(yi)), int(np.floor(xi))
+                fy, fx = yi - y0, xi - x0
+                ya, yb = min(max(y0, 0), h - 1), min(max(y0 + 1, 0), h - 1)
+                xa, xb = min(max(x0, 0), w - 1), min(max(x0 + 1, 0), w - 1)
+                for ch in range(3):
+                    out[a, y, x, ch] = ((1 - fy) * ((1 - fx) * image[ya, xa, ch]
+                                                    + fx * image[ya, xb, ch])
+                                        + fy * ((1 - fx) * image[yb, xa, ch]
+                                                + fx * image[yb, xb, ch]))
 
 
 def compare(sample: np.ndarray, train: np.ndarray | Turned) -> Match:
@@ -92,33 +131,65 @@ def compare(sample: np.ndarray, train: np.ndarray | Turned) -> Match:
 
     Each orientation of the training image (``turned``; a bare array is turned here) has its
     centre (a border of the shift radius left out) compared with every shifted window of the
-    sample and of its mirror image."""
+    sample and of its mirror image (``_aligned``)."""
     t = train if isinstance(train, Turned) else turned(train)
     if sample.shape != t.shape:
         raise ValueError(f"sample {sample.shape} and training image {t.shape} differ in size")
     size = t.shape[0]
     r, patch = max(1, size // 32), max(2, size // 8)
-    m = size - 2 * r
-    best: tuple[float, int, int, bool, int] | None = None
-    for mirrored in (False, True):
-        s = np.ascontiguousarray(sample[:, ::-1]) if mirrored else sample
-        for k, image in enumerate(t.images):
-            centre = image[r:size - r, r:size - r]
-            for i in range(2 * r + 1):  # a loop of whole-window differences: faster in numpy
-                for j in range(2 * r + 1):  # than one strided pass over every shift
-                    mean = float(np.abs(s[i:i + m, j:j + m] - centre).mean())
-                    if best is None or mean < best[0]:
-                        best = (mean, i - r, j - r, mirrored, k)
-    assert best is not None
-    _, dy, dx, mirrored, k = best
+    mirrored, k, dy, dx = alignment(sample, t)
     s = sample[:, ::-1] if mirrored else sample
-    centre = t.images[k][r:size - r, r:size - r]
+    centre = t.stack[k, r:size - r, r:size - r]
     aligned, (fy, fx) = _half_pixel(s, centre, r, dy, dx)
     matched, gains = colour_matched(centre, aligned)
     diff = np.abs(aligned - matched).mean(axis=2)
     rows, cols = diff.shape[0] // patch, diff.shape[1] // patch
     patches = diff[:rows * patch, :cols * patch].reshape(rows, patch, cols, patch).mean((1, 3))
     return Match(round(float(patches.max()), 3), (dy + fy, dx + fx), mirrored, ANGLES[k], gains)
+
+
+def alignment(sample: np.ndarray, t: Turned) -> tuple[bool, int, int, int]:
+    """(mirrored, orientation, dy, dx): the whole-pixel alignment with the least mean absolute
+    difference between the sample's window (of its mirror image when mirrored) shifted by
+    (dy, dx), |dy|, |dx| <= r = size / 32, and the orientation's centre (``_aligned``)."""
+    size = t.shape[0]
+    r = max(1, size // 32)
+    both = np.stack([sample, sample[:, ::-1]]).astype(np.float32).reshape(2, size, -1)
+    mirrored, k, i, j = _aligned(both, t.stack.reshape(len(t.stack), size, -1), r)
+    return bool(mirrored), int(k), int(i) - r, int(j) - r
+
+
+@numba.njit(nogil=True, fastmath=True)
+def _aligned(samples: np.ndarray, stack: np.ndarray, r: int) -> tuple[int, int, int, int]:
+    """(mirrored, orientation, i, j): the window at offset (i, j), 0 <= i, j <= 2r, of
+    ``samples[mirrored]`` (the sample, then its mirror image; rows of S x 3 values) whose mean
+    absolute difference from an orientation's centre (``stack``: rows of S x 3 values, a border
+    of r left out) is least; ties go to the first in the order mirrored, orientation, i, j.
+    Compiled: 2 x 7 x 25 windows of 60 x 60 x 3 at 64 px, each summed row by row and given up
+    as soon as its sum passes the best one's (sums of non-negative terms only grow), which a
+    whole-array numpy difference per window cannot do."""
+    size, turns = samples.shape[1], stack.shape[0]
+    m, n = size - 2 * r, 2 * r + 1
+    width = 3 * m
+    best = np.inf
+    found = (0, 0, 0, 0)
+    for mirrored in range(2):
+        for k in range(turns):
+            for i in range(n):
+                for j in range(n):
+                    total = 0.0
+                    for y in range(m):
+                        a = samples[mirrored, i + y, 3 * j:3 * j + width]
+                        b = stack[k, r + y, 3 * r:3 * r + width]
+                        row = np.float32(0.0)
+                        for x in range(width):
+                            row += abs(a[x] - b[x])
+                        total += float(row)
+                        if total >= best:
+                            break
+                    if total < best:
+                        best, found = total, (mirrored, k, i, j)
+    return found
 
 
 def _half_pixel(s: np.ndarray, centre: np.ndarray, r: int, dy: int, dx: int

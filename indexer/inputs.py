@@ -133,13 +133,9 @@ def pixel_verifier(ws: Workspace, run: str, train: TrainImages | None = None
     size = ws.read_config().image_size
     sample_files = {it.id: it.file for it in source_items(ws, f"generated:{run}")}
     training = train or training_images(ws)
-
-    def verify(sample: int, train_id: int) -> copycheck.Match:
-        return copycheck.compare(
-            copycheck.blurred(copycheck.load_rgb(sample_files[sample], size)),
-            training(train_id))
-
-    return verify
+    samples = _blurred_cache(size)  # a sample meets up to three training images in a row
+    return lambda sample, train_id: copycheck.compare(samples(sample_files[sample]),
+                                                      training(train_id))
 
 
 def run_vectors(ws: Workspace, run: str, include_flagged: bool

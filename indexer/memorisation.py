@@ -75,7 +75,8 @@ TWIN_RATIO = 0.5
 # farther than that on both layers would go unchecked in pixels. Chosen by bench/validate.py on
 # the clipart set only: twice the smallest value with which none of its copies changes its
 # verdict from comparing every image (0.5 with trained stand-in weights and with random ones;
-# docs/validation.md). It spares the comparisons (3.6 ms each at 64 px, up to three an image)
+# docs/validation.md). It spares the comparisons (about 1.3 ms each at 64 px with the images'
+# reading and turning, up to three an image)
 # of the held-out images and samples that descriptors put far from every training image.
 PIXEL_GATE = 1.0
 LAYERS = ("block1", "block5", "combined")
