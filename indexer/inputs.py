@@ -103,21 +103,30 @@ CACHE_BYTES = 256 * 2**20  # per cache: ~750 turned or ~5,000 plain 64-px images
 
 def _blurred_cache(size: int, turn: bool = False) -> Any:
     """path -> the image blurred (``turn``: and turned, as a training image is compared),
-    emptied when it would outgrow CACHE_BYTES (a turned image is seven arrays)."""
+    emptied when it would outgrow CACHE_BYTES (a turned image is seven arrays). Safe to call
+    from several threads (memorisation compares on one per core): the images are made outside
+    the lock, so two threads may both make one."""
+    import threading
+
     cache: dict[Path, Any] = {}
+    lock = threading.Lock()
     held = 0
 
     def get(path: Path) -> Any:
         nonlocal held
-        if path not in cache:
+        with lock:
+            entry = cache.get(path)
+        if entry is None:
             image = copycheck.blurred(copycheck.load_rgb(path, size))
             entry = copycheck.turned(image) if turn else image
-            if held + entry.nbytes > CACHE_BYTES:
-                cache.clear()
-                held = 0
-            cache[path] = entry
-            held += entry.nbytes
-        return cache[path]
+            with lock:
+                if held + entry.nbytes > CACHE_BYTES:
+                    cache.clear()
+                    held = 0
+                if path not in cache:
+                    cache[path] = entry
+                    held += entry.nbytes
+        return entry
 
     return get
 

@@ -210,7 +210,7 @@ class Twins:
     pixels: float | None = None
 
     @classmethod
-    def of(cls, train: Vectors, train_ids: np.ndarray, ratio: float = TWIN_RATIO,
+    def of(cls, train: Vectors, ratio: float = TWIN_RATIO,
            pixels: float | None = None) -> Twins:
         if pixels is not None or ratio <= 0:
             return cls(ratio, (0.0, 0.0), pixels)
@@ -265,11 +265,19 @@ def pixel_distances(verify: Verifier, ids: np.ndarray, found: dict[str, tuple[np
                     np.ndarray]], compared: np.ndarray
                     ) -> tuple[np.ndarray, list[int | None]]:
     """(pixel difference, training id closest in pixels) of each image ``compared`` (a mask);
-    the others are not compared: an infinite difference, no id."""
+    the others are not compared: an infinite difference, no id. The images are compared on
+    one thread per core (the comparison's compiled parts release the GIL; ``verify`` must be
+    safe to call from several threads)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     diff = np.full(len(ids), np.inf)
     closest: list[int | None] = [None] * len(ids)
-    for j in np.flatnonzero(compared).tolist():
-        diff[j], closest[j] = closest_in_pixels(verify, int(ids[j]), found, j)
+    rows = np.flatnonzero(compared).tolist()
+    with ThreadPoolExecutor(max_workers=min(len(rows), os.cpu_count() or 1) or 1) as pool:
+        done = pool.map(lambda j: closest_in_pixels(verify, int(ids[j]), found, j), rows)
+        for j, (d, c) in zip(rows, done, strict=True):
+            diff[j], closest[j] = d, c
     return diff, closest
 
 
@@ -361,7 +369,7 @@ def calibrate(train: Vectors, train_ids: np.ndarray, reference: Reference | None
         if verify is not None:
             gate = Gate.of(train, pixel_gate)
             d["pixels"] = pixel_distances(verify, reference.ids, found, gate.mask(d))[0]
-        rule = Twins.of(train, train_ids, twin_ratio,
+        rule = Twins.of(train, twin_ratio,
                         pixel_twin if verify is not None else None)
         keep = ~rule.mask(d)
         if int(keep.sum()) + 1 >= 1 / COPY_LEVEL:
@@ -370,7 +378,7 @@ def calibrate(train: Vectors, train_ids: np.ndarray, reference: Reference | None
     # leave-one-out training images: no pixels, so the descriptor twin rule (measured above
     # already when the held-out images had no pixels either)
     if rule is None or rule.pixels is not None:
-        rule = Twins.of(train, train_ids, twin_ratio)
+        rule = Twins.of(train, twin_ratio)
     return Calibration.of("training, leave-one-out", leave_one_out(_layers(train)), rule)
 
 

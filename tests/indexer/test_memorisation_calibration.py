@@ -167,3 +167,37 @@ def test_only_images_near_a_training_image_are_compared_in_pixels() -> None:
     every = run(0.0)  # 0: every image is compared
     assert every["compared_in_pixels"] == 150 and every["pixel_gate_rule"] == "every image"
     assert [r["verdict"] for r in every["samples"][:50]] == ["copy"] * 50
+
+
+def test_pixel_distances_from_several_threads_land_on_their_images() -> None:
+    """The comparisons run on one thread per core and finish out of order (each sleeps a
+    random while here): every image still gets its own smallest difference and training id."""
+    import os
+    import threading
+    import time
+
+    from modescope.indexer.copycheck import Match
+    from modescope.indexer.memorisation import pixel_distances
+
+    rng = np.random.default_rng(0)
+    n = 60
+    found = {name: (np.zeros(n), rng.integers(0, 1000, n)) for name in
+             ("combined", "block1", "block5")}
+    threads: set[int] = set()
+    delays = rng.uniform(0, 0.004, (n, 1000))
+
+    def verify(a: int, b: int) -> Match:
+        threads.add(threading.get_ident())
+        time.sleep(delays[a, b])
+        return Match(float((a * 7 + b) % 97), (0.0, 0.0), False)
+
+    compared = rng.random(n) < 0.8
+    diff, closest = pixel_distances(verify, np.arange(n), found, compared)
+    for j in range(n):
+        if not compared[j]:
+            assert diff[j] == np.inf and closest[j] is None
+            continue
+        scores = {int(found[k][1][j]): float((j * 7 + int(found[k][1][j])) % 97)
+                  for k in found}
+        assert diff[j] == min(scores.values()) and scores[closest[j]] == diff[j]
+    assert len(threads) > 1 or (os.cpu_count() or 1) == 1
