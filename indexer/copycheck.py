@@ -56,14 +56,6 @@ class Turned:
 
     stack: np.ndarray
 
-    @classmethod
-    def of(cls, images: tuple[np.ndarray, ...] | list[np.ndarray]) -> Turned:
-        return cls(np.ascontiguousarray(np.stack(images), np.float32))
-
-    @property
-    def images(self) -> tuple[np.ndarray, ...]:
-        return tuple(self.stack)
-
     @property
     def shape(self) -> tuple[int, ...]:
         return self.stack.shape[1:]

@@ -94,8 +94,16 @@ def train_pixel_verifier(ws: Workspace, train: TrainImages | None = None
     """Compare two images of the train source (a held-out one with a training one) in pixels."""
     size = ws.read_config().image_size
     files = _train_files(ws)
-    held, training = _blurred_cache(size), train or training_images(ws, size, files)
-    return lambda a, b: copycheck.compare(held(files[a]), training(b))
+    return _verifier(files, size, train or training_images(ws, size, files))
+
+
+def _verifier(files: dict[int, Path], size: int, training: TrainImages
+              ) -> memorisation.Verifier:
+    """(id in ``files``, training id) -> their pixel comparison; each image of ``files`` read
+    and blurred once while it stays in a cache (it meets up to three training images in a
+    row)."""
+    image = _blurred_cache(size)
+    return lambda a, b: copycheck.compare(image(files[a]), training(b))
 
 
 CACHE_BYTES = 256 * 2**20  # per cache: ~750 turned or ~5,000 plain 64-px images
@@ -139,12 +147,8 @@ def header(meta: dict[str, Any]) -> dict[str, Any]:
 def pixel_verifier(ws: Workspace, run: str, train: TrainImages | None = None
                    ) -> memorisation.Verifier:
     """Compare a run's sample with a training image in pixels, at the workspace's size."""
-    size = ws.read_config().image_size
     sample_files = {it.id: it.file for it in source_items(ws, f"generated:{run}")}
-    training = train or training_images(ws)
-    samples = _blurred_cache(size)  # a sample meets up to three training images in a row
-    return lambda sample, train_id: copycheck.compare(samples(sample_files[sample]),
-                                                      training(train_id))
+    return _verifier(sample_files, ws.read_config().image_size, train or training_images(ws))
 
 
 def run_vectors(ws: Workspace, run: str, include_flagged: bool

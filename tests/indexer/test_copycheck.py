@@ -27,7 +27,7 @@ def test_turned_is_scipys_rotation(size: int) -> None:
     image = _image(size, size)
     t = copycheck.turned(image)
     assert t.stack.dtype == np.float32 and t.shape == image.shape
-    for angle, got in zip(copycheck.ANGLES, t.images, strict=True):
+    for angle, got in zip(copycheck.ANGLES, t.stack, strict=True):
         want = image if angle == 0 else rotate(image, angle, axes=(1, 0), reshape=False,
                                                order=1, mode="nearest")
         np.testing.assert_allclose(got, want, atol=1e-3)
