@@ -108,6 +108,30 @@ def graph_recall(x: np.ndarray, queries: int = 300, k: int = 10) -> str:
             f"({len(rows)} rows)")
 
 
+def label_recall(x: np.ndarray, labels: list[str | None], queries: int = 300, k: int = 10
+                 ) -> str:
+    """How many of each row's k nearest others of its own label the outliers' within-label
+    search finds (``graph.within``: read from the shared graph, rows that keep too few searched
+    again), against an exact search of the label's rows, for a seeded sample of rows."""
+    import faiss
+
+    arr = np.asarray(labels)
+    rng = np.random.default_rng(0)
+    hits = []
+    for label in np.unique(arr):
+        rows = np.flatnonzero(arr == label)
+        g = graph.within(x, rows, k)
+        part = np.ascontiguousarray(x[rows])
+        index = faiss.IndexFlatIP(part.shape[1])
+        index.add(part)
+        pick = rng.choice(len(rows), min(queries // len(np.unique(arr)) + 1, len(rows)),
+                          replace=False)
+        _, found = index.search(part[pick], k + 1)
+        hits += [len(set(g.rows[r].tolist()) & (set(f.tolist()) - {r})) / k
+                 for r, f in zip(pick, found, strict=True)]
+    return f"within each label: recall@{k} {np.mean(hits):.3f} ({len(hits)} rows)"
+
+
 def real_recall(folder: Path, n: int) -> None:
     """The shared graph's recall on the first n rows of real descriptors, per layer."""
     for layer in ("block1", "block5"):
@@ -201,7 +225,8 @@ def main() -> None:
     print(f"inspection benchmark: {args.train:,} training x {args.gen:,} generated, 1,024-d per "
           f"layer, {os.cpu_count()} cores")
     for layer in ("block1", "block5"):
-        print(f"{layer}: {graph_recall(indexed[layer])}")
+        print(f"{layer}: {graph_recall(indexed[layer])}; "
+              f"{label_recall(indexed[layer], labels)}")
     print(f"pixel comparisons: {found['compared_in_pixels']:,} of {args.gen:,} samples "
           f"({found['pixel_gate_rule']}); {len(spent):,} comparisons of samples and held-out "
           f"images with training images took {wall(spent):.1f} s of the memorisation row "

@@ -188,3 +188,55 @@ def test_queries_whose_probed_cells_hold_too_few_images_are_searched_exactly(
     assert small.any()  # some queries' one probed cell holds fewer than 60 images
     want = np.sort(x[:50] @ x.T, axis=1)[:, ::-1][:, :60]
     np.testing.assert_allclose(found.sims[small], want[small], atol=1e-5)  # searched exactly
+
+
+def test_a_large_part_of_a_set_searched_approximately_is_searched_within_its_cells(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # a label's images among a large set: most rows keep fewer than k of their neighbours in
+    # the whole graph, so they are searched again, by the whole set's search restricted to
+    # the part (not exactly over it), and find nearly what an exact search finds
+    monkeypatch.setattr(graph, "EXACT_UP_TO", 1000)
+    monkeypatch.setattr(graph, "EXACT_PART", 300)
+    monkeypatch.setattr(graph, "PCA_DIMS", 32)
+    x = clustered(np.random.default_rng(12), 4000)
+    graph.self_knn(x, graph.GRAPH_K)
+    searched: list[int] = []
+    part_of = graph.Approximate.part
+
+    def part(self: graph.Approximate, rows: np.ndarray) -> graph.Approximate:
+        searched.append(len(rows))
+        return part_of(self, rows)
+
+    monkeypatch.setattr(graph.Approximate, "part", part)
+    rows = np.flatnonzero(np.arange(4000) % 4 == 1)  # labels that do not follow the clusters
+    g = graph.within(x, rows, 10)
+    assert searched == [1000] and not g.exact
+    sub = x[rows]
+    np.testing.assert_allclose(g.sims, np.einsum("nkd,nd->nk", sub[g.rows], sub), atol=1e-5)
+    assert (g.rows != np.arange(len(rows))[:, None]).all()
+    sims = sub @ sub.T
+    np.fill_diagonal(sims, -np.inf)
+    want = np.argsort(-sims, axis=1)[:, :10]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(g.rows, want, strict=True)])
+    assert recall >= 0.95
+    # a small part is searched exactly
+    small = rows[:200]
+    exact = graph.within(x, small, 5)
+    assert searched == [1000]
+    s = x[small] @ x[small].T
+    np.fill_diagonal(s, -np.inf)
+    np.testing.assert_allclose(exact.sims, np.sort(s, axis=1)[:, ::-1][:, :5], atol=1e-5)
+
+
+def test_reranking_reads_each_candidates_exact_similarity() -> None:
+    rng = np.random.default_rng(13)
+    base = clustered(rng, 500, 48)
+    q = clustered(rng, 40, 48)
+    cand = rng.integers(0, 500, (40, 9))
+    cand[3, 4:] = -1  # fewer candidates than asked
+    got = graph.reranked(base, q, cand)
+    want = np.einsum("ncd,nd->nc", base[np.maximum(cand, 0)], q)
+    want[cand < 0] = -np.inf
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    with pytest.raises(IndexError):
+        graph.reranked(base, q, np.full((40, 2), 500))
