@@ -370,6 +370,7 @@ def test_pixel_check_aligns_a_copy_half_a_pixel_off_the_grid() -> None:
     from PIL import Image
 
     from modescope.indexer import copycheck
+    from tests.indexer.test_copycheck import colour_matched
 
     big = np.asarray(Image.fromarray(_drawn(5).astype(np.uint8)).resize(
         (128, 128), Image.Resampling.NEAREST), np.float32)
@@ -384,7 +385,7 @@ def test_pixel_check_aligns_a_copy_half_a_pixel_off_the_grid() -> None:
 
     def whole_pixel(dy: int, dx: int) -> float:
         centre, window = src[2:62, 2:62], copy[2 + dy:62 + dy, 2 + dx:62 + dx]
-        matched, _ = copycheck.colour_matched(centre, window)
+        matched, _ = colour_matched(centre, window)
         d = np.abs(window - matched).mean(axis=2)[:56, :56]
         return float(d.reshape(7, 8, 7, 8).mean((1, 3)).max())
 
