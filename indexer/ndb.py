@@ -36,11 +36,16 @@ def default_k(n_train: int) -> int:
 
 def combined(block1: np.ndarray, block5: np.ndarray) -> np.ndarray:
     """Both layers as one unit vector: colour/texture and shape weigh the same."""
-    x = np.concatenate([block1, block5], axis=1).astype(np.float32) / math.sqrt(2.0)
-    return np.ascontiguousarray(x)
+    x = np.concatenate([block1, block5], axis=1, dtype=np.float32)  # one copy (800 MB at 100k)
+    return np.divide(x, np.float32(math.sqrt(2.0)), out=x)
 
 
 WHITEN_DIMS = 64
+# the whitening is fitted on at most this many training images (a seeded sample), its 64 axes
+# applied to all: on 100,000 real descriptors (2,048-d, both layers) the bins then agree with a
+# fit on all of them by adjusted Rand index 0.69, more than two k-means seeds on the full fit
+# agree with each other (0.50), and whitening takes 3.0 s instead of 7.6
+WHITEN_SAMPLE = 20_000
 
 
 def whitener(train: np.ndarray, dims: int = WHITEN_DIMS, seed: int = 0) -> Any:
@@ -53,7 +58,11 @@ def whitener(train: np.ndarray, dims: int = WHITEN_DIMS, seed: int = 0) -> Any:
     from sklearn.decomposition import PCA
 
     n_comp = max(2, min(dims, train.shape[1], len(train) // 4))
-    pca = PCA(n_comp, whiten=True, random_state=seed).fit(train)
+    fit_on = train
+    if len(train) > WHITEN_SAMPLE:  # a seeded sample: the leading axes, in a fifth of the time
+        rows = np.random.default_rng(seed).choice(len(train), WHITEN_SAMPLE, replace=False)
+        fit_on = train[np.sort(rows)]
+    pca = PCA(n_comp, whiten=True, random_state=seed).fit(fit_on)
 
     def apply(x: np.ndarray) -> np.ndarray:
         y = pca.transform(x).astype(np.float32)

@@ -33,11 +33,8 @@ def compute(ws: Workspace, run: None) -> TrainModesResult:
     if len(ids) < MIN_IMAGES:
         raise ValueError(f"only {len(ids)} training images are indexed; modes need "
                          f"{MIN_IMAGES}")
-    white = ndb.whitener(ndb.combined(vecs["block1"], vecs["block5"]), seed=0)
-    x = white(ndb.combined(vecs["block1"], vecs["block5"]))
-    k = ndb.default_k(len(ids))
-    centroids = ndb.kmeans_bins(x, k, seed=0)
-    bins = ndb.assign(x, centroids)
+    fitted = ndb.ModeBins(vecs, seed=0)
+    x, k, centroids, bins = fitted.train, fitted.k, fitted.centroids, fitted.train_bins
     members = []
     for b in range(k):
         rows = np.flatnonzero(bins == b)
