@@ -28,35 +28,17 @@ bench/validate.py on real images).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
 
-import numba
 import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from modescope.indexer.compiled import compiled
+
 ANGLES = (0, -1, 1, -2, 2, -3, 3)  # degrees the training image is turned by (0 first: ties)
 GAIN_RANGE = (2 / 3, 3 / 2)  # per-channel colour gains the comparison may apply
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _compiled(*, nogil: bool = True, fastmath: bool = False) -> Callable[[F], F]:
-    """numba's ``njit`` with its compiled code kept on disk (about 2 s of compiling saved in
-    each process that compares images) where numba finds a folder it can write: beside this
-    file, or the user's cache folder. Where it finds none (an installed package in a
-    read-only place, no writable home) numba raises as the function is decorated; the
-    function is then compiled in each process instead."""
-    def wrap(fn: F) -> F:
-        try:
-            return cast(F, numba.njit(cache=True, nogil=nogil, fastmath=fastmath)(fn))
-        except RuntimeError:  # "cannot cache function ...: no locator available"
-            return cast(F, numba.njit(nogil=nogil, fastmath=fastmath)(fn))
-    return wrap
-
-
 @dataclass(frozen=True)
 class Match:
     score: float  # largest patch difference after blur and alignment (0-255)
@@ -111,7 +93,7 @@ def turned(train: np.ndarray) -> Turned:
     return Turned(out)
 
 
-@_compiled()
+@compiled()
 def _rotated(image: np.ndarray, cos: np.ndarray, sin: np.ndarray, out: np.ndarray) -> None:
     """out[a] = image turned by the angle of (cos[a], sin[a]): each output pixel (y, x) takes
     the bilinear value at (c y + s x, -s y + c x) about the centre, coordinates clamped to the
@@ -166,7 +148,7 @@ def alignment(sample: np.ndarray, t: Turned) -> tuple[bool, int, int, int]:
     return bool(mirrored), int(k), int(i) - r, int(j) - r
 
 
-@_compiled(fastmath=True)
+@compiled(fastmath=True)
 def _aligned(samples: np.ndarray, stack: np.ndarray, r: int) -> tuple[int, int, int, int]:
     """(mirrored, orientation, i, j): the window at offset (i, j), 0 <= i, j <= 2r, of
     ``samples[mirrored]`` (the sample, then its mirror image; rows of S x 3 values) whose mean
@@ -199,7 +181,7 @@ def _aligned(samples: np.ndarray, stack: np.ndarray, r: int) -> tuple[int, int, 
     return found
 
 
-@_compiled()
+@compiled()
 def _refined(s: np.ndarray, centre: np.ndarray, r: int, dy: int, dx: int, patch: int,
              low: float, high: float) -> tuple[float, int, int, np.ndarray]:
     """(score, sy, sx, gains) of the sample ``s`` (mirrored already where the alignment said
@@ -270,7 +252,7 @@ def _refined(s: np.ndarray, centre: np.ndarray, r: int, dy: int, dx: int, patch:
     return score, best_sy, best_sx, gains
 
 
-@_compiled()
+@compiled()
 def _window(s: np.ndarray, y0: int, x0: int, sy: int, sx: int, out: np.ndarray) -> None:
     """``out`` = the sample's window at (y0, x0) averaged with the ones moved by ``sy`` and
     ``sx`` pixels (half a pixel towards them, bilinear), summed in numpy's order of a mean over
@@ -292,7 +274,7 @@ def _window(s: np.ndarray, y0: int, x0: int, sy: int, sx: int, out: np.ndarray) 
                                     + s[y1 + y, x1 + x, c]) * quarter
 
 
-@_compiled()
+@compiled()
 def _difference(a: np.ndarray, b: np.ndarray) -> float:
     """The summed absolute difference of two (m, m, 3) arrays (float64 sum)."""
     total = 0.0

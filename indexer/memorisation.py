@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from modescope.indexer.analyses.results import JsonRecord
+from modescope.indexer.compiled import compiled
 from modescope.indexer.copycheck import Match
 from modescope.indexer.ndb import combined
 
@@ -132,7 +133,7 @@ def nearest(train: Vectors, train_ids: np.ndarray, query: Vectors
     of the lists (the bound needs exact lists). Held-out images and samples are searched alike,
     so the calibration's guarantee holds all the same: the distance is still one fixed function
     of an image and the training set."""
-    from modescope.indexer.graph import nearest_in
+    from modescope.indexer.graph import nearest_in, reranked
 
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     k = min(NEAREST_K, len(train_ids))
@@ -145,11 +146,9 @@ def nearest(train: Vectors, train_ids: np.ndarray, query: Vectors
         rows[name], last[name] = g.rows, g.sims[:, -1]
         exact = exact and g.exact
     cand = np.concatenate([rows["block1"], rows["block5"]], axis=1)  # (n, 2k) training rows
-    sims = np.empty(cand.shape, np.float32)
-    for a in range(0, len(cand), 256):  # the candidates' combined similarity, exactly
-        c = cand[a:a + 256]
-        sims[a:a + 256] = sum(np.einsum("ncd,nd->nc", train[name][c], query[name][a:a + 256])
-                              for name in ("block1", "block5")) / 2
+    # the candidates' combined similarity, exactly
+    sims = (reranked(train["block1"], query["block1"], cand)
+            + reranked(train["block5"], query["block5"], cand)) / 2
     best = sims.argmax(axis=1)
     top = sims[np.arange(len(cand)), best]
     comb_rows = cand[np.arange(len(cand)), best]
@@ -311,33 +310,49 @@ class Calibration:
     def n(self) -> int:
         return len(self.distances)
 
-    def p_values(self, d: Vectors, chunk: int = 256) -> tuple[Vectors, np.ndarray]:
+    def p_values(self, d: Vectors) -> tuple[Vectors, np.ndarray]:
         """(per-layer p, calibrated combined p) of query distances.
 
         Exact conformal p-value of the score s = min over layers of p_L: each query is ranked
         among the n + 1 points {reference images, query}, every point's score computed against
         the n others (the query counts among each reference image's others)."""
-        q = np.stack([np.asarray(d[k], np.float64) for k in self.names], axis=1)
+        q = np.ascontiguousarray(np.stack([np.asarray(d[k], np.float64) for k in self.names],
+                                          axis=1))
         n = self.n
-        per = np.stack([(1 + np.searchsorted(self.sorted[:, j], q[:, j], side="right"))
-                        for j in range(len(self.names))], axis=1) / (n + 1)
-        s = per.min(axis=1)
-        p = np.empty(len(q))
-        for a in range(0, len(q), chunk):
-            qa = q[a:a + chunk]  # (m, 3)
-            counts = self.below[None] + (qa[:, None, :] <= self.distances[None])  # (m, n, 3)
-            s_ref = (1 + counts.min(axis=2)) / (n + 1)
-            sa = s[a:a + chunk, None]
-            # ties in s (ranks are discrete) broken by the combined distance: still one
-            # symmetric score, and no longer conservative
-            c = self.names.index("combined")
-            closer = (s_ref < sa) | ((s_ref == sa) & (self.distances[None, :, c]
-                                                      <= qa[:, None, c]))
-            p[a:a + chunk] = (1 + closer.sum(axis=1)) / (n + 1)
-        return {k: per[:, j] for j, k in enumerate(self.names)}, p
+        ranks = np.stack([1 + np.searchsorted(self.sorted[:, j], q[:, j], side="right")
+                          for j in range(len(self.names))], axis=1)  # (n + 1) x per-layer p
+        closer = _closer(q, ranks.min(axis=1), np.ascontiguousarray(self.below),
+                         np.ascontiguousarray(self.distances), self.names.index("combined"))
+        return ({k: ranks[:, j] / (n + 1) for j, k in enumerate(self.names)},
+                (1 + closer) / (n + 1))
 
     def quantile(self, q: float, layer: str = "combined") -> float:
         return float(np.quantile(self.distances[:, self.names.index(layer)], q))
+
+
+@compiled()
+def _closer(q: np.ndarray, score: np.ndarray, below: np.ndarray, distances: np.ndarray,
+            c: int) -> np.ndarray:
+    """For each query a: how many reference images i score below it, its score being
+    ``score[a]`` (n + 1 times the least per-layer p) and i's the same among the n others and
+    the query: 1 + min over layers j of (``below[i, j]`` + [q[a, j] <= distances[i, j]]).
+    Ties (the ranks are discrete) go by the combined distance (column ``c``): i counts when it
+    is as close as the query or closer, still one symmetric score and no longer conservative.
+    Compiled: n x m x layers comparisons (3 x 10^8 for 10,000 of each) that numpy made in
+    chunks of (256, n, layers) arrays, 3.2 s where this takes a tenth."""
+    m, n, layers = q.shape[0], below.shape[0], below.shape[1]
+    out = np.zeros(m, np.int64)
+    for a in range(m):
+        count = 0
+        for i in range(n):
+            least = below[i, 0] + (q[a, 0] <= distances[i, 0])
+            for j in range(1, layers):
+                least = min(least, below[i, j] + (q[a, j] <= distances[i, j]))
+            own = 1 + least
+            if own < score[a] or (own == score[a] and distances[i, c] <= q[a, c]):
+                count += 1
+        out[a] = count
+    return out
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ the data-copying test C_T sits near 0 for an honest generator and far below it f
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from modescope.indexer.datacopying import c_t
 from modescope.indexer.memorisation import COPY_LEVEL, memorisation
@@ -201,3 +202,34 @@ def test_pixel_distances_from_several_threads_land_on_their_images() -> None:
                   for k in found}
         assert diff[j] == min(scores.values()) and scores[closest[j]] == diff[j]
     assert len(threads) > 1 or (os.cpu_count() or 1) == 1
+
+
+@pytest.mark.parametrize("names", [("block1", "block5", "combined"),
+                                   ("block1", "block5", "combined", "pixels")])
+def test_compiled_p_values_equal_a_count_over_every_reference_image(
+        names: tuple[str, ...]) -> None:
+    """The conformal p-value, counted in plain numpy over (queries, references, measures)
+    arrays, against the compiled count: distances on a coarse grid, so ranks and scores tie
+    often (the combined distance breaks the ties), and queries below, among and above the
+    reference images."""
+    from modescope.indexer.memorisation import Calibration, Twins
+
+    rng = np.random.default_rng(21)
+    ref = {k: np.round(rng.uniform(0, 1, 300), 1) for k in names}
+    query = {k: np.round(rng.uniform(-0.2, 1.2, 200), 1) for k in names}
+    cal = Calibration.of("held-out", ref, Twins(0.5, (0.0, 0.0)))
+    per, p = cal.p_values(query)
+    d = np.stack([ref[k] for k in names], axis=1)
+    q = np.stack([query[k] for k in names], axis=1)
+    n, c = len(d), names.index("combined")
+    below = np.array([[np.sum(np.delete(d[:, j], i) <= d[i, j]) for j in range(len(names))]
+                      for i in range(n)])
+    want_per = (1 + (d[None] <= q[:, None]).sum(axis=1)) / (n + 1)  # (m, measures)
+    counts = below[None] + (q[:, None, :] <= d[None])  # (m, n, measures)
+    s_ref = (1 + counts.min(axis=2)) / (n + 1)
+    s = want_per.min(axis=1)[:, None]
+    closer = (s_ref < s) | ((s_ref == s) & (d[None, :, c] <= q[:, None, c]))
+    for j, k in enumerate(names):
+        np.testing.assert_allclose(per[k], want_per[:, j])
+    np.testing.assert_allclose(p, (1 + closer.sum(axis=1)) / (n + 1))
+    assert len(np.unique(p)) > 20  # not a degenerate case
