@@ -175,17 +175,23 @@ def main() -> None:
         fn()
         rows.append((name, time.perf_counter() - t))
 
-    def modes() -> None:
-        white = ndb.whitener(ndb.combined(train["block1"], train["block5"]))
-        tc = white(ndb.combined(train["block1"], train["block5"]))
-        gc = white(ndb.combined(gen["block1"], gen["block5"]))
-        k = ndb.default_k(args.train)
-        c = ndb.kmeans_bins(tc, k)
-        ndb.ndb_from_bins(ndb.assign(tc, c), ndb.assign(gc, c), k)
+    def modes() -> None:  # as indexer/analyses/modes.py
+        bins = ndb.ModeBins(train)
+        ndb.ndb_from_bins(bins.train_bins, bins.generated_bins(gen)[1], bins.k)
 
-    timed("modes (whitening, k-means K=100, NDB, bootstrap 200)", modes)
+    timed("modes (whitening, k-means K=100, NDB)", modes)
     reference = ({"block1": descriptor_like(held_out, 1024, 5),
                   "block5": descriptor_like(held_out, 1024, 6)} if held_out else None)
+    # the dataset side reads every indexed training image, held-out ones included (ingest's
+    # split holds them out of training, not out of the dataset pages); the run side (modes,
+    # memorisation, prdc) reads the curated ones, noted as a subset of them as the product's
+    # indexer/inputs.curated_vectors does when it loads them: two sets, two k-NN graphs, one
+    # approximate search restricted to the curated part
+    indexed = {k: np.concatenate([train[k], reference[k]]) if reference else train[k]
+               for k in train}
+    iids = np.arange(len(indexed["block1"]), dtype=np.int64)
+    for layer in train:
+        graph.subset_of(indexed[layer], np.arange(args.train), train[layer])
     found: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
         spent: list[tuple[float, float]] = []
@@ -197,14 +203,6 @@ def main() -> None:
               "memorisation + hubness (leave-one-out; pixel comparisons of 64-px PNGs)",
               lambda: found.update(memorisation.memorisation(train, tids, gen, gids, ref,
                                                              verify=verify)))
-    # the dataset side reads every indexed training image, held-out ones included (ingest's
-    # split holds them out of training, not out of the dataset pages); the run side above and
-    # prdc below read the curated ones: two sets, two k-NN graphs, as in the product
-    indexed = {k: np.concatenate([train[k], reference[k]]) if reference else train[k]
-               for k in train}
-    iids = np.arange(len(indexed["block1"]), dtype=np.int64)
-    for layer in train:  # the curated images are a subset of them (indexer/inputs.py says so)
-        graph.subset_of(indexed[layer], np.arange(args.train), train[layer])
     labels: list[str | None] = [f"folder-{i % 8}" for i in range(len(iids))]  # 8 subfolders
     timed(f"outliers (k=10, with 8 labels; {len(iids):,} indexed images: the k-NN graph of "
           "each layer)", lambda: outlier_scores.outliers(indexed, iids, labels))

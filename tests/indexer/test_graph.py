@@ -240,3 +240,25 @@ def test_reranking_reads_each_candidates_exact_similarity() -> None:
     np.testing.assert_allclose(got, want, atol=1e-6)
     with pytest.raises(IndexError):
         graph.reranked(base, q, np.full((40, 2), 500))
+
+
+def test_a_noted_part_of_a_large_set_is_searched_with_the_sets_projection_and_cells(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the curated training images among every indexed one: searching the curated set builds
+    # (or reads) the indexed set's search and restricts it, instead of training new cells
+    monkeypatch.setattr(graph, "EXACT_UP_TO", 1000)
+    monkeypatch.setattr(graph, "PCA_DIMS", 32)
+    x = clustered(np.random.default_rng(14), 3000)
+    keep = np.random.default_rng(15).random(3000) < 0.9
+    part = np.ascontiguousarray(x[keep])
+    graph.subset_of(x, keep, part)
+    q = clustered(np.random.default_rng(16), 100)
+    found = graph.nearest_in(part, q, 5)
+    whole, search = graph.approximate(x), graph.approximate(part)
+    assert search.mean is whole.mean and search.axes is whole.axes
+    assert search.ivf.nlist == whole.ivf.nlist and search.ivf.ntotal == keep.sum()
+    np.testing.assert_allclose(found.sims, np.einsum("nkd,nd->nk", part[found.rows], q),
+                               atol=1e-5)
+    want = np.argsort(-(q @ part.T), axis=1)[:, :5]
+    recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(found.rows, want, strict=True)])
+    assert recall >= 0.95
