@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.ndimage import rotate
+from scipy.ndimage import gaussian_filter, rotate
 
 from modescope.indexer import copycheck
 
@@ -34,6 +34,18 @@ def test_turned_is_scipys_rotation(size: int) -> None:
         want = image if angle == 0 else rotate(image, angle, axes=(1, 0), reshape=False,
                                                order=1, mode="nearest")
         np.testing.assert_allclose(got, want, atol=1e-3)
+
+
+@pytest.mark.parametrize("size", [8, 32, 64, 128])
+def test_blurred_is_scipys_gaussian_filter(size: int) -> None:
+    image = np.random.default_rng(size).uniform(0, 255, (size, size, 3)).astype(np.float32)
+    sigma = size / 32
+    want = gaussian_filter(image, (sigma, sigma, 0))  # radius 4 sigma, mode "reflect"
+    got = copycheck.blurred(image)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    with pytest.raises(ValueError, match="square"):
+        copycheck.blurred(image[:, :-1])
 
 
 def _every_window(sample: np.ndarray, t: copycheck.Turned) -> np.ndarray:
