@@ -262,3 +262,22 @@ def test_a_noted_part_of_a_large_set_is_searched_with_the_sets_projection_and_ce
     want = np.argsort(-(q @ part.T), axis=1)[:, :5]
     recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(found.rows, want, strict=True)])
     assert recall >= 0.95
+
+
+def test_an_array_that_owns_its_values_is_keyed_once_and_can_no_longer_change() -> None:
+    x = clustered(np.random.default_rng(17), 300, 16)
+    graph.self_knn(x, 5)
+    assert not x.flags.writeable  # a write would raise: the graph kept for it cannot go stale
+    with pytest.raises(ValueError):
+        x[0, 0] = 1.0
+    assert graph.cached(x) is not None
+    changed = x.copy()
+    changed[0] = changed[1]
+    assert graph._key(changed) != graph._key(x)
+    assert graph.self_knn(changed, 5).rows[0, 0] == 1  # its own graph, not x's
+    base = clustered(np.random.default_rng(18), 300, 16)
+    view = base[:200]  # a view: its base may change, so it is keyed anew each time
+    before = graph._key(view)
+    assert view.flags.writeable and base.flags.writeable
+    base[0] = base[1]
+    assert graph._key(view) != before
