@@ -206,7 +206,7 @@ def _restricted(x: np.ndarray, whole: Graph, rows: np.ndarray, k: int, whole_key
         with _lock:
             search = _approximate.get(whole_key) if not whole.exact else None
         if search is not None and len(x) > EXACT_PART:
-            again = _others(search.part(rows).search(x[short], k + 1), short, k)
+            again = _others(search.part(rows).search(x[short], k + 1, rows=short), short, k)
         else:
             again = nearest_others(x, k, queries=short)
         out_rows[short], out_sims[short] = again.rows, again.sims
@@ -219,7 +219,10 @@ def nearest_others(vectors: np.ndarray, k: int, queries: np.ndarray | None = Non
     search (approximate above ``EXACT_UP_TO`` rows), nothing kept (``self_knn`` keeps)."""
     x = _unit_rows(vectors)
     q = np.arange(len(x)) if queries is None else np.asarray(queries, np.int64)
-    return _others(nearest_in(x, x if queries is None else x[q], k + 1), q, k)
+    qx = x if queries is None else x[q]
+    if len(x) > EXACT_UP_TO:  # the rows' projections are the search's own
+        return _others(approximate(x).search(qx, k + 1, rows=q), q, k)
+    return _others(nearest_in(x, qx, k + 1), q, k)
 
 
 def _others(found: Graph, q: np.ndarray, k: int) -> Graph:
@@ -279,29 +282,34 @@ class Approximate:
     mean: np.ndarray  # (d,) the PCA's centre
     axes: np.ndarray  # (d, PCA_DIMS) its leading axes
     ivf: object  # faiss.IndexIVFFlat over the projected base
+    projected: np.ndarray  # (n, PCA_DIMS) the base's rows projected (a self-search's queries)
 
-    def search(self, queries: np.ndarray, k: int, block: int = 16_384) -> Graph:
+    def search(self, queries: np.ndarray, k: int, block: int = 16_384,
+               rows: np.ndarray | None = None) -> Graph:
+        """Each query's k nearest rows. ``rows``: the queries are these rows of the base,
+        whose projections are kept (not projected again)."""
         import faiss
 
         ivf: faiss.IndexIVFFlat = self.ivf  # type: ignore[assignment]
         n = len(queries)
         sims = np.empty((n, k), np.float32)
-        rows = np.empty((n, k), np.int64)
+        found = np.empty((n, k), np.int64)
         for a in range(0, n, block):
             q = np.ascontiguousarray(queries[a:a + block])
-            _, cand = ivf.search(_projected(q, self.mean, self.axes),
-                                 max(CANDIDATES, k + k // 2))
+            p = (_projected(q, self.mean, self.axes) if rows is None
+                 else np.ascontiguousarray(self.projected[rows[a:a + block]]))
+            _, cand = ivf.search(p, max(CANDIDATES, k + k // 2))
             exact = reranked(self.base, q, cand)
             order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
             sims[a:a + block] = np.take_along_axis(exact, order, axis=1)
-            rows[a:a + block] = np.take_along_axis(cand, order, axis=1)
-        short = np.flatnonzero((rows < 0).any(axis=1))
+            found[a:a + block] = np.take_along_axis(cand, order, axis=1)
+        short = np.flatnonzero((found < 0).any(axis=1))
         if len(short):  # the probed cells held fewer than k images: those queries exactly
             index = faiss.IndexFlatIP(self.base.shape[1])
             index.add(self.base)
             s, r = index.search(np.ascontiguousarray(queries[short]), k)
-            sims[short], rows[short] = s, r
-        return Graph(sims, rows, exact=False)
+            sims[short], found[short] = s, r
+        return Graph(sims, found, exact=False)
 
     def part(self, rows: np.ndarray, vectors: np.ndarray | None = None) -> Approximate:
         """The same search over some of the rows only (``rows``: row numbers; the part's rows
@@ -317,9 +325,10 @@ class Approximate:
         base = np.ascontiguousarray(self.base[rows] if vectors is None else vectors)
         # a copy of the cells' centres: the part's index must not outlive the whole's
         sub = faiss.IndexIVFFlat(faiss.clone_index(ivf.quantizer), ivf.d, ivf.nlist)
-        sub.add(_projected(base, self.mean, self.axes))
+        projected = np.ascontiguousarray(self.projected[rows])
+        sub.add(projected)
         sub.nprobe = min(ivf.nlist, int(np.ceil(ivf.nprobe * len(self.base) / max(1, len(base)))))
-        return Approximate(base, self.mean, self.axes, sub)
+        return Approximate(base, self.mean, self.axes, sub, projected)
 
 
 def reranked(base: np.ndarray, queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -396,7 +405,7 @@ def _built(x: np.ndarray) -> Approximate:
     ivf.train(y[np.sort(rng.choice(n, min(n, 39 * cells), replace=False))])
     ivf.add(y)
     ivf.nprobe = min(NPROBE, cells)
-    return Approximate(x, centre, axes, ivf)
+    return Approximate(x, centre, axes, ivf, y)
 
 
 def pairs_within(vectors: np.ndarray, min_similarity: float, graph: Graph
