@@ -51,6 +51,10 @@ PCA_DIMS = 128
 PCA_SAMPLE = 20_000
 NPROBE = 16
 CANDIDATES = 64
+# k-means iterations that train the cells (FAISS's default 25): on the 110,000 real descriptors
+# recall@10 over 3,000 rows 0.999 / 0.984 (block1 / block5) with 25, 0.999 / 0.983 with 10, and a
+# layer's search built in 2.6 s instead of 4.5
+CELL_ITERATIONS = 10
 MAX_APPROXIMATE = 4  # approximate searches kept per process: a set's two layers, a part's two
 
 
@@ -402,6 +406,7 @@ def _built(x: np.ndarray) -> Approximate:
     cells = max(1, min(int(4 * np.sqrt(n)), n // 39))  # FAISS wants 39 training rows a cell
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatL2(dims), dims, cells)
     ivf.cp.seed = 1234
+    ivf.cp.niter = CELL_ITERATIONS
     ivf.train(y[np.sort(rng.choice(n, min(n, 39 * cells), replace=False))])
     ivf.add(y)
     ivf.nprobe = min(NPROBE, cells)
