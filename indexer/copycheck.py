@@ -150,19 +150,24 @@ def _rotated(image: np.ndarray, cos: np.ndarray, sin: np.ndarray, out: np.ndarra
     cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
     for a in range(len(cos)):
         c, s = cos[a], sin[a]
+        if c == 1.0 and s == 0.0:  # unturned
+            out[a] = image
+            continue
         for y in range(h):
+            by = c * (y - cy) + cy - s * cx  # the row's source coordinates: by + s x, bx + c x
+            bx = -s * (y - cy) + cx - c * cx
             for x in range(w):
-                yi = c * (y - cy) + s * (x - cx) + cy
-                xi = -s * (y - cy) + c * (x - cx) + cx
-                y0, x0 = int(np.floor(yi)), int(np.floor(xi))
+                yi, xi = by + s * x, bx + c * x
+                # floor, for coordinates above -h (a turn of a few degrees keeps them there)
+                y0, x0 = int(yi + h) - h, int(xi + w) - w
                 fy, fx = yi - y0, xi - x0
                 ya, yb = min(max(y0, 0), h - 1), min(max(y0 + 1, 0), h - 1)
                 xa, xb = min(max(x0, 0), w - 1), min(max(x0 + 1, 0), w - 1)
+                w00, w01 = (1 - fy) * (1 - fx), (1 - fy) * fx
+                w10, w11 = fy * (1 - fx), fy * fx
                 for ch in range(3):
-                    out[a, y, x, ch] = ((1 - fy) * ((1 - fx) * image[ya, xa, ch]
-                                                    + fx * image[ya, xb, ch])
-                                        + fy * ((1 - fx) * image[yb, xa, ch]
-                                                + fx * image[yb, xb, ch]))
+                    out[a, y, x, ch] = (w00 * image[ya, xa, ch] + w01 * image[ya, xb, ch]
+                                        + w10 * image[yb, xa, ch] + w11 * image[yb, xb, ch])
 
 
 def compare(sample: np.ndarray, train: np.ndarray | Turned) -> Match:
