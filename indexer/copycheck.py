@@ -29,6 +29,7 @@ bench/validate.py on real images).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -80,13 +81,21 @@ def blurred(image: np.ndarray) -> np.ndarray:
     64 px, holding the GIL the comparisons' threads share)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] != image.shape[1]:
         raise ValueError(f"expected a square (S, S, 3) image, got shape {image.shape}")
-    sigma = image.shape[0] / 32
+    out = np.empty(image.shape, np.float32)
+    _blurred(np.ascontiguousarray(image, np.float32), _blur_weights(image.shape[0]), out)
+    return out
+
+
+@lru_cache(maxsize=16)
+def _blur_weights(size: int) -> np.ndarray:
+    """The Gaussian's taps for images of ``size`` px: sigma = size / 32, radius 4 sigma."""
+    sigma = size / 32
     radius = int(4.0 * sigma + 0.5)
     x = np.arange(-radius, radius + 1)
     weights = np.exp(-0.5 / (sigma * sigma) * x ** 2)
-    out = np.empty(image.shape, np.float32)
-    _blurred(np.ascontiguousarray(image, np.float32), weights / weights.sum(), out)
-    return out
+    weights /= weights.sum()
+    weights.flags.writeable = False
+    return weights
 
 
 @compiled(fastmath=True)
@@ -136,9 +145,11 @@ def turned(train: np.ndarray) -> Turned:
     training image is turned for each new comparison."""
     image = np.ascontiguousarray(train, np.float32)
     out = np.empty((len(ANGLES), *image.shape), np.float32)
-    radians = np.deg2rad(np.asarray(ANGLES, np.float64))
-    _rotated(image, np.cos(radians), np.sin(radians), out)
+    _rotated(image, _COS, _SIN, out)
     return Turned(out)
+
+
+_COS, _SIN = np.cos(np.deg2rad(ANGLES)), np.sin(np.deg2rad(ANGLES))
 
 
 @compiled(fastmath=True)
@@ -181,8 +192,9 @@ def compare(sample: np.ndarray, train: np.ndarray | Turned) -> Match:
         raise ValueError(f"sample {sample.shape} and training image {t.shape} differ in size")
     size = t.shape[0]
     r, patch = max(1, size // 32), max(2, size // 8)
-    mirrored, k, dy, dx = alignment(sample, t)
-    s = np.ascontiguousarray(sample[:, ::-1] if mirrored else sample, np.float32)
+    both = _both(sample)
+    mirrored, k, dy, dx = alignment(sample, t, both)
+    s = both[int(mirrored)]
     centre = np.ascontiguousarray(t.stack[k, r:size - r, r:size - r])
     score, sy, sx, gains = _refined(s, centre, r, dy, dx, patch, *GAIN_RANGE)
     g = [round(float(v), 3) for v in gains]
@@ -190,15 +202,24 @@ def compare(sample: np.ndarray, train: np.ndarray | Turned) -> Match:
                  (g[0], g[1], g[2]))
 
 
-def alignment(sample: np.ndarray, t: Turned) -> tuple[bool, int, int, int]:
+def alignment(sample: np.ndarray, t: Turned, both: np.ndarray | None = None
+              ) -> tuple[bool, int, int, int]:
     """(mirrored, orientation, dy, dx): the whole-pixel alignment with the least mean absolute
     difference between the sample's window (of its mirror image when mirrored) shifted by
-    (dy, dx), |dy|, |dx| <= r = size / 32, and the orientation's centre (``_aligned``)."""
+    (dy, dx), |dy|, |dx| <= r = size / 32, and the orientation's centre (``_aligned``).
+    ``both``: the sample and its mirror image (``_both``) where the caller has them."""
     size = t.shape[0]
     r = max(1, size // 32)
-    both = np.stack([sample, sample[:, ::-1]]).astype(np.float32).reshape(2, size, -1)
-    mirrored, k, i, j = _aligned(both, t.stack.reshape(len(t.stack), size, -1), r)
+    pair = (_both(sample) if both is None else both).reshape(2, size, -1)
+    mirrored, k, i, j = _aligned(pair, t.stack.reshape(len(t.stack), size, -1), r)
     return bool(mirrored), int(k), int(i) - r, int(j) - r
+
+
+def _both(sample: np.ndarray) -> np.ndarray:
+    """(2, S, S, 3) float32: the sample, then its mirror image."""
+    both = np.empty((2, *sample.shape), np.float32)
+    both[0], both[1] = sample, sample[:, ::-1]
+    return both
 
 
 @compiled(fastmath=True)
