@@ -86,9 +86,11 @@ class Subset:
     whole: Key
     rows: np.ndarray  # row numbers in the whole set
     vectors: np.ndarray  # the whole set's
+
+
 _cache: OrderedDict[Key, Graph] = OrderedDict()
-# subsets of a set (the curated training images among every indexed one): key -> (the set's
-# key, which of its rows), so a subset's graph is read from its set's where that was searched
+# subsets of a set (the curated training images among every indexed one), by the subset's key:
+# its graph is read from its set's where that was searched, its approximate search is the set's
 _subsets: OrderedDict[Key, Subset] = OrderedDict()
 _lock = threading.Lock()
 # id -> (the array, its key); no lock: the weakref's callback may run while _lock is held, and
