@@ -37,11 +37,14 @@ GRAPH_K = 32  # neighbours kept per vector: every analysis's k (10, 20, 5 + 1) a
 MAX_CACHED = 6  # graphs kept per process (a set's two layers, a run's samples, ...): ~40 MB each
 # at 100k vectors
 # approximate search of larger sets: PCA to PCA_DIMS (a seeded sample of PCA_SAMPLE rows), an
-# inverted file of 4 sqrt(n) cells (FAISS IVF-flat, L2 in the projection), NPROBE cells searched
-# per query, CANDIDATES (at least 1.5 x the k asked) found and reranked exactly in the full
-# dimension. Chosen on 110,000 real descriptors of augmented demo images (random weights):
-# recall@10 0.984 on block5 and 0.998 on block1 against the exact search, in 7-8 s a layer
-# against 116 s (bench/inspect_bench.py --recall-on; 14 s before the reranking moved into FAISS)
+# inverted file of 4 sqrt(n) cells (FAISS IVF, L2 in the projection, each row's offset from its
+# cell's centre kept in 8 bits a dimension: the same recall as 32-bit floats to 1e-4 on the real
+# descriptors below, a quarter less search time), NPROBE cells searched per query, CANDIDATES
+# (at least 1.5 x the k asked) found and reranked exactly in the full dimension. Chosen on
+# 110,000 real descriptors of augmented demo images (random weights): recall@10 0.984 on block5
+# and 0.998 on block1 against the exact search, in about 5 s a layer against 116 s
+# (bench/inspect_bench.py --recall-on; 14 s before the reranking moved into FAISS, 7-8 s before
+# the 8-bit codes and the shorter k-means)
 EXACT_UP_TO = 20_000
 # a part of a set searched approximately (a label's images) is searched exactly up to this many
 # rows (at most 2,000 x 110,000 pairs over every label), else approximately (``Approximate.part``)
@@ -287,7 +290,7 @@ class Approximate:
     base: np.ndarray
     mean: np.ndarray  # (d,) the PCA's centre
     axes: np.ndarray  # (d, PCA_DIMS) its leading axes
-    ivf: object  # faiss.IndexIVFFlat over the projected base
+    ivf: object  # faiss.IndexIVFScalarQuantizer over the projected base
     projected: np.ndarray  # (n, PCA_DIMS) the base's rows projected (a self-search's queries)
 
     def search(self, queries: np.ndarray, k: int, block: int = 16_384,
@@ -296,7 +299,7 @@ class Approximate:
         whose projections are kept (not projected again)."""
         import faiss
 
-        ivf: faiss.IndexIVFFlat = self.ivf  # type: ignore[assignment]
+        ivf: faiss.IndexIVFScalarQuantizer = self.ivf  # type: ignore[assignment]
         n = len(queries)
         sims = np.empty((n, k), np.float32)
         found = np.empty((n, k), np.int64)
@@ -327,10 +330,12 @@ class Approximate:
         caller has them already (``self.base[rows]``)."""
         import faiss
 
-        ivf: faiss.IndexIVFFlat = self.ivf  # type: ignore[assignment]
+        ivf: faiss.IndexIVFScalarQuantizer = self.ivf  # type: ignore[assignment]
         base = np.ascontiguousarray(self.base[rows] if vectors is None else vectors)
-        # a copy of the cells' centres: the part's index must not outlive the whole's
-        sub = faiss.IndexIVFFlat(faiss.clone_index(ivf.quantizer), ivf.d, ivf.nlist)
+        # a copy of the trained index (cells and codes' ranges; its own, so it cannot outlive
+        # the whole's), emptied and given the part's rows
+        sub = faiss.clone_index(ivf)
+        sub.reset()
         projected = np.ascontiguousarray(self.projected[rows])
         sub.add(projected)
         sub.nprobe = min(ivf.nlist, int(np.ceil(ivf.nprobe * len(self.base) / max(1, len(base)))))
@@ -406,7 +411,8 @@ def _built(x: np.ndarray) -> Approximate:
     centre = mean.astype(np.float32)
     y = _projected(x, centre, axes)
     cells = max(1, min(int(4 * np.sqrt(n)), n // 39))  # FAISS wants 39 training rows a cell
-    ivf = faiss.IndexIVFFlat(faiss.IndexFlatL2(dims), dims, cells)
+    ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatL2(dims), dims, cells,
+                                        faiss.ScalarQuantizer.QT_8bit)
     ivf.cp.seed = 1234
     ivf.cp.niter = CELL_ITERATIONS
     ivf.train(y[np.sort(rng.choice(n, min(n, 39 * cells), replace=False))])
