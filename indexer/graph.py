@@ -16,7 +16,7 @@ keep fewer than k of them.
 
 Sets of more than ``EXACT_UP_TO`` vectors are searched approximately (``approximate``): an exact
 search costs n^2 d, 250 s for the two layers of 110,000 images on two cores, and an inverted
-file over a PCA projection finds nearly the same neighbours in a sixteenth of that. The candidates
+file over a PCA projection finds nearly the same neighbours in about 10 s. The candidates
 it finds are reranked by their exact similarity in the full dimension, so every similarity a
 graph holds is exact and only a neighbour may be missed (the graph says so: ``exact`` False).
 bench/inspect_bench.py measures its recall against the exact search on every run.
