@@ -334,7 +334,7 @@ class Approximate:
         base = np.ascontiguousarray(self.base[rows] if vectors is None else vectors)
         # a copy of the trained index (cells and codes' ranges; its own, so it cannot outlive
         # the whole's), emptied and given the part's rows
-        sub = faiss.clone_index(ivf)
+        sub: faiss.IndexIVFScalarQuantizer = faiss.clone_index(ivf)  # type: ignore[assignment]
         sub.reset()
         projected = np.ascontiguousarray(self.projected[rows])
         sub.add(projected)
