@@ -116,16 +116,16 @@ def label_recall(x: np.ndarray, labels: list[str | None], queries: int = 300, k:
     import faiss
 
     arr = np.asarray(labels)
+    names = np.unique(arr)
     rng = np.random.default_rng(0)
     hits = []
-    for label in np.unique(arr):
+    for label in names:
         rows = np.flatnonzero(arr == label)
         g = graph.within(x, rows, k)
         part = np.ascontiguousarray(x[rows])
         index = faiss.IndexFlatIP(part.shape[1])
         index.add(part)
-        pick = rng.choice(len(rows), min(queries // len(np.unique(arr)) + 1, len(rows)),
-                          replace=False)
+        pick = rng.choice(len(rows), min(queries // len(names) + 1, len(rows)), replace=False)
         _, found = index.search(part[pick], k + 1)
         hits += [len(set(g.rows[r].tolist()) & (set(f.tolist()) - {r})) / k
                  for r, f in zip(pick, found, strict=True)]

@@ -39,6 +39,9 @@ from modescope.indexer.compiled import compiled
 
 ANGLES = (0, -1, 1, -2, 2, -3, 3)  # degrees the training image is turned by (0 first: ties)
 GAIN_RANGE = (2 / 3, 3 / 2)  # per-channel colour gains the comparison may apply
+_COS, _SIN = np.cos(np.deg2rad(ANGLES)), np.sin(np.deg2rad(ANGLES))  # the turns, for _rotated
+
+
 @dataclass(frozen=True)
 class Match:
     score: float  # largest patch difference after blur and alignment (0-255)
@@ -147,9 +150,6 @@ def turned(train: np.ndarray) -> Turned:
     out = np.empty((len(ANGLES), *image.shape), np.float32)
     _rotated(image, _COS, _SIN, out)
     return Turned(out)
-
-
-_COS, _SIN = np.cos(np.deg2rad(ANGLES)), np.sin(np.deg2rad(ANGLES))
 
 
 @compiled(fastmath=True)
